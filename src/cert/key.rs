@@ -1,0 +1,290 @@
+//! Private keys: PKCS#8 (plain or password-encrypted), PKCS#1
+//! `RSA PRIVATE KEY` and SEC1 `EC PRIVATE KEY`, normalised to PKCS#8 DER,
+//! with the public key derived from the private one so that a key can be
+//! checked against a certificate.
+
+use std::fmt;
+
+use pkcs8::der::asn1::{AnyRef, ObjectIdentifier, OctetStringRef};
+use pkcs8::der::{Decode, Encode};
+use pkcs8::{AlgorithmIdentifierRef, PrivateKeyInfoRef};
+use zeroize::Zeroizing;
+
+use super::x509::{CertInfo, Curve, KeyAlgorithm, PublicKeyMaterial, trim_be};
+
+const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_RSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+const OID_EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("the private key is encrypted and needs a password")]
+    PasswordRequired,
+    #[error("wrong password for the encrypted private key")]
+    WrongPassword,
+    #[error("unreadable private key ({0})")]
+    Invalid(String),
+    #[error(
+        "legacy OpenSSL-encrypted PEM key (Proc-Type header) is not supported; convert it with 'openssl pkcs8 -topk8'"
+    )]
+    LegacyEncrypted,
+    #[error("unsupported private key algorithm {0}")]
+    Unsupported(String),
+}
+
+/// A private key held as PKCS#8 DER. The bytes are wiped on drop and never
+/// printed by `Debug`.
+#[derive(Clone)]
+pub struct PrivateKey {
+    pkcs8: Zeroizing<Vec<u8>>,
+    pub algorithm: KeyAlgorithm,
+    public: PublicKeyMaterial,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("algorithm", &self.algorithm)
+            .field("pkcs8", &"<redacted>")
+            .finish()
+    }
+}
+
+fn invalid<E: fmt::Display>(e: E) -> KeyError {
+    KeyError::Invalid(e.to_string())
+}
+
+impl PrivateKey {
+    /// Parses an unencrypted PKCS#8 `PrivateKeyInfo`.
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<PrivateKey, KeyError> {
+        let info = PrivateKeyInfoRef::from_der(der).map_err(invalid)?;
+        let oid = info.algorithm.oid;
+        let key_bytes = info.private_key.as_bytes();
+        let (algorithm, public) = if oid == OID_RSA || oid == OID_RSA_PSS {
+            (KeyAlgorithm::Rsa, rsa_public(key_bytes)?)
+        } else if oid == OID_EC {
+            let curve_oid = info
+                .algorithm
+                .parameters
+                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+            ec_public(key_bytes, curve_oid)?
+        } else if oid == OID_ED25519 {
+            (KeyAlgorithm::Ed25519, ed25519_public(key_bytes)?)
+        } else {
+            return Err(KeyError::Unsupported(oid.to_string()));
+        };
+        Ok(PrivateKey {
+            pkcs8: Zeroizing::new(der.to_vec()),
+            algorithm,
+            public,
+        })
+    }
+
+    /// Decrypts a PKCS#8 `EncryptedPrivateKeyInfo` (PBES2 as OpenSSL 3 writes
+    /// it) with `password`.
+    pub fn from_encrypted_pkcs8_der(der: &[u8], password: &str) -> Result<PrivateKey, KeyError> {
+        let enc = pkcs8::EncryptedPrivateKeyInfoRef::from_der(der).map_err(invalid)?;
+        let doc = enc.decrypt(password).map_err(|e| match e {
+            pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed) => {
+                KeyError::WrongPassword
+            }
+            pkcs8::Error::EncryptedPrivateKey(other) => {
+                KeyError::Unsupported(format!("key encryption ({other})"))
+            }
+            _ => KeyError::WrongPassword,
+        })?;
+        // A wrong password that happens to unpad correctly yields garbage.
+        PrivateKey::from_pkcs8_der(doc.as_bytes()).map_err(|_| KeyError::WrongPassword)
+    }
+
+    /// Parses a PKCS#1 `RSAPrivateKey` and wraps it in PKCS#8.
+    pub fn from_pkcs1_der(der: &[u8]) -> Result<PrivateKey, KeyError> {
+        rsa_public(der)?;
+        let null = AnyRef::from(pkcs8::der::asn1::Null);
+        wrap_pkcs8(OID_RSA, Some(null), der)
+    }
+
+    /// Parses a SEC1 `ECPrivateKey` (which must name its curve) and wraps it in
+    /// PKCS#8.
+    pub fn from_sec1_der(der: &[u8]) -> Result<PrivateKey, KeyError> {
+        let sec1 = sec1::EcPrivateKey::from_der(der).map_err(invalid)?;
+        let curve = sec1
+            .parameters
+            .and_then(|p| p.named_curve())
+            .ok_or_else(|| KeyError::Invalid("EC key without a named curve".into()))?;
+        let curve_der = curve.to_der().map_err(invalid)?;
+        let params = AnyRef::from_der(&curve_der).map_err(invalid)?;
+        wrap_pkcs8(OID_EC, Some(params), der)
+    }
+
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
+    /// Whether this key is the private half of `cert`'s public key.
+    pub fn matches(&self, cert: &CertInfo) -> bool {
+        public_keys_equal(&self.public, &cert.public_key)
+    }
+}
+
+fn wrap_pkcs8(
+    oid: ObjectIdentifier,
+    parameters: Option<AnyRef<'_>>,
+    key: &[u8],
+) -> Result<PrivateKey, KeyError> {
+    let info = PrivateKeyInfoRef::new(
+        AlgorithmIdentifierRef { oid, parameters },
+        OctetStringRef::new(key).map_err(invalid)?,
+    );
+    let der = Zeroizing::new(info.to_der().map_err(invalid)?);
+    PrivateKey::from_pkcs8_der(&der)
+}
+
+fn rsa_public(pkcs1: &[u8]) -> Result<PublicKeyMaterial, KeyError> {
+    let rsa = pkcs1::RsaPrivateKeyRef::try_from(pkcs1).map_err(invalid)?;
+    Ok(PublicKeyMaterial::Rsa {
+        n: trim_be(rsa.modulus.as_bytes()).to_vec(),
+        e: trim_be(rsa.public_exponent.as_bytes()).to_vec(),
+    })
+}
+
+fn ec_public(
+    sec1_der: &[u8],
+    outer_curve: Option<ObjectIdentifier>,
+) -> Result<(KeyAlgorithm, PublicKeyMaterial), KeyError> {
+    let sec1 = sec1::EcPrivateKey::from_der(sec1_der).map_err(invalid)?;
+    let curve_oid = outer_curve
+        .or_else(|| sec1.parameters.and_then(|p| p.named_curve()))
+        .ok_or_else(|| KeyError::Invalid("EC key without a named curve".into()))?;
+    let curve = Curve::from_oid(&curve_oid.to_string())
+        .ok_or_else(|| KeyError::Unsupported(format!("EC curve {curve_oid}")))?;
+    let derived: Option<Vec<u8>> = match curve {
+        Curve::P256 => Some(
+            p256::SecretKey::from_slice(sec1.private_key)
+                .map_err(|_| KeyError::Invalid("bad P-256 scalar".into()))?
+                .public_key()
+                .to_sec1_bytes()
+                .into_vec(),
+        ),
+        Curve::P384 => Some(
+            p384::SecretKey::from_slice(sec1.private_key)
+                .map_err(|_| KeyError::Invalid("bad P-384 scalar".into()))?
+                .public_key()
+                .to_sec1_bytes()
+                .into_vec(),
+        ),
+        _ => None,
+    };
+    // Curves certroll has no arithmetic for fall back to the public key the
+    // file carries next to the private one.
+    let point = derived
+        .or_else(|| sec1.public_key.map(<[u8]>::to_vec))
+        .ok_or_else(|| {
+            KeyError::Unsupported(format!("EC curve {} without its public key", curve.name()))
+        })?;
+    Ok((
+        KeyAlgorithm::Ec(curve),
+        PublicKeyMaterial::Ec { curve, point },
+    ))
+}
+
+fn ed25519_public(key: &[u8]) -> Result<PublicKeyMaterial, KeyError> {
+    let seed = <&OctetStringRef>::from_der(key).map_err(invalid)?;
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed.as_bytes())
+        .map_err(|_| KeyError::Invalid("bad Ed25519 seed".into()))?;
+    use ring::signature::KeyPair;
+    Ok(PublicKeyMaterial::Ed25519(
+        pair.public_key().as_ref().to_vec(),
+    ))
+}
+
+/// Compares public keys; EC points are compared as points, whichever SEC1
+/// encoding (compressed or not) each side uses.
+fn public_keys_equal(a: &PublicKeyMaterial, b: &PublicKeyMaterial) -> bool {
+    match (a, b) {
+        (
+            PublicKeyMaterial::Ec {
+                curve: ca,
+                point: pa,
+            },
+            PublicKeyMaterial::Ec {
+                curve: cb,
+                point: pb,
+            },
+        ) => {
+            if ca != cb {
+                return false;
+            }
+            match ca {
+                Curve::P256 => ec_eq_p256(pa, pb),
+                Curve::P384 => ec_eq_p384(pa, pb),
+                _ => pa == pb,
+            }
+        }
+        (PublicKeyMaterial::Unsupported(_), _) | (_, PublicKeyMaterial::Unsupported(_)) => false,
+        (a, b) => a == b,
+    }
+}
+
+fn ec_eq_p256(a: &[u8], b: &[u8]) -> bool {
+    match (
+        p256::PublicKey::from_sec1_bytes(a),
+        p256::PublicKey::from_sec1_bytes(b),
+    ) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn ec_eq_p384(a: &[u8], b: &[u8]) -> bool {
+    match (
+        p384::PublicKey::from_sec1_bytes(a),
+        p384::PublicKey::from_sec1_bytes(b),
+    ) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_keys_are_clean_errors() {
+        assert!(PrivateKey::from_pkcs8_der(b"not a key").is_err());
+        assert!(PrivateKey::from_pkcs1_der(&[0x30, 0x03, 0x02, 0x01, 0x00]).is_err());
+        assert!(PrivateKey::from_sec1_der(&[]).is_err());
+        assert!(PrivateKey::from_encrypted_pkcs8_der(&[0x30, 0x00], "x").is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_key_bytes() {
+        // A P-256 key made for this test (scalar 1 is a valid, if silly, key).
+        let mut scalar = [0u8; 32];
+        scalar[31] = 1;
+        let sec1 = sec1::EcPrivateKey {
+            private_key: &scalar,
+            parameters: Some(sec1::EcParameters::NamedCurve(
+                ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7"),
+            )),
+            public_key: None,
+        }
+        .to_der()
+        .unwrap();
+        let key = PrivateKey::from_sec1_der(&sec1).unwrap();
+        assert_eq!(key.algorithm, KeyAlgorithm::Ec(Curve::P256));
+        assert!(format!("{key:?}").contains("redacted"));
+        // The generator point G is the public key of scalar 1.
+        let g = PublicKeyMaterial::Ec {
+            curve: Curve::P256,
+            point: p256::PublicKey::from_secret_scalar(
+                &p256::NonZeroScalar::try_from(&scalar[..]).unwrap(),
+            )
+            .to_sec1_bytes()
+            .into_vec(),
+        };
+        assert!(public_keys_equal(&key.public, &g));
+    }
+}

@@ -1,0 +1,15 @@
+//! The pure domain: certificates, keys, import parsing, policy and slot
+//! transitions. Nothing here reads a file, a clock or a database: bytes and
+//! `now` come in as parameters, decisions come out as values.
+
+pub mod bundle;
+pub mod key;
+pub mod names;
+pub mod pem;
+pub mod policy;
+pub mod slot;
+pub mod types;
+pub mod x509;
+
+pub use types::{Role, Scope, SlotKey, TypeRegistry, UsageType};
+pub use x509::CertInfo;

@@ -1,0 +1,369 @@
+//! Policy per usage type: what a certificate must have before certroll lets
+//! it serve that type. Errors refuse the operation; warnings need `--force`;
+//! `--force` never overrides an error.
+//!
+//! Defaults follow the seeds: every built-in type wants a private key and
+//! RSA of at least 2048 bits (or EC P-256 or stronger); `OAuthTokenIssuer`
+//! also wants the SIP domain among its names when one is configured.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::names::any_name_matches;
+use super::types::UsageType;
+use super::x509::{CertInfo, EKU_ANY, KeyAlgorithm, eku_oid, is_weak_signature};
+
+/// How a finding weighs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Not checked.
+    Allow,
+    /// Reported; the operation needs `--force`.
+    Warn,
+    /// Refused.
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    pub min_rsa_bits: u32,
+    pub min_ec_bits: u32,
+    /// Ed25519 and other algorithms that are neither RSA nor NIST EC.
+    pub allow_other_key_algorithms: bool,
+    pub require_private_key: bool,
+    /// Host names the certificate must cover (Subject CN or SAN DNS name,
+    /// wildcards as TLS matches them).
+    pub required_names: Vec<String>,
+    /// Adds the configured `sip_domain` to `required_names`.
+    pub require_sip_domain: bool,
+    /// Extended key usage OIDs the certificate must allow.
+    pub required_ekus: Vec<String>,
+    /// Warn when the certificate has fewer days left than this when it
+    /// takes effect.
+    pub min_remaining_days: u32,
+    pub sha1_signature: Level,
+    /// Recommended lead time of a roll before the current certificate
+    /// expires (used by scheduled rolls).
+    pub recommended_lead_hours: u32,
+}
+
+impl Policy {
+    /// The built-in default for a usage type.
+    pub fn builtin(usage_type: &str) -> Policy {
+        let mut p = Policy {
+            min_rsa_bits: 2048,
+            min_ec_bits: 256,
+            allow_other_key_algorithms: false,
+            require_private_key: true,
+            required_names: Vec::new(),
+            require_sip_domain: false,
+            required_ekus: Vec::new(),
+            min_remaining_days: 30,
+            sha1_signature: Level::Warn,
+            recommended_lead_hours: 0,
+        };
+        match usage_type {
+            "OAuthTokenIssuer" => {
+                p.require_sip_domain = true;
+                p.recommended_lead_hours = 24;
+            }
+            "AudioVideoAuthentication" => p.recommended_lead_hours = 8,
+            _ => {}
+        }
+        p
+    }
+
+    /// Applies the overrides of a `[policy.<Type>]` table.
+    pub fn apply(&mut self, o: &PolicyOverrides) -> Result<(), String> {
+        if let Some(v) = o.min_rsa_bits {
+            self.min_rsa_bits = v;
+        }
+        if let Some(v) = o.min_ec_bits {
+            self.min_ec_bits = v;
+        }
+        if let Some(v) = o.allow_other_key_algorithms {
+            self.allow_other_key_algorithms = v;
+        }
+        if let Some(v) = o.require_private_key {
+            self.require_private_key = v;
+        }
+        if let Some(v) = &o.required_names {
+            self.required_names = v.clone();
+        }
+        if let Some(v) = o.require_sip_domain {
+            self.require_sip_domain = v;
+        }
+        if let Some(v) = &o.required_ekus {
+            self.required_ekus = v
+                .iter()
+                .map(|e| resolve_eku(e))
+                .collect::<Result<Vec<_>, _>>()?;
+        }
+        if let Some(v) = o.min_remaining_days {
+            self.min_remaining_days = v;
+        }
+        if let Some(v) = o.sha1_signature {
+            self.sha1_signature = v;
+        }
+        if let Some(v) = o.recommended_lead_hours {
+            self.recommended_lead_hours = v;
+        }
+        Ok(())
+    }
+}
+
+fn resolve_eku(name: &str) -> Result<String, String> {
+    if let Some(oid) = eku_oid(name) {
+        return Ok(oid.to_string());
+    }
+    let dotted = name.split('.').count() >= 2
+        && name
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    if dotted {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "unknown extended key usage '{name}' (use serverAuth, clientAuth, codeSigning, emailProtection, timeStamping, ocspSigning or a dotted OID)"
+        ))
+    }
+}
+
+/// A `[policy.<Type>]` table: every key optional, unknown keys refused.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyOverrides {
+    pub min_rsa_bits: Option<u32>,
+    pub min_ec_bits: Option<u32>,
+    pub allow_other_key_algorithms: Option<bool>,
+    pub require_private_key: Option<bool>,
+    pub required_names: Option<Vec<String>>,
+    pub require_sip_domain: Option<bool>,
+    pub required_ekus: Option<Vec<String>>,
+    pub min_remaining_days: Option<u32>,
+    pub sha1_signature: Option<Level>,
+    pub recommended_lead_hours: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One rule a certificate breaks for one usage type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    pub usage_type: UsageType,
+    pub rule: &'static str,
+    pub thumbprint: String,
+    pub label: String,
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} policy, rule {}: certificate {} ({}) {}",
+            self.usage_type,
+            self.rule,
+            &self.thumbprint[..self.thumbprint.len().min(8)],
+            self.label,
+            self.message
+        )
+    }
+}
+
+/// Checks `cert` against `policy` for the instant `at` when it would take
+/// effect (now, for an immediate assignment).
+pub fn evaluate(
+    usage_type: &UsageType,
+    policy: &Policy,
+    sip_domain: Option<&str>,
+    cert: &CertInfo,
+    has_private_key: bool,
+    at: DateTime<Utc>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut push = |severity, rule, message: String| {
+        out.push(Finding {
+            severity,
+            usage_type: usage_type.clone(),
+            rule,
+            thumbprint: cert.thumbprint.clone(),
+            label: cert.label().to_string(),
+            message,
+        })
+    };
+
+    // Key strength.
+    match &cert.key_algorithm {
+        KeyAlgorithm::Rsa if cert.key_bits < policy.min_rsa_bits => push(
+            Severity::Error,
+            "key-strength",
+            format!(
+                "has a {}-bit RSA key; at least {} bits are required",
+                cert.key_bits, policy.min_rsa_bits
+            ),
+        ),
+        KeyAlgorithm::Ec(curve) if curve.bits() < policy.min_ec_bits => push(
+            Severity::Error,
+            "key-strength",
+            format!(
+                "has an EC {} key; a curve of at least {} bits is required",
+                curve.name(),
+                policy.min_ec_bits
+            ),
+        ),
+        KeyAlgorithm::Rsa | KeyAlgorithm::Ec(_) => {}
+        other if !policy.allow_other_key_algorithms => push(
+            Severity::Error,
+            "key-strength",
+            format!("has a {other} key; RSA or EC is required"),
+        ),
+        _ => {}
+    }
+
+    if policy.require_private_key && !has_private_key {
+        push(
+            Severity::Error,
+            "private-key",
+            "has no private key; import it from a PFX exported with its private key, or with --key"
+                .to_string(),
+        );
+    }
+
+    let mut names: Vec<&str> = policy.required_names.iter().map(String::as_str).collect();
+    if policy.require_sip_domain
+        && let Some(domain) = sip_domain
+    {
+        names.push(domain);
+    }
+    for name in names {
+        if !any_name_matches(cert.dns_names(), name) {
+            push(
+                Severity::Error,
+                "required-name",
+                format!("does not name '{name}' in its Subject CN or a SAN DNS name"),
+            );
+        }
+    }
+
+    if let Some(ekus) = &cert.ekus
+        && !ekus.oids.iter().any(|o| o == EKU_ANY)
+    {
+        for wanted in &policy.required_ekus {
+            if !ekus.oids.contains(wanted) {
+                push(
+                    Severity::Error,
+                    "extended-key-usage",
+                    format!("lacks the extended key usage {}", eku_name(wanted)),
+                );
+            }
+        }
+    }
+
+    if at < cert.not_before {
+        push(
+            Severity::Error,
+            "validity",
+            format!(
+                "is not valid before {}",
+                cert.not_before.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+        );
+    } else if at > cert.not_after {
+        push(
+            Severity::Error,
+            "validity",
+            format!(
+                "expired on {}",
+                cert.not_after.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+        );
+    } else {
+        let left = cert.not_after - at;
+        if left < chrono::Duration::days(policy.min_remaining_days.into()) {
+            push(
+                Severity::Warning,
+                "validity-margin",
+                format!(
+                    "expires on {}, {} day(s) after it takes effect (margin: {} days)",
+                    cert.not_after.format("%Y-%m-%d"),
+                    left.num_days(),
+                    policy.min_remaining_days
+                ),
+            );
+        }
+    }
+
+    if policy.sha1_signature != Level::Allow && is_weak_signature(&cert.signature_algorithm) {
+        let severity = if policy.sha1_signature == Level::Error {
+            Severity::Error
+        } else {
+            Severity::Warning
+        };
+        push(
+            severity,
+            "signature-algorithm",
+            format!("is signed with {}, a broken hash", cert.signature_algorithm),
+        );
+    }
+    out
+}
+
+fn eku_name(oid: &str) -> String {
+    match oid {
+        "1.3.6.1.5.5.7.3.1" => "serverAuth".into(),
+        "1.3.6.1.5.5.7.3.2" => "clientAuth".into(),
+        "1.3.6.1.5.5.7.3.3" => "codeSigning".into(),
+        "1.3.6.1.5.5.7.3.4" => "emailProtection".into(),
+        "1.3.6.1.5.5.7.3.8" => "timeStamping".into(),
+        "1.3.6.1.5.5.7.3.9" => "ocspSigning".into(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oauth_defaults_follow_the_seeds() {
+        let p = Policy::builtin("OAuthTokenIssuer");
+        assert_eq!(p.min_rsa_bits, 2048);
+        assert!(p.require_private_key);
+        assert!(p.require_sip_domain);
+        assert_eq!(p.recommended_lead_hours, 24);
+        assert_eq!(
+            Policy::builtin("AudioVideoAuthentication").recommended_lead_hours,
+            8
+        );
+        assert!(!Policy::builtin("Default").require_sip_domain);
+    }
+
+    #[test]
+    fn overrides_apply_and_ekus_resolve() {
+        let mut p = Policy::builtin("Default");
+        p.apply(&PolicyOverrides {
+            min_rsa_bits: Some(3072),
+            required_ekus: Some(vec!["serverAuth".into(), "1.2.3.4".into()]),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(p.min_rsa_bits, 3072);
+        assert_eq!(p.required_ekus, ["1.3.6.1.5.5.7.3.1", "1.2.3.4"]);
+        assert!(
+            p.apply(&PolicyOverrides {
+                required_ekus: Some(vec!["bogus".into()]),
+                ..Default::default()
+            })
+            .is_err()
+        );
+    }
+}

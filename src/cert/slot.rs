@@ -1,0 +1,197 @@
+//! The state of one slot and the pure transitions that change it (rules 1, 3
+//! and 8 of the design): the store loads a [`SlotState`], asks for a
+//! [`Transition`], and writes the `after` state with its audit row in one
+//! transaction.
+
+use chrono::{DateTime, Utc};
+
+use super::types::Role;
+
+/// A pending certificate and the instant it becomes current.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub thumbprint: String,
+    pub effective_at: DateTime<Utc>,
+}
+
+/// Which certificates (by thumbprint) a slot holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlotState {
+    pub current: Option<String>,
+    pub previous: Option<String>,
+    pub pending: Option<Pending>,
+}
+
+impl SlotState {
+    pub fn get(&self, role: Role) -> Option<&str> {
+        match role {
+            Role::Current => self.current.as_deref(),
+            Role::Previous => self.previous.as_deref(),
+            Role::Pending => self.pending.as_ref().map(|p| p.thumbprint.as_str()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.current.is_none() && self.previous.is_none() && self.pending.is_none()
+    }
+
+    fn holds(&self, thumbprint: &str) -> bool {
+        [Role::Current, Role::Previous, Role::Pending]
+            .iter()
+            .any(|r| self.get(*r) == Some(thumbprint))
+    }
+}
+
+/// A change of one slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub before: SlotState,
+    pub after: SlotState,
+}
+
+impl Transition {
+    /// Certificates the slot held before and no longer holds (they stay in
+    /// the store).
+    pub fn dropped(&self) -> Vec<&str> {
+        [Role::Current, Role::Previous, Role::Pending]
+            .iter()
+            .filter_map(|r| self.before.get(*r))
+            .filter(|t| !self.after.holds(t))
+            .collect()
+    }
+
+    /// Whether a pending roll was cancelled by this change.
+    pub fn cancels_pending(&self) -> bool {
+        self.before.pending.is_some() && self.after.pending.is_none()
+    }
+}
+
+/// Outcome of planning an immediate assignment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AssignPlan {
+    /// The certificate is already current: nothing to do.
+    AlreadyCurrent,
+    Change(Transition),
+}
+
+/// Rule 1: the new certificate becomes current at once, the old current
+/// becomes previous, the old previous leaves the slot. A certificate that was
+/// pending in the slot stops being pending (its roll is moot).
+pub fn assign_now(state: &SlotState, thumbprint: &str) -> AssignPlan {
+    if state.current.as_deref() == Some(thumbprint) {
+        return AssignPlan::AlreadyCurrent;
+    }
+    let pending = state.pending.clone().filter(|p| p.thumbprint != thumbprint);
+    let after = SlotState {
+        current: Some(thumbprint.to_string()),
+        previous: state.current.clone(),
+        pending,
+    };
+    AssignPlan::Change(Transition {
+        before: state.clone(),
+        after,
+    })
+}
+
+/// Outcome of planning a removal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemovePlan {
+    /// The slot holds nothing in that role.
+    Nothing,
+    Change(Transition),
+}
+
+/// Rule 8: clears one role of the slot. Whether removing the current
+/// certificate is allowed (`--force`) is the caller's decision.
+pub fn remove(state: &SlotState, role: Role) -> RemovePlan {
+    if state.get(role).is_none() {
+        return RemovePlan::Nothing;
+    }
+    let mut after = state.clone();
+    match role {
+        Role::Current => after.current = None,
+        Role::Previous => after.previous = None,
+        Role::Pending => after.pending = None,
+    }
+    RemovePlan::Change(Transition {
+        before: state.clone(),
+        after,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(cur: Option<&str>, prev: Option<&str>) -> SlotState {
+        SlotState {
+            current: cur.map(str::to_string),
+            previous: prev.map(str::to_string),
+            pending: None,
+        }
+    }
+
+    #[test]
+    fn assign_demotes_current_and_drops_previous() {
+        let AssignPlan::Change(t) = assign_now(&s(Some("A"), Some("B")), "C") else {
+            panic!("expected a change")
+        };
+        assert_eq!(t.after, s(Some("C"), Some("A")));
+        assert_eq!(t.dropped(), ["B"]);
+    }
+
+    #[test]
+    fn assign_to_empty_slot_has_no_previous() {
+        let AssignPlan::Change(t) = assign_now(&SlotState::default(), "A") else {
+            panic!("expected a change")
+        };
+        assert_eq!(t.after, s(Some("A"), None));
+        assert!(t.dropped().is_empty());
+    }
+
+    #[test]
+    fn assigning_the_current_one_is_a_no_op() {
+        assert_eq!(
+            assign_now(&s(Some("A"), Some("B")), "A"),
+            AssignPlan::AlreadyCurrent
+        );
+    }
+
+    #[test]
+    fn assigning_the_previous_one_swaps() {
+        let AssignPlan::Change(t) = assign_now(&s(Some("A"), Some("B")), "B") else {
+            panic!("expected a change")
+        };
+        assert_eq!(t.after, s(Some("B"), Some("A")));
+        assert!(t.dropped().is_empty());
+    }
+
+    #[test]
+    fn assigning_the_pending_one_now_clears_pending() {
+        let mut st = s(Some("A"), None);
+        st.pending = Some(Pending {
+            thumbprint: "P".into(),
+            effective_at: DateTime::from_timestamp(2_000_000_000, 0).unwrap(),
+        });
+        let AssignPlan::Change(t) = assign_now(&st, "P") else {
+            panic!("expected a change")
+        };
+        assert_eq!(t.after, s(Some("P"), Some("A")));
+        assert!(t.cancels_pending());
+    }
+
+    #[test]
+    fn remove_clears_one_role() {
+        let st = s(Some("A"), Some("B"));
+        let RemovePlan::Change(t) = remove(&st, Role::Previous) else {
+            panic!("expected a change")
+        };
+        assert_eq!(t.after, s(Some("A"), None));
+        assert_eq!(t.dropped(), ["B"]);
+        assert_eq!(
+            remove(&s(Some("A"), None), Role::Previous),
+            RemovePlan::Nothing
+        );
+        assert_eq!(remove(&st, Role::Pending), RemovePlan::Nothing);
+    }
+}

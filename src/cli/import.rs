@@ -1,0 +1,223 @@
+//! `certroll import`: read a PFX/PKCS#12, PEM or DER file (and `--key`),
+//! store the certificate with its chain and sealed private key, and with
+//! `--type` assign it now (the seeds' `Import-CsCertificate`).
+
+use std::path::PathBuf;
+
+use anyhow::{Result, anyhow};
+use clap::Args;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::output::{self, describe_assign, short};
+use super::password::{self, PasswordArgs};
+use super::set::enforce_policy;
+use super::{App, SlotArgs, UsageError, read_input};
+use crate::cert::bundle::{self, Entry, ImportError, Input, Parsed};
+use crate::cert::policy::{self, Severity};
+use crate::store::NewCert;
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file to import: PFX/PKCS#12, PEM (certificate, chain and key in one file) or DER
+    #[arg(long, value_name = "FILE")]
+    pub path: PathBuf,
+
+    /// The private key in its own file (PEM or DER: PKCS#8, encrypted PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub password: PasswordArgs,
+
+    #[command(flatten)]
+    pub slot: SlotArgs,
+
+    /// In a file with several certificates, the one to import: its friendly name or thumbprint prefix
+    #[arg(long, value_name = "NAME|THUMBPRINT")]
+    pub entry: Option<String>,
+
+    /// Go ahead despite policy warnings (never despite errors)
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print what would change and change nothing
+    #[arg(long)]
+    pub what_if: bool,
+
+    /// Print the outcome as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses the file, asking for a password on the terminal when the file
+/// needs one and none was given.
+fn parse_file(args: &ImportArgs, data: &[u8], key: Option<&[u8]>) -> Result<Parsed> {
+    let name = args.path.display().to_string();
+    let given = args.password.read()?;
+    let attempt = |pw: Option<&str>| {
+        bundle::parse(&Input {
+            data,
+            key_file: key,
+            password: pw,
+        })
+    };
+    let fail = |e: ImportError| {
+        let file = match (&e, &args.key) {
+            (ImportError::KeyFile(_), Some(k)) => k.display().to_string(),
+            _ => name.clone(),
+        };
+        anyhow!("{file}: {e}")
+    };
+    match attempt(given.as_deref().map(|s| s.as_str())) {
+        Err(ImportError::PasswordRequired)
+        | Err(ImportError::Key(crate::cert::key::KeyError::PasswordRequired))
+            if given.is_none() =>
+        {
+            let pw: Zeroizing<String> = match password::prompt(&name)? {
+                Some(pw) => pw,
+                None => return Err(fail(ImportError::PasswordRequired)),
+            };
+            attempt(Some(&pw)).map_err(fail)
+        }
+        other => other.map_err(fail),
+    }
+}
+
+pub fn run(app: &App, args: ImportArgs) -> Result<()> {
+    let name = args.path.display().to_string();
+    // Check the cheap things (types, scope) before reading anything.
+    let types = match &args.slot.types {
+        Some(t) => app.parse_types(t)?,
+        None if args.slot.scope != "global" => {
+            return Err(UsageError("--scope needs --type".into()).into());
+        }
+        None => Vec::new(),
+    };
+    let slots = app.slots(&types, &args.slot.scope)?;
+
+    let data = read_input(&args.path)?;
+    let key_data = args.key.as_deref().map(read_input).transpose()?;
+    let parsed = parse_file(&args, &data, key_data.as_deref())?;
+    for note in &parsed.notes {
+        eprintln!("note: {name}: {note}");
+    }
+
+    let ctx = app.ctx();
+    let now = ctx.now;
+    let sip = app.config.sip_domain.as_deref();
+    let fits = |e: &Entry| {
+        types.iter().all(|t| {
+            policy::evaluate(t, app.config.policy(t), sip, &e.cert, e.key.is_some(), now)
+                .iter()
+                .all(|f| f.severity != Severity::Error)
+        })
+    };
+    let idx = bundle::select(&parsed.entries, args.entry.as_deref(), fits)
+        .map_err(|e| anyhow!("{name}: {e}"))?;
+    let entry = &parsed.entries[idx];
+    let cert = &entry.cert;
+
+    let mut store = app.open_store()?;
+    let existing = store.lookup_exact(&cert.thumbprint)?;
+    let has_key = entry.key.is_some() || existing.as_ref().is_some_and(|c| c.has_private_key);
+
+    if cert.not_after < now {
+        return Err(anyhow!(
+            "{name}: certificate {} ({}) expired on {}; nothing imported",
+            short(&cert.thumbprint),
+            cert.label(),
+            cert.not_after.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+    }
+    if types.is_empty() {
+        if cert.not_before > now {
+            eprintln!(
+                "note: {name}: certificate {} is not valid before {}; it can be scheduled, not assigned now",
+                short(&cert.thumbprint),
+                cert.not_before.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+        }
+    } else {
+        enforce_policy(app, &types, cert, has_key, now, args.force)?;
+    }
+
+    let source = args
+        .path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned());
+    let new = NewCert {
+        cert,
+        chain: &entry.chain,
+        key: entry.key.as_ref(),
+        friendly_name: entry.friendly_name.as_deref(),
+        source_file: source.as_deref(),
+    };
+
+    let (outcome, changes) = if args.what_if {
+        (None, store.plan_assign(&cert.thumbprint, &slots)?)
+    } else {
+        let report = store.assign(Some(&new), &cert.thumbprint, &slots, &ctx)?;
+        (report.import, report.changes)
+    };
+
+    let status = match (&existing, outcome) {
+        (None, _) => "imported",
+        (Some(_), Some(o)) if o.key_added => "private key added",
+        (Some(_), Some(o)) if o.chain_added => "chain added",
+        (Some(e), None) if !e.has_private_key && entry.key.is_some() => "private key added",
+        (Some(_), _) => "already in the store",
+    };
+    if args.json {
+        let stored = store.lookup_exact(&cert.thumbprint)?;
+        output::print_json(&json!({
+            "what_if": args.what_if,
+            "file": name,
+            "format": parsed.format.to_string(),
+            "status": status,
+            "certificate": match &stored {
+                Some(s) => output::cert_json(s),
+                None => {
+                    let mut v = output::info_json(cert);
+                    v["has_private_key"] = json!(has_key);
+                    v
+                }
+            },
+            "changes": changes.iter().map(output::assign_change_json).collect::<Vec<_>>(),
+            "notes": parsed.notes,
+        }))?;
+        return Ok(());
+    }
+    let prefix = if args.what_if { "what if: " } else { "" };
+    let verb = match (args.what_if, status) {
+        (true, "imported") => "would import".to_string(),
+        (true, "private key added") => "would add the private key of".to_string(),
+        (_, s) => s.to_string(),
+    };
+    let line = format!(
+        "{} {} ({}, {} {}, {}, {})",
+        cert.thumbprint,
+        cert.label(),
+        parsed.format,
+        cert.key_algorithm,
+        cert.key_bits,
+        if has_key {
+            "private key"
+        } else {
+            "no private key"
+        },
+        output::expiry(cert, now),
+    );
+    if status == "already in the store" {
+        println!("{prefix}{line}: already in the store, unchanged");
+    } else {
+        println!("{prefix}{verb}: {line}");
+    }
+    for c in &changes {
+        println!(
+            "{prefix}{}",
+            describe_assign(&c.slot, &c.plan, &cert.thumbprint, args.what_if)
+        );
+    }
+    Ok(())
+}

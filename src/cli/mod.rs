@@ -1,0 +1,196 @@
+//! The command line: clap definitions, the context every command runs in,
+//! error classes and their exit codes. One file per non-trivial command.
+
+mod certs;
+mod get;
+mod history;
+mod import;
+pub mod output;
+mod password;
+mod remove;
+mod set;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::cert::{Scope, SlotKey, UsageType};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::store::{OpCtx, Store};
+
+pub use password::PasswordArgs;
+
+/// Exit codes (see the README): 0 success, 1 the operation failed or was
+/// refused, 2 usage or configuration error.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+/// A usage or configuration error (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The command already printed its errors; exit with this code.
+#[derive(Debug, thiserror::Error)]
+#[error("(reported)")]
+pub struct Reported(pub i32);
+
+/// Maps an error to its exit code.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    if let Some(r) = err.downcast_ref::<Reported>() {
+        return r.0;
+    }
+    let usage = err.downcast_ref::<UsageError>().is_some()
+        || err.downcast_ref::<crate::config::ConfigError>().is_some()
+        || err
+            .downcast_ref::<crate::cert::types::TypeError>()
+            .is_some()
+        || err
+            .downcast_ref::<crate::cert::types::ScopeError>()
+            .is_some()
+        || err.downcast_ref::<clap::Error>().is_some();
+    if usage { EXIT_USAGE } else { EXIT_FAILED }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "certroll",
+    version,
+    about = "Certificate rollover and expiry engine: current, previous and pending certificates per usage type and scope",
+    long_about = "certroll keeps, for every usage type (OAuthTokenIssuer, Default, WebServicesInternal, ...) \
+and scope (global, site, pool, server), a current and a previous certificate, and changes them only \
+by atomic, audited operations that enforce each type's policy.\n\n\
+Exit codes: 0 success, 1 the operation failed or was refused, 2 usage or configuration error.",
+    after_help = "Passwords are never taken on the command line: use --password-file, --password-env, \
+--password-stdin, or answer the prompt on a terminal."
+)]
+pub struct Cli {
+    /// Configuration file [default: /etc/certroll/certroll.toml when present, else built-in defaults]
+    #[arg(long, global = true, env = "CERTROLL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Data directory holding certroll.db and master.key
+    /// [default: data_dir from the config, else $XDG_STATE_HOME/certroll or ~/.local/state/certroll]
+    #[arg(long, global = true, env = "CERTROLL_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors in the log output
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Log line format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import a certificate (PFX/PKCS#12, PEM or DER) into the store; with --type, assign it now
+    Import(import::ImportArgs),
+    /// Assign a stored certificate now: it becomes current, the current one becomes previous
+    Set(set::SetArgs),
+    /// Show slots with their current, previous and pending certificates
+    Get(get::GetArgs),
+    /// List every stored certificate
+    Certs(certs::CertsArgs),
+    /// Remove the previous, pending or (with --force) current certificate of a slot
+    Remove(remove::RemoveArgs),
+    /// Show the audit trail
+    History(history::HistoryArgs),
+}
+
+/// `--type T[,T..]` and `--scope S`, shared by the commands that change slots.
+#[derive(Debug, Args)]
+pub struct SlotArgs {
+    /// Usage type(s), comma-separated (e.g. OAuthTokenIssuer or Default,WebServicesInternal)
+    #[arg(long = "type", value_name = "T[,T..]")]
+    pub types: Option<String>,
+
+    /// Scope: global, site:NAME, pool:FQDN or server:FQDN
+    #[arg(long, value_name = "S", default_value = "global")]
+    pub scope: String,
+}
+
+/// What every command works with.
+pub struct App {
+    pub config: Config,
+    data_dir: PathBuf,
+    clock: Box<dyn Clock>,
+    actor: String,
+}
+
+impl App {
+    pub fn new(cli: &Cli) -> Result<App> {
+        let config = Config::load(cli.config.as_deref())?;
+        let data_dir = config.data_dir(cli.data_dir.as_deref())?;
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        Ok(App {
+            config,
+            data_dir,
+            clock: Box::new(SystemClock),
+            actor: format!("cli:{user}"),
+        })
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    pub fn ctx(&self) -> OpCtx {
+        OpCtx {
+            now: self.now(),
+            actor: self.actor.clone(),
+        }
+    }
+
+    pub fn open_store(&self) -> Result<Store> {
+        Ok(Store::open(&self.data_dir)?)
+    }
+
+    pub fn parse_types(&self, list: &str) -> Result<Vec<UsageType>> {
+        Ok(self.config.types.parse_list(list)?)
+    }
+
+    pub fn slots(&self, types: &[UsageType], scope: &str) -> Result<Vec<SlotKey>> {
+        let scope = Scope::parse(scope)?;
+        Ok(types
+            .iter()
+            .map(|t| SlotKey::new(scope.clone(), t.clone()))
+            .collect())
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let app = App::new(&cli)?;
+    match cli.command {
+        Command::Import(args) => import::run(&app, args),
+        Command::Set(args) => set::run(&app, args),
+        Command::Get(args) => get::run(&app, args),
+        Command::Certs(args) => certs::run(&app, args),
+        Command::Remove(args) => remove::run(&app, args),
+        Command::History(args) => history::run(&app, args),
+    }
+}
+
+/// Reads an input file the operator named, with an error naming it.
+pub(crate) fn read_input(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("{}: cannot read the file", path.display()))
+}

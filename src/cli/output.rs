@@ -1,0 +1,205 @@
+//! Output formatting: the JSON objects of the command-line contract
+//! (`../shared/design.md`) and the text an operator reads.
+
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::cert::slot::{AssignPlan, RemovePlan, Transition};
+use crate::cert::{CertInfo, SlotKey};
+use crate::store::{SlotChange, SlotView, StoredCert};
+
+/// RFC 3339 UTC with seconds, as every JSON time is printed.
+pub fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The certificate object of the contract.
+pub fn cert_json(c: &StoredCert) -> Value {
+    let mut v = info_json(&c.info);
+    let o = v.as_object_mut().expect("an object");
+    o.insert("has_private_key".into(), json!(c.has_private_key));
+    o.insert("friendly_name".into(), json!(c.friendly_name));
+    o.insert("source_file".into(), json!(c.source_file));
+    o.insert("imported_at".into(), json!(time(c.imported_at)));
+    o.insert(
+        "chain".into(),
+        json!(
+            c.chain
+                .iter()
+                .map(|x| json!({"thumbprint": x.thumbprint, "subject": x.subject}))
+                .collect::<Vec<_>>()
+        ),
+    );
+    v
+}
+
+/// The facts of a parsed certificate (not yet stored).
+pub fn info_json(c: &CertInfo) -> Value {
+    json!({
+        "thumbprint": c.thumbprint,
+        "sha256": c.sha256,
+        "subject": c.subject,
+        "issuer": c.issuer,
+        "sans": c.sans,
+        "serial": c.serial,
+        "not_before": time(c.not_before),
+        "not_after": time(c.not_after),
+        "key_algorithm": c.key_algorithm.to_string(),
+        "key_bits": c.key_bits,
+        "signature_algorithm": c.signature_algorithm,
+    })
+}
+
+/// The slot object of the contract.
+pub fn slot_json(s: &SlotView) -> Value {
+    json!({
+        "scope": s.key.scope.to_string(),
+        "type": s.key.usage_type.to_string(),
+        "current": s.current.as_ref().map(cert_json),
+        "previous": s.previous.as_ref().map(cert_json),
+        "pending": s.pending.as_ref().map(|(c, at)| {
+            let mut v = cert_json(c);
+            v["effective_at"] = json!(time(*at));
+            v
+        }),
+        "updated_at": time(s.updated_at),
+    })
+}
+
+fn transition_json(t: &Transition) -> Value {
+    let roles = |s: &crate::cert::slot::SlotState| {
+        json!({
+            "current": s.current,
+            "previous": s.previous,
+            "pending": s.pending.as_ref().map(|p| &p.thumbprint),
+        })
+    };
+    json!({"before": roles(&t.before), "after": roles(&t.after), "dropped": t.dropped()})
+}
+
+pub fn assign_change_json(c: &SlotChange<AssignPlan>) -> Value {
+    let mut v = json!({"scope": c.slot.scope.to_string(), "type": c.slot.usage_type.to_string()});
+    match &c.plan {
+        AssignPlan::AlreadyCurrent => v["outcome"] = json!("already-current"),
+        AssignPlan::Change(t) => {
+            v["outcome"] = json!("assigned");
+            merge(&mut v, transition_json(t));
+        }
+    }
+    v
+}
+
+pub fn remove_change_json(c: &SlotChange<RemovePlan>) -> Value {
+    let mut v = json!({"scope": c.slot.scope.to_string(), "type": c.slot.usage_type.to_string()});
+    match &c.plan {
+        RemovePlan::Nothing => v["outcome"] = json!("nothing-to-remove"),
+        RemovePlan::Change(t) => {
+            v["outcome"] = json!("removed");
+            merge(&mut v, transition_json(t));
+        }
+    }
+    v
+}
+
+fn merge(into: &mut Value, from: Value) {
+    if let (Some(a), Value::Object(b)) = (into.as_object_mut(), from) {
+        a.extend(b);
+    }
+}
+
+/// Prints JSON on stdout (pretty, one document).
+pub fn print_json(v: &Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// `133FF843…`: the first 8 hex digits, enough to recognise a certificate.
+pub fn short(t: &str) -> String {
+    format!("{}…", &t[..t.len().min(8)])
+}
+
+pub fn short_opt(t: Option<&str>) -> String {
+    t.map(short).unwrap_or_else(|| "none".into())
+}
+
+/// "expires 2045-06-01 (in 6763 days)" / "EXPIRED 2021-01-01 (2000 days ago)".
+pub fn expiry(c: &CertInfo, now: DateTime<Utc>) -> String {
+    let date = c.not_after.format("%Y-%m-%d");
+    if c.not_after < now {
+        format!(
+            "EXPIRED {date} ({} days ago)",
+            (now - c.not_after).num_days()
+        )
+    } else if c.not_before > now {
+        format!("not valid before {}", c.not_before.format("%Y-%m-%d"))
+    } else {
+        format!(
+            "expires {date} (in {} days)",
+            (c.not_after - now).num_days()
+        )
+    }
+}
+
+/// One line describing a stored certificate inside a slot listing.
+pub fn cert_line(c: &StoredCert, now: DateTime<Utc>) -> String {
+    format!(
+        "{}  {}  {} {}{}  {}",
+        c.info.thumbprint,
+        c.info.label(),
+        c.info.key_algorithm,
+        c.info.key_bits,
+        if c.has_private_key {
+            ""
+        } else {
+            ", no private key"
+        },
+        expiry(&c.info, now)
+    )
+}
+
+/// Human text for an assignment plan (`what_if` words it as a prediction).
+pub fn describe_assign(
+    slot: &SlotKey,
+    plan: &AssignPlan,
+    thumbprint: &str,
+    what_if: bool,
+) -> String {
+    match plan {
+        AssignPlan::AlreadyCurrent => format!(
+            "{slot}: {} is already current; nothing changes",
+            short(thumbprint)
+        ),
+        AssignPlan::Change(t) => {
+            let verb = if what_if { "would become" } else { "is now" };
+            let mut s = format!(
+                "{slot}: {} {verb} current; previous: {}",
+                short(thumbprint),
+                short_opt(t.after.previous.as_deref())
+            );
+            let dropped = t.dropped();
+            if !dropped.is_empty() {
+                s.push_str(&format!(
+                    " ({} {} the slot and stays in the store)",
+                    dropped
+                        .iter()
+                        .map(|d| short(d))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if what_if { "would leave" } else { "left" }
+                ));
+            }
+            if t.cancels_pending() {
+                s.push_str(if what_if {
+                    "; the pending roll would be cancelled"
+                } else {
+                    "; the pending roll was cancelled"
+                });
+            }
+            s
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The TOML configuration (`config/certroll.toml` documents every key) and
+//! the data directory it points to.
+//!
+//! Where the file comes from: `--config FILE` or `CERTROLL_CONFIG`, else
+//! `/etc/certroll/certroll.toml` when it exists, else built-in defaults.
+//! Unknown keys are refused, so a typo never silently turns a rule off.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::cert::policy::{Policy, PolicyOverrides};
+use crate::cert::{TypeRegistry, UsageType};
+
+/// The system-wide configuration file, used when no other is named.
+pub const SYSTEM_CONFIG: &str = "/etc/certroll/certroll.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the configuration ({source})")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error(
+        "no data directory: set --data-dir, CERTROLL_DATA_DIR or data_dir in the configuration (HOME is not set)"
+    )]
+    NoDataDir,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: Option<PathBuf>,
+    timezone: Option<String>,
+    sip_domain: Option<String>,
+    #[serde(default)]
+    extra_types: Vec<String>,
+    #[serde(default)]
+    policy: BTreeMap<String, PolicyOverrides>,
+}
+
+/// The loaded configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, if any.
+    pub source: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    /// IANA time zone for dates typed without an offset.
+    pub timezone: Tz,
+    /// The SIP domain certificates of some types must name.
+    pub sip_domain: Option<String>,
+    pub types: TypeRegistry,
+    policies: HashMap<UsageType, Policy>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::from_raw(RawConfig::default(), None).expect("built-in defaults are valid")
+    }
+}
+
+impl Config {
+    /// Loads `explicit` (which must exist), else the system file when it
+    /// exists, else the built-in defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let path = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from(SYSTEM_CONFIG)).filter(|p| p.exists()),
+        };
+        match path {
+            None => Ok(Config::default()),
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Config::parse(&text, &path)
+            }
+        }
+    }
+
+    /// Parses configuration text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: one_line(&e.to_string()),
+        })?;
+        Config::from_raw(raw, Some(path))
+    }
+
+    fn from_raw(raw: RawConfig, path: Option<&Path>) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.map(Path::to_path_buf).unwrap_or_default(),
+            message,
+        };
+        let timezone = match raw.timezone.as_deref() {
+            None => Tz::UTC,
+            Some(name) => name
+                .parse::<Tz>()
+                .map_err(|_| invalid(format!("timezone: unknown IANA time zone '{name}'")))?,
+        };
+        let sip_domain = match raw.sip_domain {
+            None => None,
+            Some(d) if d.trim().is_empty() => None,
+            Some(d) => {
+                let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
+                if d.contains('*') || !d.contains('.') || d.contains(char::is_whitespace) {
+                    return Err(invalid(format!("sip_domain: '{d}' is not a domain name")));
+                }
+                Some(d)
+            }
+        };
+        let types = TypeRegistry::with_extra(&raw.extra_types)
+            .map_err(|e| invalid(format!("extra_types: {e}")))?;
+        let mut policies = HashMap::new();
+        for name in types.names() {
+            let t = UsageType::from_canonical(name);
+            policies.insert(t, Policy::builtin(name));
+        }
+        for (name, overrides) in &raw.policy {
+            let t = types
+                .parse(name)
+                .map_err(|e| invalid(format!("[policy.{name}]: {e}")))?;
+            let policy = policies.get_mut(&t).expect("every known type has a policy");
+            policy
+                .apply(overrides)
+                .map_err(|e| invalid(format!("[policy.{name}]: {e}")))?;
+        }
+        Ok(Config {
+            source: path.map(Path::to_path_buf),
+            data_dir: raw.data_dir,
+            timezone,
+            sip_domain,
+            types,
+            policies,
+        })
+    }
+
+    pub fn policy(&self, usage_type: &UsageType) -> &Policy {
+        self.policies
+            .get(usage_type)
+            .expect("usage types come from this configuration's registry")
+    }
+
+    /// The data directory: `flag` (the `--data-dir` flag or
+    /// `CERTROLL_DATA_DIR`), else `data_dir` from the file, else
+    /// `$XDG_STATE_HOME/certroll`, else `~/.local/state/certroll`.
+    pub fn data_dir(&self, flag: Option<&Path>) -> Result<PathBuf, ConfigError> {
+        if let Some(d) = flag {
+            return Ok(d.to_path_buf());
+        }
+        if let Some(d) = &self.data_dir {
+            return Ok(d.clone());
+        }
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        if let Some(state) = env("XDG_STATE_HOME") {
+            return Ok(state.join("certroll"));
+        }
+        env("HOME")
+            .map(|h| h.join(".local/state/certroll"))
+            .ok_or(ConfigError::NoDataDir)
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let c = Config::default();
+        assert_eq!(c.timezone, Tz::UTC);
+        assert!(c.sip_domain.is_none());
+        let t = c.types.parse("oauthtokenissuer").unwrap();
+        assert_eq!(c.policy(&t).min_rsa_bits, 2048);
+    }
+
+    #[test]
+    fn policies_and_extra_types_are_read() {
+        let c = parse(
+            r#"
+            timezone = "Europe/London"
+            sip_domain = "Contoso.com."
+            extra_types = ["MyTokenSigner"]
+            [policy.oauthtokenissuer]
+            min_rsa_bits = 3072
+            [policy.MyTokenSigner]
+            require_private_key = false
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.timezone, chrono_tz::Europe::London);
+        assert_eq!(c.sip_domain.as_deref(), Some("contoso.com"));
+        let oauth = c.types.parse("OAuthTokenIssuer").unwrap();
+        assert_eq!(c.policy(&oauth).min_rsa_bits, 3072);
+        let mine = c.types.parse("mytokensigner").unwrap();
+        assert!(!c.policy(&mine).require_private_key);
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_the_file_name() {
+        for bad in [
+            "no_such_key = 1",
+            "timezone = \"Mars/Olympus\"",
+            "[policy.NoSuchType]\nmin_rsa_bits = 1",
+            "[policy.Default]\nmin_rsa_bitz = 1",
+            "sip_domain = \"*.contoso.com\"",
+            "this is not toml",
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.starts_with("test.toml: "), "{bad}: {err}");
+            assert!(!err.contains('\n'), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! certroll: a certificate rollover and expiry job engine.
+//!
+//! For every usage type (OAuthTokenIssuer, Default, WebServicesInternal, ...)
+//! and scope (global, site, pool, server) certroll keeps a **current** and a
+//! **previous** certificate, and at most one **pending** one, and changes
+//! them only by atomic, audited operations that enforce each type's policy.
+//!
+//! # Layout
+//!
+//! Dependencies point one way: `cert` ← `store` ← `cli`.
+//!
+//! - [`cert`]: the pure domain. Parsing certificates and keys (PKCS#12,
+//!   PEM, DER), thumbprints, policy checks and slot transitions. No I/O;
+//!   `now` is a parameter.
+//! - [`store`]: SQLite in the data directory: pragmas, versioned
+//!   migrations, one transaction per state change with its audit and outbox
+//!   rows, private keys sealed under the master key. No rusqlite type leaks
+//!   out of it.
+//! - [`config`]: the TOML configuration (`config/certroll.toml` documents
+//!   every key) and the data directory.
+//! - [`clock`]: the one way time enters (real, or driven in tests).
+//! - [`cli`]: clap definitions, one file per command, output formatting and
+//!   exit codes.
+//! - [`logging`]: tracing to stderr, text or JSON, `-v`/`-q`/`RUST_LOG`.
+
+pub mod cert;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod logging;
+pub mod store;

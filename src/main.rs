@@ -1,0 +1,28 @@
+//! The `certroll` binary: parse the command line, install logging, run the
+//! command, map the outcome to an exit code. Nothing else.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use certroll::cli::{self, Cli};
+
+fn main() -> ExitCode {
+    // A one-shot command whose reader went away (`certroll certs | head`)
+    // ends quietly, as Unix tools do, instead of panicking in println!.
+    // SAFETY: setting a signal disposition to its default is always sound.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    certroll::logging::init(cli.verbose, cli.quiet, cli.log_format);
+    match cli::run(cli) {
+        Ok(()) => ExitCode::from(cli::EXIT_OK as u8),
+        Err(err) => {
+            if err.downcast_ref::<cli::Reported>().is_none() {
+                eprintln!("error: {err:#}");
+            }
+            ExitCode::from(cli::exit_code(&err) as u8)
+        }
+    }
+}

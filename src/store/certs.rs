@@ -1,0 +1,328 @@
+//! Certificate rows: import (idempotent, adding a missing key or chain),
+//! lookup by thumbprint or unique prefix, listing, and key unsealing.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{LookupError, OpCtx, Store, StoreError, audit, parse_ts, ts};
+use crate::cert::key::PrivateKey;
+use crate::cert::x509::{CertInfo, split_der_certs};
+
+/// A certificate to import.
+pub struct NewCert<'a> {
+    pub cert: &'a CertInfo,
+    pub chain: &'a [CertInfo],
+    pub key: Option<&'a PrivateKey>,
+    pub friendly_name: Option<&'a str>,
+    pub source_file: Option<&'a str>,
+}
+
+/// What an import did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ImportOutcome {
+    /// The certificate was not in the store before.
+    pub added: bool,
+    /// It was, without a private key, and now has one.
+    pub key_added: bool,
+    /// It was, without a chain, and now has one.
+    pub chain_added: bool,
+}
+
+impl ImportOutcome {
+    pub fn changed(&self) -> bool {
+        self.added || self.key_added || self.chain_added
+    }
+}
+
+/// A certificate as the store holds it.
+#[derive(Clone, Debug)]
+pub struct StoredCert {
+    pub id: i64,
+    pub info: CertInfo,
+    pub chain: Vec<CertInfo>,
+    pub has_private_key: bool,
+    pub friendly_name: Option<String>,
+    pub source_file: Option<String>,
+    pub imported_at: DateTime<Utc>,
+}
+
+pub(super) const CERT_COLUMNS: &str =
+    "id, der, chain, key_enc IS NOT NULL, friendly_name, source_file, imported_at";
+
+pub(super) fn cert_from_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredCert, StoreError>> {
+    let id: i64 = row.get(0)?;
+    let der: Vec<u8> = row.get(1)?;
+    let chain: Vec<u8> = row.get(2)?;
+    let has_private_key: bool = row.get(3)?;
+    let friendly_name: Option<String> = row.get(4)?;
+    let source_file: Option<String> = row.get(5)?;
+    let imported_at: String = row.get(6)?;
+    Ok((|| {
+        let corrupt = |e: crate::cert::x509::CertError| {
+            StoreError::Corrupt(format!("certificate row {id}: {e}"))
+        };
+        Ok(StoredCert {
+            id,
+            info: CertInfo::from_der(&der).map_err(corrupt)?,
+            chain: split_der_certs(&chain).map_err(corrupt)?,
+            has_private_key,
+            friendly_name,
+            source_file,
+            imported_at: parse_ts(&imported_at)?,
+        })
+    })())
+}
+
+pub(super) fn load_cert_by_id(conn: &Connection, id: i64) -> Result<StoredCert, StoreError> {
+    conn.query_row(
+        &format!("SELECT {CERT_COLUMNS} FROM certificates WHERE id = ?1"),
+        [id],
+        cert_from_row,
+    )?
+}
+
+pub(super) fn cert_id(conn: &Connection, thumbprint: &str) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM certificates WHERE thumbprint = ?1",
+            [thumbprint],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Normalises what an operator pastes: Windows shows thumbprints with
+/// spaces (and sometimes an invisible left-to-right mark); OpenSSL with
+/// colons.
+pub fn normalise_thumbprint(input: &str) -> Result<String, LookupError> {
+    let cleaned: String = input
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != ':' && *c != '\u{200e}')
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if cleaned.len() < 8 || cleaned.len() > 40 || !cleaned.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(LookupError::Invalid(input.trim().to_string()));
+    }
+    Ok(cleaned)
+}
+
+/// The sealed form of a key, bound to its certificate's thumbprint.
+pub(super) struct SealedKey(pub(super) Vec<u8>);
+
+/// Inserts the certificate, or completes the existing row (key, chain).
+/// Runs inside the caller's transaction; writes the audit row.
+pub(super) fn upsert(
+    tx: &Connection,
+    new: &NewCert<'_>,
+    sealed: Option<&SealedKey>,
+    ctx: &OpCtx,
+) -> Result<(i64, ImportOutcome), StoreError> {
+    let c = new.cert;
+    let chain: Vec<u8> = new
+        .chain
+        .iter()
+        .flat_map(|x| x.der.iter().copied())
+        .collect();
+    let existing: Option<(i64, bool, i64)> = tx
+        .query_row(
+            "SELECT id, key_enc IS NOT NULL, length(chain) FROM certificates WHERE thumbprint = ?1",
+            [&c.thumbprint],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    match existing {
+        None => {
+            tx.execute(
+                "INSERT INTO certificates (thumbprint, sha256, der, chain, key_enc, subject, issuer,
+                    sans, serial, not_before, not_after, key_algorithm, key_bits,
+                    signature_algorithm, friendly_name, source_file, imported_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                params![
+                    c.thumbprint,
+                    c.sha256,
+                    c.der,
+                    chain,
+                    sealed.map(|s| &s.0),
+                    c.subject,
+                    c.issuer,
+                    serde_json::to_string(&c.sans).expect("strings serialise"),
+                    c.serial,
+                    ts(c.not_before),
+                    ts(c.not_after),
+                    c.key_algorithm.to_string(),
+                    c.key_bits,
+                    c.signature_algorithm,
+                    new.friendly_name,
+                    new.source_file,
+                    ts(ctx.now),
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            let detail = format!(
+                "{}{}",
+                new.source_file
+                    .map(|f| format!("from {f}"))
+                    .unwrap_or_default(),
+                if sealed.is_some() {
+                    ", with private key"
+                } else {
+                    ", without private key"
+                }
+            );
+            audit::record_cert(
+                tx,
+                ctx,
+                "import",
+                &c.thumbprint,
+                detail.trim_start_matches(", "),
+            )?;
+            Ok((
+                id,
+                ImportOutcome {
+                    added: true,
+                    ..Default::default()
+                },
+            ))
+        }
+        Some((id, has_key, chain_len)) => {
+            let mut outcome = ImportOutcome::default();
+            if let (false, Some(s)) = (has_key, sealed) {
+                tx.execute(
+                    "UPDATE certificates SET key_enc = ?1 WHERE id = ?2",
+                    params![s.0, id],
+                )?;
+                audit::record_cert(tx, ctx, "key-added", &c.thumbprint, "private key added")?;
+                outcome.key_added = true;
+            }
+            if chain_len == 0 && !chain.is_empty() {
+                tx.execute(
+                    "UPDATE certificates SET chain = ?1 WHERE id = ?2",
+                    params![chain, id],
+                )?;
+                audit::record_cert(tx, ctx, "chain-added", &c.thumbprint, "issuer chain added")?;
+                outcome.chain_added = true;
+            }
+            Ok((id, outcome))
+        }
+    }
+}
+
+impl Store {
+    /// Finds a certificate by its thumbprint or a unique prefix of 8+ hex
+    /// digits.
+    pub fn find_cert(&self, query: &str) -> Result<StoredCert, StoreError> {
+        let t = normalise_thumbprint(query)?;
+        if t.len() == 40 {
+            return match cert_id(&self.conn, &t)? {
+                Some(id) => load_cert_by_id(&self.conn, id),
+                None => Err(LookupError::NotFound(t).into()),
+            };
+        }
+        // GLOB is case-sensitive and uses the thumbprint index.
+        let mut stmt = self.conn.prepare(
+            "SELECT id, thumbprint FROM certificates WHERE thumbprint GLOB ?1 || '*' LIMIT 6",
+        )?;
+        let hits: Vec<(i64, String)> = stmt
+            .query_map([&t], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        match hits.as_slice() {
+            [] => Err(LookupError::NotFound(t).into()),
+            [(id, _)] => load_cert_by_id(&self.conn, *id),
+            many => Err(LookupError::Ambiguous {
+                prefix: t,
+                candidates: many
+                    .iter()
+                    .take(5)
+                    .map(|(_, th)| th.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into()),
+        }
+    }
+
+    /// Whether the store holds this exact certificate, and with a key.
+    pub fn lookup_exact(&self, thumbprint: &str) -> Result<Option<StoredCert>, StoreError> {
+        match cert_id(&self.conn, thumbprint)? {
+            Some(id) => Ok(Some(load_cert_by_id(&self.conn, id)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every stored certificate, soonest expiry first; with `expiring_before`,
+    /// only those whose `not_after` is at or before it.
+    pub fn certs(
+        &self,
+        expiring_before: Option<DateTime<Utc>>,
+    ) -> Result<Vec<StoredCert>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {CERT_COLUMNS} FROM certificates
+             WHERE ?1 IS NULL OR not_after <= ?1
+             ORDER BY not_after, thumbprint"
+        ))?;
+        let rows = stmt.query_map([expiring_before.map(ts)], cert_from_row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r??);
+        }
+        Ok(out)
+    }
+
+    /// Seals a key for storage (creating the master key on first use).
+    pub(super) fn seal_key(
+        &mut self,
+        key: &PrivateKey,
+        thumbprint: &str,
+    ) -> Result<SealedKey, StoreError> {
+        let master = self.master_key(true)?;
+        Ok(SealedKey(
+            master.seal(key.pkcs8_der(), thumbprint.as_bytes())?,
+        ))
+    }
+
+    /// Decrypts the private key of a stored certificate.
+    pub fn private_key(&mut self, thumbprint: &str) -> Result<Option<PrivateKey>, StoreError> {
+        let blob: Option<Option<Vec<u8>>> = self
+            .conn
+            .query_row(
+                "SELECT key_enc FROM certificates WHERE thumbprint = ?1",
+                [thumbprint],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(Some(blob)) = blob else {
+            return Ok(None);
+        };
+        let der = self.master_key(false)?.open(&blob, thumbprint.as_bytes())?;
+        PrivateKey::from_pkcs8_der(&der)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("sealed key of {thumbprint}: {e}")))
+    }
+
+    /// Imports a certificate on its own (no assignment), in one transaction
+    /// with its audit row.
+    pub fn import(&mut self, new: &NewCert<'_>, ctx: &OpCtx) -> Result<ImportOutcome, StoreError> {
+        let report = self.assign(Some(new), &new.cert.thumbprint, &[], ctx)?;
+        Ok(report.import.expect("an import was asked for"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbprints_are_normalised() {
+        assert_eq!(
+            normalise_thumbprint("10 fd 77 a6 d9 c0").unwrap(),
+            "10FD77A6D9C0"
+        );
+        assert_eq!(
+            normalise_thumbprint("\u{200e}ab:cd:ef:01").unwrap(),
+            "ABCDEF01"
+        );
+        assert!(normalise_thumbprint("abc").is_err());
+        assert!(normalise_thumbprint("xyz12345").is_err());
+        assert!(normalise_thumbprint(&"A".repeat(41)).is_err());
+    }
+}

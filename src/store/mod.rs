@@ -1,0 +1,271 @@
+//! The store: SQLite (bundled) in the data directory, behind a narrow
+//! interface of domain operations ("import", "assign", "remove", queries).
+//! No rusqlite type leaves this module.
+//!
+//! Every state change is one `IMMEDIATE` transaction that writes the new
+//! state, its audit row and its notification outbox rows together: a crash
+//! leaves the store before or after the change, never between. The database
+//! runs in WAL mode with `synchronous=FULL`, foreign keys on and a busy
+//! timeout, so several certroll processes can share one store.
+//!
+//! Layout of the data directory: `certroll.db` (mode 0600) and `master.key`
+//! (mode 0600), which seals every private key (see [`keyring`]).
+
+mod audit;
+mod certs;
+pub mod keyring;
+mod schema;
+mod slots;
+
+use std::fmt;
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension};
+
+pub use audit::{AuditEntry, HistoryFilter, Roles, Severity as EventSeverity};
+pub use certs::{ImportOutcome, NewCert, StoredCert};
+pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
+pub use slots::{AssignReport, SlotView};
+
+use crate::cert::SlotKey;
+use keyring::MasterKey;
+
+/// A database error, kept opaque so no rusqlite type leaks out.
+#[derive(Debug)]
+pub struct DbError(rusqlite::Error);
+
+impl DbError {
+    /// Whether the error is the database being locked by another process
+    /// past the busy timeout (worth retrying).
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self.0.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DbError {}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError(e)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{}: cannot {what} ({source})", path.display())]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("database: {0}")]
+    Db(#[from] DbError),
+    #[error(
+        "the store uses schema v{found}, newer than this certroll understands (v{known}); upgrade certroll"
+    )]
+    NewerSchema { found: i64, known: i64 },
+    #[error("{}: permissions {mode:o} are too open; run 'chmod 600' on it", path.display())]
+    KeyFilePermissions { path: PathBuf, mode: u32 },
+    #[error("{}: the master key file is corrupt (expected 32 bytes)", .0.display())]
+    MasterKeyCorrupt(PathBuf),
+    #[error(
+        "{}: the master key is missing but the store holds sealed private keys; restore it from a backup",
+        .0.display()
+    )]
+    MasterKeyMissing(PathBuf),
+    #[error(
+        "{}: this master key (id {found}) is not the one the store's private keys were sealed with (id {expected})",
+        path.display()
+    )]
+    MasterKeyMismatch {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("a stored private key could not be decrypted (wrong master key or damaged row)")]
+    KeyUnsealFailed,
+    #[error("the system random number generator failed")]
+    Random,
+    #[error("{0}")]
+    Lookup(#[from] LookupError),
+    #[error("{0}: nothing is assigned there")]
+    NoSuchSlot(String),
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(DbError(e))
+    }
+}
+
+/// Finding a certificate by thumbprint.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LookupError {
+    #[error("no certificate with thumbprint {0} in the store")]
+    NotFound(String),
+    #[error("thumbprint prefix {prefix} is ambiguous: it matches {candidates}")]
+    Ambiguous { prefix: String, candidates: String },
+    #[error("'{0}' is not a thumbprint: give its 40 hex digits, or a unique prefix of at least 8")]
+    Invalid(String),
+}
+
+/// Who does a change, and when.
+#[derive(Clone, Debug)]
+pub struct OpCtx {
+    pub now: DateTime<Utc>,
+    pub actor: String,
+}
+
+pub struct Store {
+    conn: Connection,
+    dir: PathBuf,
+    master: Option<MasterKey>,
+}
+
+/// Fixed-width RFC 3339 UTC, so text order is time order.
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StoreError::Corrupt(format!("bad time '{s}'")))
+}
+
+impl Store {
+    /// Opens (creating on first use) the store in `dir`: the directory with
+    /// mode 0700, the database with mode 0600, then pragmas and migrations.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let io = |what| {
+            move |source| StoreError::Io {
+                path: dir.to_path_buf(),
+                what,
+                source,
+            }
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io("create the data directory"))?;
+        let db_path = dir.join("certroll.db");
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&db_path)
+        {
+            Ok(_) => keyring::sync_dir(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if let Ok(meta) = std::fs::metadata(&db_path)
+                    && meta.permissions().mode() & 0o077 != 0
+                {
+                    tracing::warn!(
+                        path = %db_path.display(),
+                        mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                        "the database is readable by others; run 'chmod 600' on it"
+                    );
+                }
+            }
+            Err(e) => {
+                return Err(StoreError::Io {
+                    path: db_path,
+                    what: "create the database",
+                    source: e,
+                });
+            }
+        }
+        let mut conn = Connection::open(&db_path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt(format!(
+                "cannot switch to WAL (journal mode {mode})"
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&mut conn)?;
+        Ok(Store {
+            conn,
+            dir: dir.to_path_buf(),
+            master: None,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// The master key, loaded or (with `create`, when the store has never
+    /// sealed a key) created.
+    fn master_key(&mut self, create: bool) -> Result<&MasterKey, StoreError> {
+        if self.master.is_none() {
+            let path = keyring::master_key_path(&self.dir);
+            let expected = self.meta("master_key_id")?;
+            let key = if path.exists() {
+                MasterKey::load(&path)?
+            } else if create && expected.is_none() {
+                MasterKey::create(&path)?
+            } else {
+                return Err(StoreError::MasterKeyMissing(path));
+            };
+            match expected {
+                Some(exp) if exp != key.id => {
+                    return Err(StoreError::MasterKeyMismatch {
+                        path,
+                        found: key.id.clone(),
+                        expected: exp,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('master_key_id', ?1)",
+                        [&key.id],
+                    )?;
+                }
+            }
+            self.master = Some(key);
+        }
+        Ok(self.master.as_ref().expect("set above"))
+    }
+}
+
+/// One slot's planned or applied change.
+#[derive(Clone, Debug)]
+pub struct SlotChange<P> {
+    pub slot: SlotKey,
+    pub plan: P,
+}

@@ -1,0 +1,153 @@
+//! Versioned schema migrations, applied on open. The schema version is
+//! SQLite's `user_version`; migration N takes a database from version N-1 to
+//! N inside one transaction, so a database made by an older certroll
+//! upgrades in place and a crash mid-upgrade leaves the old version intact.
+//!
+//! Times are stored as RFC 3339 UTC text of fixed width
+//! (`2026-07-01T00:00:00.000Z`), so text order is time order.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{DbError, StoreError};
+
+/// Each entry is one migration; never edit a shipped one, append a new one.
+const MIGRATIONS: &[&str] = &[
+    // v1: certificates, slots, audit trail, roll jobs and the notification
+    // outbox.
+    r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE certificates (
+    id                  INTEGER PRIMARY KEY,
+    thumbprint          TEXT NOT NULL UNIQUE CHECK (length(thumbprint) = 40),
+    sha256              TEXT NOT NULL UNIQUE CHECK (length(sha256) = 64),
+    der                 BLOB NOT NULL,
+    chain               BLOB NOT NULL DEFAULT x'',
+    key_enc             BLOB,
+    subject             TEXT NOT NULL,
+    issuer              TEXT NOT NULL,
+    sans                TEXT NOT NULL,
+    serial              TEXT NOT NULL,
+    not_before          TEXT NOT NULL,
+    not_after           TEXT NOT NULL,
+    key_algorithm       TEXT NOT NULL,
+    key_bits            INTEGER NOT NULL,
+    signature_algorithm TEXT NOT NULL,
+    friendly_name       TEXT,
+    source_file         TEXT,
+    imported_at         TEXT NOT NULL
+) STRICT;
+CREATE INDEX certificates_not_after ON certificates (not_after);
+
+CREATE TABLE slots (
+    id            INTEGER PRIMARY KEY,
+    scope         TEXT NOT NULL,
+    scope_key     TEXT NOT NULL,
+    usage_type    TEXT NOT NULL,
+    current_cert  INTEGER REFERENCES certificates (id),
+    previous_cert INTEGER REFERENCES certificates (id),
+    pending_cert  INTEGER REFERENCES certificates (id),
+    effective_at  TEXT,
+    updated_at    TEXT NOT NULL,
+    UNIQUE (scope_key, usage_type),
+    CHECK ((pending_cert IS NULL) = (effective_at IS NULL))
+) STRICT;
+CREATE INDEX slots_by_type ON slots (usage_type, scope_key);
+CREATE INDEX slots_current ON slots (current_cert);
+CREATE INDEX slots_previous ON slots (previous_cert);
+CREATE INDEX slots_pending ON slots (pending_cert);
+
+CREATE TABLE audit_log (
+    id           INTEGER PRIMARY KEY,
+    at           TEXT NOT NULL,
+    actor        TEXT NOT NULL,
+    action       TEXT NOT NULL,
+    scope        TEXT,
+    scope_key    TEXT,
+    usage_type   TEXT,
+    thumbprint   TEXT,
+    old_current  TEXT,
+    old_previous TEXT,
+    old_pending  TEXT,
+    new_current  TEXT,
+    new_previous TEXT,
+    new_pending  TEXT,
+    detail       TEXT
+) STRICT;
+CREATE INDEX audit_log_by_slot ON audit_log (usage_type, scope_key, id);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+
+CREATE TABLE jobs (
+    id               INTEGER PRIMARY KEY,
+    slot_id          INTEGER NOT NULL REFERENCES slots (id),
+    cert_id          INTEGER NOT NULL REFERENCES certificates (id),
+    due_at           TEXT NOT NULL,
+    state            TEXT NOT NULL
+                     CHECK (state IN ('scheduled', 'running', 'succeeded', 'failed', 'cancelled')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    lease_owner      TEXT,
+    lease_expires_at TEXT,
+    created_at       TEXT NOT NULL,
+    started_at       TEXT,
+    finished_at      TEXT,
+    last_error       TEXT
+) STRICT;
+CREATE INDEX jobs_due ON jobs (due_at) WHERE state = 'scheduled';
+CREATE INDEX jobs_by_state ON jobs (state, id);
+CREATE UNIQUE INDEX jobs_one_live_per_slot ON jobs (slot_id)
+    WHERE state IN ('scheduled', 'running');
+
+CREATE TABLE outbox (
+    id         INTEGER PRIMARY KEY,
+    event_id   TEXT NOT NULL UNIQUE,
+    kind       TEXT NOT NULL,
+    severity   TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+    scope      TEXT,
+    usage_type TEXT,
+    payload    TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX outbox_created ON outbox (created_at);
+"#,
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(DbError::from)?;
+        // Read inside the write lock: another process may have migrated
+        // while this one waited.
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(DbError::from)?;
+        if version > CURRENT_VERSION {
+            return Err(StoreError::NewerSchema {
+                found: version,
+                known: CURRENT_VERSION,
+            });
+        }
+        if version == CURRENT_VERSION {
+            return Ok(());
+        }
+        tx.execute_batch(MIGRATIONS[version as usize])
+            .map_err(DbError::from)?;
+        tx.pragma_update(None, "user_version", version + 1)
+            .map_err(DbError::from)?;
+        tx.commit().map_err(DbError::from)?;
+        tracing::info!(
+            from = version,
+            to = version + 1,
+            "migrated the store schema"
+        );
+    }
+}

@@ -1,0 +1,416 @@
+//! Slots: loading their state, applying the domain's transitions (assign,
+//! remove) with audit and outbox rows, and the queries behind `get`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
+use serde_json::json;
+
+use super::audit::{self, Severity};
+use super::certs::{self, ImportOutcome, NewCert, StoredCert};
+use super::{OpCtx, SlotChange, Store, StoreError, parse_ts, ts};
+use crate::cert::slot::{self, AssignPlan, Pending, RemovePlan, SlotState, Transition};
+use crate::cert::{Role, Scope, SlotKey, UsageType};
+
+/// A slot with its certificates, for display.
+#[derive(Clone, Debug)]
+pub struct SlotView {
+    pub key: SlotKey,
+    pub current: Option<StoredCert>,
+    pub previous: Option<StoredCert>,
+    pub pending: Option<(StoredCert, DateTime<Utc>)>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What `assign` did (or, from `plan_assign`, would do).
+#[derive(Clone, Debug)]
+pub struct AssignReport {
+    pub import: Option<ImportOutcome>,
+    pub changes: Vec<SlotChange<AssignPlan>>,
+}
+
+fn load_state(conn: &Connection, slot: &SlotKey) -> Result<Option<(i64, SlotState)>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT s.id, c.thumbprint, p.thumbprint, q.thumbprint, s.effective_at
+             FROM slots s
+             LEFT JOIN certificates c ON c.id = s.current_cert
+             LEFT JOIN certificates p ON p.id = s.previous_cert
+             LEFT JOIN certificates q ON q.id = s.pending_cert
+             WHERE s.scope_key = ?1 AND s.usage_type = ?2",
+            params![slot.scope.key(), slot.usage_type.as_str()],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((id, current, previous, pending, effective_at)) = row else {
+        return Ok(None);
+    };
+    let pending = match (pending, effective_at) {
+        (Some(thumbprint), Some(at)) => Some(Pending {
+            thumbprint,
+            effective_at: parse_ts(&at)?,
+        }),
+        _ => None,
+    };
+    Ok(Some((
+        id,
+        SlotState {
+            current,
+            previous,
+            pending,
+        },
+    )))
+}
+
+fn existing_state(conn: &Connection, slot: &SlotKey) -> Result<(i64, SlotState), StoreError> {
+    match load_state(conn, slot)? {
+        Some((id, state)) if !state.is_empty() => Ok((id, state)),
+        _ => Err(StoreError::NoSuchSlot(slot.to_string())),
+    }
+}
+
+fn ensure_slot(tx: &Connection, slot: &SlotKey, now: DateTime<Utc>) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO slots (scope, scope_key, usage_type, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (scope_key, usage_type) DO NOTHING",
+        params![
+            slot.scope.to_string(),
+            slot.scope.key(),
+            slot.usage_type.as_str(),
+            ts(now)
+        ],
+    )?;
+    Ok(())
+}
+
+fn id_of(tx: &Connection, thumbprint: Option<&str>) -> Result<Option<i64>, StoreError> {
+    match thumbprint {
+        None => Ok(None),
+        Some(t) => certs::cert_id(tx, t)?
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt(format!("certificate {t} vanished"))),
+    }
+}
+
+fn write_state(
+    tx: &Connection,
+    slot_id: i64,
+    state: &SlotState,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE slots SET current_cert = ?1, previous_cert = ?2, pending_cert = ?3,
+                          effective_at = ?4, updated_at = ?5
+         WHERE id = ?6",
+        params![
+            id_of(tx, state.current.as_deref())?,
+            id_of(tx, state.previous.as_deref())?,
+            id_of(tx, state.pending.as_ref().map(|p| p.thumbprint.as_str()))?,
+            state.pending.as_ref().map(|p| ts(p.effective_at)),
+            ts(now),
+            slot_id,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Cancels the live roll job of a slot whose pending certificate went away.
+fn cancel_live_jobs(
+    tx: &Connection,
+    slot_id: i64,
+    ctx: &OpCtx,
+    why: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE jobs SET state = 'cancelled', finished_at = ?1, last_error = ?2
+         WHERE slot_id = ?3 AND state = 'scheduled'",
+        params![ts(ctx.now), why, slot_id],
+    )?;
+    Ok(())
+}
+
+fn transition_json(t: &Transition) -> serde_json::Value {
+    json!({
+        "before": audit::Roles::from(&t.before),
+        "after": audit::Roles::from(&t.after),
+        "dropped": t.dropped(),
+    })
+}
+
+impl Store {
+    /// What assigning `thumbprint` now to each slot would do (reads only).
+    pub fn plan_assign(
+        &self,
+        thumbprint: &str,
+        slots: &[SlotKey],
+    ) -> Result<Vec<SlotChange<AssignPlan>>, StoreError> {
+        slots
+            .iter()
+            .map(|slot| {
+                let state = load_state(&self.conn, slot)?
+                    .map(|(_, s)| s)
+                    .unwrap_or_default();
+                Ok(SlotChange {
+                    slot: slot.clone(),
+                    plan: slot::assign_now(&state, thumbprint),
+                })
+            })
+            .collect()
+    }
+
+    /// Imports `import` (if given) and makes `thumbprint` current in every
+    /// slot of `slots` (rule 1), all in one transaction with the audit and
+    /// outbox rows: all or nothing.
+    pub fn assign(
+        &mut self,
+        import: Option<&NewCert<'_>>,
+        thumbprint: &str,
+        slots: &[SlotKey],
+        ctx: &OpCtx,
+    ) -> Result<AssignReport, StoreError> {
+        // Seal before the transaction (it may create the master key), and
+        // only when the store does not already hold this key.
+        let sealed = match import.and_then(|n| n.key) {
+            Some(key)
+                if !self
+                    .lookup_exact(thumbprint)?
+                    .is_some_and(|c| c.has_private_key) =>
+            {
+                Some(self.seal_key(key, thumbprint)?)
+            }
+            _ => None,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let import_outcome = match import {
+            Some(new) => Some(certs::upsert(&tx, new, sealed.as_ref(), ctx)?.1),
+            None => None,
+        };
+        if certs::cert_id(&tx, thumbprint)?.is_none() {
+            return Err(super::LookupError::NotFound(thumbprint.to_string()).into());
+        }
+        let mut changes = Vec::new();
+        for slot in slots {
+            ensure_slot(&tx, slot, ctx.now)?;
+            let (slot_id, state) = load_state(&tx, slot)?.expect("slot ensured above");
+            let plan = slot::assign_now(&state, thumbprint);
+            if let AssignPlan::Change(t) = &plan {
+                write_state(&tx, slot_id, &t.after, ctx.now)?;
+                if t.cancels_pending() {
+                    cancel_live_jobs(&tx, slot_id, ctx, "superseded by an immediate assignment")?;
+                }
+                let detail = match t.before.current.as_deref() {
+                    Some(old) => format!("replaces {old}"),
+                    None => String::new(),
+                };
+                audit::record_slot_change(&tx, ctx, "assign", slot, Some(thumbprint), t, &detail)?;
+                audit::enqueue(
+                    &tx,
+                    ctx,
+                    "certificate.assigned",
+                    Severity::Info,
+                    Some(slot),
+                    &format!("{slot} now uses {thumbprint}"),
+                    transition_json(t),
+                )?;
+            }
+            changes.push(SlotChange {
+                slot: slot.clone(),
+                plan,
+            });
+        }
+        tx.commit()?;
+        Ok(AssignReport {
+            import: import_outcome,
+            changes,
+        })
+    }
+
+    /// What removing `role` from each slot would do. A slot that holds
+    /// nothing at all is an error (a mistyped scope, most likely).
+    pub fn plan_remove(
+        &self,
+        slots: &[SlotKey],
+        role: Role,
+    ) -> Result<Vec<SlotChange<RemovePlan>>, StoreError> {
+        slots
+            .iter()
+            .map(|slot| {
+                let (_, state) = existing_state(&self.conn, slot)?;
+                Ok(SlotChange {
+                    slot: slot.clone(),
+                    plan: slot::remove(&state, role),
+                })
+            })
+            .collect()
+    }
+
+    /// Clears `role` in every slot (rule 8), in one transaction: all or
+    /// nothing.
+    pub fn remove(
+        &mut self,
+        slots: &[SlotKey],
+        role: Role,
+        ctx: &OpCtx,
+    ) -> Result<Vec<SlotChange<RemovePlan>>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = Vec::new();
+        for slot in slots {
+            let (slot_id, state) = existing_state(&tx, slot)?;
+            let plan = slot::remove(&state, role);
+            if let RemovePlan::Change(t) = &plan {
+                write_state(&tx, slot_id, &t.after, ctx.now)?;
+                if t.cancels_pending() {
+                    cancel_live_jobs(&tx, slot_id, ctx, "pending certificate removed")?;
+                }
+                let removed = state.get(role).expect("the plan found it");
+                let action = format!("remove-{role}");
+                audit::record_slot_change(&tx, ctx, &action, slot, Some(removed), t, "")?;
+                let severity = if role == Role::Current {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                };
+                audit::enqueue(
+                    &tx,
+                    ctx,
+                    "certificate.removed",
+                    severity,
+                    Some(slot),
+                    &format!("{role} certificate {removed} removed from {slot}"),
+                    transition_json(t),
+                )?;
+            }
+            out.push(SlotChange {
+                slot: slot.clone(),
+                plan,
+            });
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Slots holding at least one certificate, by type then scope; filtered
+    /// by types (any of) and scope when given.
+    pub fn slots(
+        &self,
+        types: &[UsageType],
+        scope: Option<&Scope>,
+    ) -> Result<Vec<SlotView>, StoreError> {
+        let mut sql = String::from(
+            "SELECT scope, usage_type, current_cert, previous_cert, pending_cert, effective_at, updated_at
+             FROM slots
+             WHERE (current_cert IS NOT NULL OR previous_cert IS NOT NULL OR pending_cert IS NOT NULL)",
+        );
+        let mut args: Vec<String> = Vec::new();
+        if !types.is_empty() {
+            sql.push_str(&format!(
+                " AND usage_type IN ({})",
+                vec!["?"; types.len()].join(", ")
+            ));
+            args.extend(types.iter().map(|t| t.to_string()));
+        }
+        if let Some(s) = scope {
+            sql.push_str(" AND scope_key = ?");
+            args.push(s.key());
+        }
+        sql.push_str(" ORDER BY usage_type, scope_key");
+        let mut stmt = self.conn.prepare(&sql)?;
+        type Row = (
+            String,
+            String,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            String,
+        );
+        let rows: Vec<Row> = stmt
+            .query_map(params_from_iter(args.iter()), |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut cache: HashMap<i64, StoredCert> = HashMap::new();
+        let mut cert = |id: Option<i64>| -> Result<Option<StoredCert>, StoreError> {
+            let Some(id) = id else { return Ok(None) };
+            if let Some(c) = cache.get(&id) {
+                return Ok(Some(c.clone()));
+            }
+            let c = certs::load_cert_by_id(&self.conn, id)?;
+            cache.insert(id, c.clone());
+            Ok(Some(c))
+        };
+        let mut out = Vec::new();
+        for (scope, usage_type, cur, prev, pend, eff, updated) in rows {
+            let pending = match (cert(pend)?, eff) {
+                (Some(c), Some(at)) => Some((c, parse_ts(&at)?)),
+                _ => None,
+            };
+            out.push(SlotView {
+                key: SlotKey::new(
+                    Scope::parse(&scope).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    UsageType::from_canonical(usage_type),
+                ),
+                current: cert(cur)?,
+                previous: cert(prev)?,
+                pending,
+                updated_at: parse_ts(&updated)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The slots and roles a certificate holds.
+    pub fn assignments(&self, cert_id: i64) -> Result<Vec<(SlotKey, Role)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT scope, usage_type, current_cert = ?1, previous_cert = ?1 FROM slots
+             WHERE current_cert = ?1 OR previous_cert = ?1 OR pending_cert = ?1
+             ORDER BY usage_type, scope_key",
+        )?;
+        let rows = stmt.query_map([cert_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<bool>>(2)?.unwrap_or(false),
+                r.get::<_, Option<bool>>(3)?.unwrap_or(false),
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (scope, t, is_cur, is_prev) = row?;
+            let key = SlotKey::new(
+                Scope::parse(&scope).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                UsageType::from_canonical(t),
+            );
+            let role = if is_cur {
+                Role::Current
+            } else if is_prev {
+                Role::Previous
+            } else {
+                Role::Pending
+            };
+            out.push((key, role));
+        }
+        Ok(out)
+    }
+}
