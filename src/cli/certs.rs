@@ -68,10 +68,9 @@ pub fn run(app: &App, args: CertsArgs) -> Result<()> {
         };
         println!("{}  {}", c.info.thumbprint, c.info.label());
         println!(
-            "    {}  {} {}  {}  {}",
+            "    {}  {}  {}  {}",
             output::expiry(&c.info, now),
-            c.info.key_algorithm,
-            c.info.key_bits,
+            output::key_desc(&c.info),
             if c.has_private_key {
                 "private key"
             } else {

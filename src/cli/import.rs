@@ -195,12 +195,11 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
         (_, s) => s.to_string(),
     };
     let line = format!(
-        "{} {} ({}, {} {}, {}, {})",
+        "{} {} ({}, {}, {}, {})",
         cert.thumbprint,
         cert.label(),
         parsed.format,
-        cert.key_algorithm,
-        cert.key_bits,
+        output::key_desc(cert),
         if has_key {
             "private key"
         } else {

@@ -141,7 +141,8 @@ impl App {
         let data_dir = config.data_dir(cli.data_dir.as_deref())?;
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".into());
+            // SAFETY: getuid cannot fail and touches no memory.
+            .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }));
         Ok(App {
             config,
             data_dir,

@@ -144,14 +144,23 @@ pub fn expiry(c: &CertInfo, now: DateTime<Utc>) -> String {
     }
 }
 
+/// "RSA 2048", "EC P-256".
+pub fn key_desc(c: &CertInfo) -> String {
+    match c.key_algorithm {
+        crate::cert::x509::KeyAlgorithm::Rsa | crate::cert::x509::KeyAlgorithm::Dsa => {
+            format!("{} {}", c.key_algorithm, c.key_bits)
+        }
+        _ => c.key_algorithm.to_string(),
+    }
+}
+
 /// One line describing a stored certificate inside a slot listing.
 pub fn cert_line(c: &StoredCert, now: DateTime<Utc>) -> String {
     format!(
-        "{}  {}  {} {}{}  {}",
+        "{}  {}  {}{}  {}",
         c.info.thumbprint,
         c.info.label(),
-        c.info.key_algorithm,
-        c.info.key_bits,
+        key_desc(&c.info),
         if c.has_private_key {
             ""
         } else {

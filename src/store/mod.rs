@@ -269,3 +269,242 @@ pub struct SlotChange<P> {
     pub slot: SlotKey,
     pub plan: P,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::cert::bundle::{self, Input};
+    use crate::cert::slot::{AssignPlan, RemovePlan};
+    use crate::cert::{Role, Scope, UsageType};
+
+    fn entry(pfx: &[u8]) -> bundle::Entry {
+        let parsed = bundle::parse(&Input {
+            data: pfx,
+            key_file: None,
+            password: Some("Passw0rd!"),
+        })
+        .unwrap();
+        parsed.entries.into_iter().next().unwrap()
+    }
+
+    fn new_cert(e: &bundle::Entry) -> NewCert<'_> {
+        NewCert {
+            cert: &e.cert,
+            chain: &e.chain,
+            key: e.key.as_ref(),
+            friendly_name: e.friendly_name.as_deref(),
+            source_file: Some("test.pfx"),
+        }
+    }
+
+    fn ctx() -> OpCtx {
+        OpCtx {
+            now: Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap(),
+            actor: "test".into(),
+        }
+    }
+
+    /// Every statement the store runs during a full scenario.
+    fn traced_scenario(store: &mut Store) -> Vec<String> {
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = seen.clone();
+        store
+            .conn
+            .trace_v2(
+                rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
+                Some(move |ev: rusqlite::trace::TraceEvent<'_>| {
+                    if let rusqlite::trace::TraceEvent::Stmt(stmt, _) = ev {
+                        sink.lock().unwrap().push(stmt.sql().into_owned());
+                    }
+                }),
+            )
+            .unwrap();
+
+        let a = entry(include_bytes!(
+            "../../tests/data/fixtures/oauth1-openssl3.pfx"
+        ));
+        let b = entry(include_bytes!(
+            "../../tests/data/fixtures/oauth2-windows.pfx"
+        ));
+        let oauth = UsageType::from_canonical("OAuthTokenIssuer");
+        let global = SlotKey::new(Scope::Global, oauth.clone());
+        let pool = SlotKey::new(Scope::Pool("fe01.contoso.com".into()), oauth.clone());
+        let c = ctx();
+        store
+            .assign(
+                Some(&new_cert(&a)),
+                &a.cert.thumbprint,
+                std::slice::from_ref(&global),
+                &c,
+            )
+            .unwrap();
+        store.import(&new_cert(&b), &c).unwrap();
+        store
+            .plan_assign(&b.cert.thumbprint, &[global.clone(), pool.clone()])
+            .unwrap();
+        let report = store
+            .assign(
+                None,
+                &b.cert.thumbprint,
+                &[global.clone(), pool.clone()],
+                &c,
+            )
+            .unwrap();
+        assert!(matches!(report.changes[0].plan, AssignPlan::Change(_)));
+        // A pending certificate (the roll queue fills these later).
+        store
+            .conn
+            .execute(
+                "UPDATE slots SET pending_cert = (SELECT id FROM certificates WHERE thumbprint = ?1),
+                        effective_at = '2027-01-01T00:00:00.000Z' WHERE scope_key = 'global'",
+                [&a.cert.thumbprint],
+            )
+            .unwrap();
+        store
+            .plan_remove(std::slice::from_ref(&global), Role::Pending)
+            .unwrap();
+        let removed = store
+            .remove(std::slice::from_ref(&global), Role::Pending, &c)
+            .unwrap();
+        assert!(matches!(&removed[0].plan, RemovePlan::Change(t) if t.cancels_pending()));
+        store
+            .remove(std::slice::from_ref(&global), Role::Previous, &c)
+            .unwrap();
+        store.find_cert(&a.cert.thumbprint[..10]).unwrap();
+        store.find_cert(&a.cert.thumbprint).unwrap();
+        store.lookup_exact(&b.cert.thumbprint).unwrap();
+        let all = store.certs(None).unwrap();
+        store.certs(Some(c.now)).unwrap();
+        for cert in &all {
+            store.assignments(cert.id).unwrap();
+        }
+        store.slots(&[], None).unwrap();
+        store.slots(std::slice::from_ref(&oauth), None).unwrap();
+        store.slots(&[], Some(&Scope::Global)).unwrap();
+        store
+            .slots(std::slice::from_ref(&oauth), Some(&Scope::Global))
+            .unwrap();
+        for filter in [
+            HistoryFilter::default(),
+            HistoryFilter {
+                types: vec![oauth.clone()],
+                scope: None,
+                limit: Some(5),
+            },
+            HistoryFilter {
+                types: vec![],
+                scope: Some(Scope::Global),
+                limit: None,
+            },
+            HistoryFilter {
+                types: vec![oauth.clone()],
+                scope: Some(Scope::Global),
+                limit: None,
+            },
+        ] {
+            store.history(&filter).unwrap();
+        }
+        store.private_key(&a.cert.thumbprint).unwrap().unwrap();
+        store
+            .conn
+            .trace_v2(
+                rusqlite::trace::TraceEventCodes::empty(),
+                None::<fn(rusqlite::trace::TraceEvent<'_>)>,
+            )
+            .unwrap();
+        let mut out = seen.lock().unwrap().clone();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// "Indexes for every query you run": a statement that looks rows up by
+    /// a parameter must not scan a whole table. Only listings without any
+    /// parameter ("every slot", "the whole trail") may.
+    #[test]
+    fn every_parameterised_query_uses_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let statements = traced_scenario(&mut store);
+        assert!(
+            statements.len() > 15,
+            "the scenario ran too few statements: {statements:?}"
+        );
+        let mut offenders = Vec::new();
+        for sql in &statements {
+            let upper = sql.trim_start().to_ascii_uppercase();
+            if !(upper.starts_with("SELECT")
+                || upper.starts_with("UPDATE")
+                || upper.starts_with("DELETE")
+                || upper.starts_with("INSERT"))
+            {
+                continue;
+            }
+            let mut stmt = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for step in plan {
+                let full_scan = step.starts_with("SCAN ") && !step.contains("USING");
+                if full_scan && sql.contains('?') {
+                    offenders.push(format!(
+                        "{step}  <=  {}",
+                        sql.split_whitespace().collect::<Vec<_>>().join(" ")
+                    ));
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "full table scans:\n{}",
+            offenders.join("\n")
+        );
+    }
+
+    #[test]
+    fn assign_import_and_remove_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let statements = traced_scenario(&mut store);
+        assert!(!statements.is_empty());
+        let slots = store.slots(&[], None).unwrap();
+        assert_eq!(slots.len(), 2);
+        let global = slots.iter().find(|s| s.key.scope == Scope::Global).unwrap();
+        assert!(global.previous.is_none());
+        assert!(global.pending.is_none());
+        let kinds: Vec<String> = store
+            .outbox_kinds()
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "certificate.assigned",
+                "certificate.assigned",
+                "certificate.assigned",
+                "certificate.removed",
+                "certificate.removed"
+            ]
+        );
+    }
+
+    #[test]
+    fn reopening_is_idempotent_and_keeps_the_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+}

@@ -78,6 +78,7 @@ CREATE TABLE audit_log (
     detail       TEXT
 ) STRICT;
 CREATE INDEX audit_log_by_slot ON audit_log (usage_type, scope_key, id);
+CREATE INDEX audit_log_by_scope ON audit_log (scope_key, id);
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
@@ -100,6 +101,7 @@ CREATE TABLE jobs (
 ) STRICT;
 CREATE INDEX jobs_due ON jobs (due_at) WHERE state = 'scheduled';
 CREATE INDEX jobs_by_state ON jobs (state, id);
+CREATE INDEX jobs_by_slot ON jobs (slot_id, state);
 CREATE UNIQUE INDEX jobs_one_live_per_slot ON jobs (slot_id)
     WHERE state IN ('scheduled', 'running');
 

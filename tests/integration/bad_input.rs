@@ -1,0 +1,403 @@
+//! Issue bullet 8: every bad input gets one stderr line naming the file or
+//! object and the reason, exit code 1 (refused) or 2 (usage/config), and
+//! leaves the store exactly as it was.
+
+use crate::util::*;
+
+/// A store that already holds something, so "unchanged" means something.
+fn populated() -> Env {
+    let env = Env::new();
+    assert_eq!(
+        env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
+            .code,
+        0
+    );
+    env
+}
+
+#[track_caller]
+fn refused(env: &Env, args: &[&str], code: i32, needles: &[&str]) {
+    let before = env.snapshot();
+    env.run(args).assert_one_line_error(code, needles);
+    assert_eq!(env.snapshot(), before, "the store changed after {args:?}");
+}
+
+#[track_caller]
+fn refused_import(env: &Env, file: &str, extra: &[&str], code: i32, needles: &[&str]) {
+    let before = env.snapshot();
+    env.import(file, extra).assert_one_line_error(code, needles);
+    assert_eq!(
+        env.snapshot(),
+        before,
+        "the store changed after importing {file}"
+    );
+}
+
+#[test]
+fn wrong_password() {
+    let env = populated();
+    let pfx = fixture("oauth2-windows.pfx");
+    let wrong = env.path("wrong.txt");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    refused(
+        &env,
+        &[
+            "import",
+            "--path",
+            pfx.to_str().unwrap(),
+            "--password-file",
+            wrong.to_str().unwrap(),
+        ],
+        1,
+        &["oauth2-windows.pfx: wrong password or corrupt file (MAC check failed)"],
+    );
+    let key = fixture("oauth1.pkcs8-enc.pem");
+    let crt = fixture("oauth1.crt.pem");
+    refused(
+        &env,
+        &[
+            "import",
+            "--path",
+            crt.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--password-file",
+            wrong.to_str().unwrap(),
+        ],
+        1,
+        &["wrong password"],
+    );
+}
+
+#[test]
+fn truncated_empty_and_garbage_files() {
+    let env = populated();
+    refused_import(
+        &env,
+        "truncated.pfx",
+        &[],
+        1,
+        &["truncated.pfx", "corrupt or truncated PKCS#12"],
+    );
+    refused_import(
+        &env,
+        "empty.pfx",
+        &[],
+        1,
+        &["empty.pfx", "the file is empty"],
+    );
+    refused_import(
+        &env,
+        "garbage.pfx",
+        &[],
+        1,
+        &["garbage.pfx", "not a certificate, PKCS#12/PFX or PEM file"],
+    );
+    refused_import(
+        &env,
+        "truncated.pem",
+        &[],
+        1,
+        &["truncated.pem", "no END line"],
+    );
+}
+
+#[test]
+fn pfx_without_key_for_a_type_that_needs_one() {
+    // (The populated store holds oauth1 with its key; this one must not.)
+    let env = Env::new();
+    assert_eq!(
+        env.import("oauth2-windows.pfx", &["--type", "Default"])
+            .code,
+        0
+    );
+    refused_import(
+        &env,
+        "oauth1-nokey.pfx",
+        &["--type", "Default"],
+        1,
+        &["Default policy", "private-key"],
+    );
+}
+
+#[test]
+fn key_that_does_not_match() {
+    let env = populated();
+    let crt = fixture("oauth2.crt.pem");
+    let key = fixture("oauth1.key.pem");
+    refused(
+        &env,
+        &[
+            "import",
+            "--path",
+            crt.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+        1,
+        &[
+            "oauth2.crt.pem",
+            "private key does not match the certificate contoso.com",
+        ],
+    );
+}
+
+#[test]
+fn weak_key_and_missing_sip_domain() {
+    let env = populated();
+    refused_import(
+        &env,
+        "weak.pfx",
+        &["--type", "OAuthTokenIssuer"],
+        1,
+        &["key-strength"],
+    );
+    refused_import(
+        &env,
+        "fabrikam.pfx",
+        &["--type", "OAuthTokenIssuer"],
+        1,
+        &["required-name", "contoso.com"],
+    );
+}
+
+#[test]
+fn expired_and_not_yet_valid_certificates() {
+    let env = populated();
+    refused_import(
+        &env,
+        "expired.pfx",
+        &[],
+        1,
+        &["expired.pfx", "expired on 2021-01-01"],
+    );
+    refused_import(
+        &env,
+        "expired.pfx",
+        &["--type", "OAuthTokenIssuer"],
+        1,
+        &["expired on 2021-01-01"],
+    );
+    refused_import(
+        &env,
+        "future.pfx",
+        &["--type", "OAuthTokenIssuer"],
+        1,
+        &["validity", "not valid before 2090-01-01"],
+    );
+    // Stored without an assignment, a not-yet-valid certificate is kept for a
+    // later roll, and certroll says so; it still cannot be assigned now.
+    let r = env.import("future.pfx", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not valid before 2090-01-01"),
+        "{}",
+        r.stderr
+    );
+    let t = thumbprint("future.crt.pem");
+    refused(
+        &env,
+        &["set", "--type", "OAuthTokenIssuer", "--thumbprint", &t],
+        1,
+        &["not valid before"],
+    );
+}
+
+#[test]
+fn unknown_type_is_a_usage_error() {
+    let env = populated();
+    refused_import(
+        &env,
+        "oauth2.pfx",
+        &["--type", "OAuthTokenIssuerr"],
+        2,
+        &["unknown usage type 'OAuthTokenIssuerr'"],
+    );
+    let t = thumbprint("oauth1.crt.pem");
+    refused(
+        &env,
+        &["set", "--type", "Default,Nope", "--thumbprint", &t],
+        2,
+        &["'Nope'"],
+    );
+    refused(&env, &["get", "--type", "Nope"], 2, &["'Nope'"]);
+}
+
+#[test]
+fn bad_scope_is_a_usage_error() {
+    let env = populated();
+    let t = thumbprint("oauth1.crt.pem");
+    refused(
+        &env,
+        &[
+            "set",
+            "--type",
+            "Default",
+            "--scope",
+            "pool:",
+            "--thumbprint",
+            &t,
+        ],
+        2,
+        &["invalid scope 'pool:'"],
+    );
+    refused(
+        &env,
+        &[
+            "set",
+            "--type",
+            "Default",
+            "--scope",
+            "planet:mars",
+            "--thumbprint",
+            &t,
+        ],
+        2,
+        &["planet:mars"],
+    );
+}
+
+#[test]
+fn unknown_ambiguous_and_malformed_thumbprints() {
+    let env = populated();
+    refused(
+        &env,
+        &[
+            "set",
+            "--type",
+            "Default",
+            "--thumbprint",
+            "DEADBEEFDEADBEEF",
+        ],
+        1,
+        &["no certificate with thumbprint DEADBEEFDEADBEEF"],
+    );
+    refused(
+        &env,
+        &["set", "--type", "Default", "--thumbprint", "133F"],
+        1,
+        &["'133F'", "at least 8"],
+    );
+    refused(
+        &env,
+        &["set", "--type", "Default", "--thumbprint", "not-hex!"],
+        1,
+        &["not a thumbprint"],
+    );
+
+    // Two certificates whose thumbprints share a prefix (made in the database:
+    // real SHA-1 collisions on 8 hex digits are rare).
+    let t = thumbprint("oauth1.crt.pem");
+    let twin = format!("{}{}", &t[..12], "0".repeat(28));
+    {
+        let conn = rusqlite::Connection::open(env.data.join("certroll.db")).unwrap();
+        conn.execute(
+            "INSERT INTO certificates (thumbprint, sha256, der, chain, key_enc, subject, issuer, sans, serial,
+                not_before, not_after, key_algorithm, key_bits, signature_algorithm, friendly_name,
+                source_file, imported_at)
+             SELECT ?1, printf('%064d', 0), der, chain, NULL, subject, issuer, sans, serial, not_before,
+                not_after, key_algorithm, key_bits, signature_algorithm, friendly_name, source_file, imported_at
+             FROM certificates WHERE thumbprint = ?2",
+            [&twin, &t],
+        )
+        .unwrap();
+    }
+    refused(
+        &env,
+        &["set", "--type", "Default", "--thumbprint", &t[..10]],
+        1,
+        &["ambiguous", &t, &twin],
+    );
+}
+
+#[test]
+fn missing_files() {
+    let env = populated();
+    refused(
+        &env,
+        &["import", "--path", "/nonexistent/server.pfx"],
+        1,
+        &["/nonexistent/server.pfx", "cannot read"],
+    );
+    let pfx = fixture("oauth1-openssl3.pfx");
+    refused(
+        &env,
+        &[
+            "import",
+            "--path",
+            pfx.to_str().unwrap(),
+            "--password-file",
+            "/nonexistent/pw.txt",
+        ],
+        1,
+        &["/nonexistent/pw.txt", "cannot read the password file"],
+    );
+    let crt = fixture("oauth1.crt.pem");
+    refused(
+        &env,
+        &[
+            "import",
+            "--path",
+            crt.to_str().unwrap(),
+            "--key",
+            "/nonexistent/key.pem",
+        ],
+        1,
+        &["/nonexistent/key.pem"],
+    );
+}
+
+#[test]
+fn unreadable_or_invalid_config_is_a_usage_error() {
+    let env = populated();
+    let before = env.snapshot();
+    let mut cmd = env.command(&["get"]);
+    cmd.env("CERTROLL_CONFIG", "/nonexistent/certroll.toml");
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/nonexistent/certroll.toml: cannot read the configuration"),
+        "{err}"
+    );
+
+    for (text, needle) in [
+        (
+            "timezone = \"Nowhere/Atlantis\"\n",
+            "unknown IANA time zone",
+        ),
+        ("sip_domain = \n", "certroll.toml"),
+        ("[policy.Default]\nmin_rsa_bitz = 4096\n", "min_rsa_bitz"),
+        ("[policy.NoSuchType]\n", "NoSuchType"),
+    ] {
+        std::fs::write(&env.config, text).unwrap();
+        env.run(&["get"])
+            .assert_one_line_error(2, &["certroll.toml: ", needle]);
+    }
+    // A directory where the file should be.
+    let r = {
+        let mut cmd = env.command(&["get"]);
+        cmd.env("CERTROLL_CONFIG", env.dir.path());
+        cmd.output().unwrap()
+    };
+    assert_eq!(r.status.code(), Some(2));
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn unknown_flags_are_usage_errors() {
+    let env = populated();
+    assert_eq!(env.run(&["import"]).code, 2);
+    assert_eq!(env.run(&["set", "--type", "Default"]).code, 2);
+    assert_eq!(env.run(&["frobnicate"]).code, 2);
+    let pfx = fixture("oauth1-openssl3.pfx");
+    let r = env.run(&[
+        "import",
+        "--path",
+        pfx.to_str().unwrap(),
+        "--scope",
+        "pool:a.b",
+    ]);
+    r.assert_one_line_error(2, &["--scope needs --type"]);
+}

@@ -1,0 +1,463 @@
+//! Issue bullet 7: import/set/get/certs/remove/history as the contract in
+//! ../shared/design.md describes them.
+
+use crate::util::*;
+
+/// Imports oauth1 (assigned) and oauth2 (stored only); returns their thumbprints.
+fn two_certs(env: &Env) -> (String, String) {
+    assert_eq!(
+        env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
+            .code,
+        0
+    );
+    assert_eq!(env.import("oauth2-windows.pfx", &[]).code, 0);
+    (thumbprint("oauth1.crt.pem"), thumbprint("oauth2.crt.pem"))
+}
+
+#[test]
+fn set_flips_current_and_previous_and_get_json_follows_the_contract() {
+    let env = Env::new();
+    let (t1, t2) = two_certs(&env);
+    let r = env.ok(&["set", "--type", "OAuthTokenIssuer", "--thumbprint", &t2]);
+    assert!(
+        r.stdout.contains("is now current; previous: "),
+        "{}",
+        r.stdout
+    );
+
+    let slots = env.get_json();
+    let slot = &slots[0];
+    assert_eq!(slots.as_array().unwrap().len(), 1);
+    assert_eq!(slot["scope"], "global");
+    assert_eq!(slot["type"], "OAuthTokenIssuer");
+    assert_eq!(slot["current"]["thumbprint"], t2);
+    assert_eq!(slot["previous"]["thumbprint"], t1);
+    assert!(slot["pending"].is_null());
+    for key in [
+        "thumbprint",
+        "subject",
+        "issuer",
+        "sans",
+        "not_before",
+        "not_after",
+        "key_algorithm",
+        "key_bits",
+        "has_private_key",
+    ] {
+        assert!(
+            !slot["current"][key].is_null(),
+            "certificate object lacks {key}"
+        );
+    }
+    assert_eq!(slot["current"]["not_after"], "2045-06-01T00:00:00Z");
+    assert_eq!(
+        slot["current"]["sans"],
+        serde_json::json!(["contoso.com", "oauth2.contoso.com"])
+    );
+
+    let text = env.ok(&["get", "--type", "oauthtokenissuer"]).stdout;
+    assert!(text.contains(&format!("current   {t2}")), "{text}");
+    assert!(text.contains(&format!("previous  {t1}")), "{text}");
+}
+
+#[test]
+fn a_third_assignment_drops_the_old_previous_but_keeps_it_stored() {
+    let env = Env::new();
+    let (t1, t2) = two_certs(&env);
+    env.import("ec1.pfx", &[]);
+    let t3 = thumbprint("ec1.crt.pem");
+    env.ok(&["set", "--type", "OAuthTokenIssuer", "--thumbprint", &t2]);
+    let r = env.ok(&["set", "--type", "OAuthTokenIssuer", "--thumbprint", &t3]);
+    assert!(
+        r.stdout.contains("left the slot and stays in the store"),
+        "{}",
+        r.stdout
+    );
+    let slot = &env.get_json()[0];
+    assert_eq!(slot["current"]["thumbprint"], t3);
+    assert_eq!(slot["previous"]["thumbprint"], t2);
+    let certs = env.ok(&["certs", "--json"]).json();
+    let c1 = certs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["thumbprint"] == t1)
+        .unwrap();
+    assert_eq!(c1["assigned"], serde_json::json!([]));
+}
+
+#[test]
+fn assigning_the_current_certificate_again_is_a_no_op_that_says_so() {
+    let env = Env::new();
+    let (t1, _) = two_certs(&env);
+    let before = env.snapshot();
+    let r = env.ok(&["set", "--type", "OAuthTokenIssuer", "--thumbprint", &t1]);
+    assert!(
+        r.stdout.contains("is already current; nothing changes"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn thumbprint_prefix_and_windows_spelling_are_accepted() {
+    let env = Env::new();
+    let (_, t2) = two_certs(&env);
+    env.ok(&[
+        "set",
+        "--type",
+        "OAuthTokenIssuer",
+        "--thumbprint",
+        &t2[..8].to_lowercase(),
+    ]);
+    assert_eq!(env.get_json()[0]["current"]["thumbprint"], t2);
+    // As the Windows certificate dialog shows it: pairs separated by spaces.
+    let (_, t2) = (0, thumbprint("oauth1.crt.pem"));
+    let spaced: Vec<String> = t2
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    env.ok(&[
+        "set",
+        "--type",
+        "OAuthTokenIssuer",
+        "--thumbprint",
+        &spaced.join(" "),
+    ]);
+    assert_eq!(env.get_json()[0]["current"]["thumbprint"], t2);
+}
+
+#[test]
+fn several_types_change_in_one_transaction() {
+    let env = Env::new();
+    let (_, t2) = two_certs(&env);
+    let r = env.ok(&[
+        "set",
+        "--type",
+        "Default,WebServicesInternal,WebServicesExternal",
+        "--thumbprint",
+        &t2,
+        "--json",
+    ]);
+    assert_eq!(r.json()["changes"].as_array().unwrap().len(), 3);
+    let slots = env.get_json();
+    let types: Vec<_> = slots
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["type"].clone())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "Default",
+            "OAuthTokenIssuer",
+            "WebServicesExternal",
+            "WebServicesInternal"
+        ]
+    );
+    // One outbox event per slot change, written with the change.
+    assert_eq!(env.count("outbox"), 4);
+}
+
+#[test]
+fn several_types_are_all_or_nothing() {
+    let env = Env::new();
+    env.import("fabrikam.pfx", &[]);
+    let t = thumbprint("fabrikam.crt.pem");
+    let before = env.snapshot();
+    // fabrikam is fine for Default but lacks the SIP domain OAuthTokenIssuer needs.
+    let r = env.run(&[
+        "set",
+        "--type",
+        "Default,OAuthTokenIssuer",
+        "--thumbprint",
+        &t,
+    ]);
+    r.assert_one_line_error(1, &["OAuthTokenIssuer policy", "required-name"]);
+    assert_eq!(env.snapshot(), before);
+    assert_eq!(env.get_json(), serde_json::json!([]));
+}
+
+#[test]
+fn what_if_prints_the_change_and_changes_nothing() {
+    let env = Env::new();
+    let (t1, t2) = two_certs(&env);
+    let before = env.snapshot();
+    let r = env.ok(&[
+        "set",
+        "--type",
+        "OAuthTokenIssuer",
+        "--thumbprint",
+        &t2,
+        "--what-if",
+    ]);
+    assert!(
+        r.stdout.starts_with("what if: OAuthTokenIssuer@global: "),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("would become current"), "{}", r.stdout);
+    assert!(r.stdout.contains(&t1[..8]), "{}", r.stdout);
+    assert_eq!(env.snapshot(), before);
+
+    let r = env.import("ec1.pfx", &["--type", "OAuthTokenIssuer", "--what-if"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("what if: would import"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(env.snapshot(), before);
+
+    let r = env.ok(&[
+        "remove",
+        "--type",
+        "OAuthTokenIssuer",
+        "--current",
+        "--force",
+        "--what-if",
+    ]);
+    assert!(r.stdout.contains("would be removed"), "{}", r.stdout);
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn scopes_are_separate_slots() {
+    let env = Env::new();
+    let (t1, t2) = two_certs(&env);
+    env.ok(&[
+        "set",
+        "--type",
+        "OAuthTokenIssuer",
+        "--scope",
+        "pool:FE01.Contoso.com",
+        "--thumbprint",
+        &t2,
+    ]);
+    let slots = env.get_json();
+    assert_eq!(slots.as_array().unwrap().len(), 2);
+    let pool = env
+        .ok(&["get", "--scope", "pool:fe01.contoso.com", "--json"])
+        .json();
+    assert_eq!(pool[0]["scope"], "pool:fe01.contoso.com");
+    assert_eq!(pool[0]["current"]["thumbprint"], t2);
+    assert!(pool[0]["previous"].is_null());
+    let global = env.ok(&["get", "--scope", "global", "--json"]).json();
+    assert_eq!(global[0]["current"]["thumbprint"], t1);
+}
+
+#[test]
+fn remove_previous_and_current() {
+    let env = Env::new();
+    let (t1, t2) = two_certs(&env);
+    env.ok(&["set", "--type", "OAuthTokenIssuer", "--thumbprint", &t2]);
+
+    let r = env.ok(&["remove", "--type", "OAuthTokenIssuer", "--previous"]);
+    assert!(
+        r.stdout
+            .contains(&format!("previous certificate {}", &t1[..8])),
+        "{}",
+        r.stdout
+    );
+    let slot = &env.get_json()[0];
+    assert!(slot["previous"].is_null());
+    assert_eq!(slot["current"]["thumbprint"], t2);
+
+    let r = env.ok(&["remove", "--type", "OAuthTokenIssuer", "--previous"]);
+    assert!(r.stdout.contains("nothing to remove"), "{}", r.stdout);
+    let r = env.ok(&["remove", "--type", "OAuthTokenIssuer", "--pending"]);
+    assert!(r.stdout.contains("no pending certificate"), "{}", r.stdout);
+
+    let before = env.snapshot();
+    let r = env.run(&["remove", "--type", "OAuthTokenIssuer", "--current"]);
+    r.assert_one_line_error(1, &["--force", "OAuthTokenIssuer@global"]);
+    assert_eq!(env.snapshot(), before);
+
+    env.ok(&[
+        "remove",
+        "--type",
+        "OAuthTokenIssuer",
+        "--current",
+        "--force",
+    ]);
+    assert_eq!(env.get_json(), serde_json::json!([]));
+    // The certificates stay in the store.
+    assert_eq!(
+        env.ok(&["certs", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn remove_from_a_slot_that_holds_nothing_is_refused() {
+    let env = Env::new();
+    two_certs(&env);
+    let before = env.snapshot();
+    env.run(&[
+        "remove",
+        "--type",
+        "OAuthTokenIssuer",
+        "--scope",
+        "pool:nowhere.contoso.com",
+        "--previous",
+    ])
+    .assert_one_line_error(
+        1,
+        &[
+            "OAuthTokenIssuer@pool:nowhere.contoso.com",
+            "nothing is assigned",
+        ],
+    );
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn remove_needs_exactly_one_role() {
+    let env = Env::new();
+    assert_eq!(env.run(&["remove", "--type", "OAuthTokenIssuer"]).code, 2);
+    assert_eq!(
+        env.run(&[
+            "remove",
+            "--type",
+            "OAuthTokenIssuer",
+            "--previous",
+            "--current"
+        ])
+        .code,
+        2
+    );
+}
+
+#[test]
+fn history_is_the_audit_trail_filterable_by_slot() {
+    let env = Env::new();
+    let (t1, t2) = two_certs(&env);
+    env.ok(&["set", "--type", "OAuthTokenIssuer", "--thumbprint", &t2]);
+    env.ok(&[
+        "set",
+        "--type",
+        "Default",
+        "--scope",
+        "site:Redmond",
+        "--thumbprint",
+        &t1,
+    ]);
+
+    let all = env.ok(&["history", "--json"]).json();
+    let actions: Vec<_> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(actions, ["import", "assign", "import", "assign", "assign"]);
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor"] == "cli:tester")
+    );
+
+    let oauth = env
+        .ok(&["history", "--type", "OAuthTokenIssuer", "--json"])
+        .json();
+    let oauth = oauth.as_array().unwrap();
+    assert_eq!(oauth.len(), 2);
+    assert_eq!(oauth[1]["before"]["current"], t1);
+    assert_eq!(oauth[1]["after"]["current"], t2);
+    assert_eq!(oauth[1]["after"]["previous"], t1);
+
+    let site = env
+        .ok(&["history", "--scope", "site:redmond", "--json"])
+        .json();
+    assert_eq!(site.as_array().unwrap().len(), 1);
+    assert_eq!(site[0]["scope"], "site:Redmond");
+    assert_eq!(site[0]["type"], "Default");
+
+    let text = env.ok(&["history", "--type", "OAuthTokenIssuer"]).stdout;
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("OAuthTokenIssuer@global"), "{text}");
+}
+
+#[test]
+fn the_audit_trail_is_append_only() {
+    let env = Env::new();
+    two_certs(&env);
+    let conn = rusqlite::Connection::open(env.data.join("certroll.db")).unwrap();
+    assert!(
+        conn.execute("UPDATE audit_log SET actor = 'mallory'", [])
+            .is_err()
+    );
+    assert!(conn.execute("DELETE FROM audit_log", []).is_err());
+}
+
+#[test]
+fn certs_lists_everything_and_filters_by_expiry() {
+    let env = Env::new();
+    let (t1, _) = two_certs(&env);
+    let pem = short_lived_pem(env.dir.path(), "short", 10);
+    env.ok(&["import", "--path", pem.to_str().unwrap()]);
+
+    let all = env.ok(&["certs", "--json"]).json();
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 3);
+    // Soonest expiry first.
+    assert_eq!(all[0]["subject"], "CN=contoso.com");
+    let assigned = &all.iter().find(|c| c["thumbprint"] == t1).unwrap()["assigned"];
+    assert_eq!(
+        assigned,
+        &serde_json::json!([{"scope": "global", "type": "OAuthTokenIssuer", "role": "current"}])
+    );
+
+    let soon = env
+        .ok(&["certs", "--expiring-within", "30", "--json"])
+        .json();
+    assert_eq!(soon.as_array().unwrap().len(), 1);
+    assert_eq!(soon[0]["subject"], "CN=contoso.com");
+    let text = env.ok(&["certs", "--expiring-within", "30"]).stdout;
+    assert!(
+        text.contains("expires ") && text.contains("unassigned"),
+        "{text}"
+    );
+    let none = env.ok(&["certs", "--expiring-within", "1"]).stdout;
+    assert_eq!(none.trim(), "no certificate expires within 1 days");
+}
+
+#[test]
+fn empty_store_answers_plainly() {
+    let env = Env::new();
+    assert_eq!(env.ok(&["get"]).stdout.trim(), "no certificate assigned");
+    assert_eq!(env.get_json(), serde_json::json!([]));
+    assert_eq!(
+        env.ok(&["certs"]).stdout.trim(),
+        "no certificate in the store"
+    );
+    assert_eq!(env.ok(&["history"]).stdout.trim(), "no history yet");
+}
+
+#[test]
+fn every_command_has_help() {
+    let env = Env::new();
+    for cmd in ["import", "set", "get", "certs", "remove", "history"] {
+        let r = env.ok(&[cmd, "--help"]);
+        assert!(r.stdout.contains("Usage: certroll "), "{cmd}: {}", r.stdout);
+    }
+    let r = env.ok(&["import", "--help"]);
+    for flag in [
+        "--password-file",
+        "--password-env",
+        "--password-stdin",
+        "--key",
+        "--entry",
+        "--what-if",
+    ] {
+        assert!(r.stdout.contains(flag), "import --help lacks {flag}");
+    }
+}

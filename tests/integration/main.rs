@@ -1,0 +1,11 @@
+//! Integration tests: the real `certroll` binary against fixtures made by
+//! OpenSSL (tests/data/gen-fixtures.sh), one module per capability.
+
+mod bad_input;
+mod commands;
+mod import;
+mod keys_at_rest;
+mod migrations;
+mod policy;
+mod util;
+mod walkthrough;

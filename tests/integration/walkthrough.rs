@@ -1,0 +1,107 @@
+//! The README's walkthrough, run as written: if a user can paste it, so can
+//! this test. It then checks what the walkthrough promises.
+
+use std::process::Command;
+
+use crate::util::*;
+
+fn readme_block() -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("<!-- walkthrough:begin")
+        .expect("walkthrough marker");
+    let end = readme
+        .find("<!-- walkthrough:end -->")
+        .expect("walkthrough end marker");
+    let block = &readme[start..end];
+    let body_start = block.find("```sh\n").expect("sh fence") + "```sh\n".len();
+    let body_end = block.rfind("```").expect("closing fence");
+    block[body_start..body_end].to_string()
+}
+
+#[test]
+fn the_readme_walkthrough_works_as_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    // What the walkthrough leaves behind, for the assertions below.
+    let epilogue = r#"
+cp oauth1.crt oauth2.crt "$OUT/"
+certroll get --json > "$OUT/get.json"
+certroll history --json > "$OUT/history.json"
+"#;
+    let script = format!("set -euo pipefail\n{}\n{epilogue}", readme_block());
+    let bin_dir = bin().parent().unwrap().to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .env("PATH", path)
+        .env("TMPDIR", tmp.path())
+        .env("HOME", tmp.path())
+        .env("OUT", &out)
+        .env_remove("CERTROLL_CONFIG")
+        .env_remove("CERTROLL_DATA_DIR")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "walkthrough failed:\n{stdout}\n{stderr}"
+    );
+
+    let thumb = |f: &str| {
+        let o = Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha1", "-in"])
+            .arg(out.join(f))
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .trim()
+            .rsplit('=')
+            .next()
+            .unwrap()
+            .replace(':', "")
+    };
+    let (t1, t2) = (thumb("oauth1.crt"), thumb("oauth2.crt"));
+
+    // First `get`: oauth1 current, nothing previous; last `get`: flipped.
+    let first = stdout
+        .find("OAuthTokenIssuer@global")
+        .expect("a get listing");
+    let first_listing = &stdout[first..];
+    assert!(
+        first_listing.contains(&format!("current   {t1}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("previous  none"), "{stdout}");
+    assert!(stdout.contains(&format!("current   {t2}")), "{stdout}");
+    assert!(stdout.contains(&format!("previous  {t1}")), "{stdout}");
+
+    let get: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("get.json")).unwrap()).unwrap();
+    assert_eq!(get[0]["type"], "OAuthTokenIssuer");
+    assert_eq!(get[0]["scope"], "global");
+    assert_eq!(get[0]["current"]["thumbprint"], t2);
+    assert_eq!(get[0]["current"]["friendly_name"], "OAuth 2027");
+    assert_eq!(get[0]["previous"]["thumbprint"], t1);
+    assert_eq!(get[0]["previous"]["friendly_name"], "OAuth 2026");
+
+    let history: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("history.json")).unwrap()).unwrap();
+    let actions: Vec<_> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["import", "assign", "import", "assign"]);
+    assert_eq!(history[3]["after"]["previous"], t1);
+}
