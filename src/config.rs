@@ -33,6 +33,7 @@ pub enum ConfigError {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     data_dir: Option<PathBuf>,
@@ -212,6 +213,54 @@ mod tests {
         assert_eq!(c.policy(&oauth).min_rsa_bits, 3072);
         let mine = c.types.parse("mytokensigner").unwrap();
         assert!(!c.policy(&mine).require_private_key);
+    }
+
+    /// config/certroll.toml documents the defaults: loading it must change
+    /// nothing.
+    #[test]
+    fn the_example_config_is_valid_and_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/certroll.toml");
+        let example = Config::load(Some(&path)).unwrap();
+        let defaults = Config::default();
+        assert_eq!(example.timezone, defaults.timezone);
+        assert_eq!(example.sip_domain, defaults.sip_domain);
+        assert_eq!(example.data_dir, defaults.data_dir);
+        for name in defaults.types.names() {
+            let t = UsageType::from_canonical(name);
+            assert_eq!(example.policy(&t), defaults.policy(&t), "{name}");
+        }
+        // Every key is documented in it. The literal below names every
+        // field (no `..Default::default()`), so a new key fails to compile
+        // here until it is added, and then fails the test until documented.
+        let every = PolicyOverrides {
+            min_rsa_bits: Some(0),
+            min_ec_bits: Some(0),
+            allow_other_key_algorithms: Some(false),
+            require_private_key: Some(false),
+            required_names: Some(vec![]),
+            require_sip_domain: Some(false),
+            required_ekus: Some(vec![]),
+            min_remaining_days: Some(0),
+            sha1_signature: Some(crate::cert::policy::Level::Warn),
+            recommended_lead_hours: Some(0),
+        };
+        let every = RawConfig {
+            data_dir: Some(PathBuf::new()),
+            timezone: Some(String::new()),
+            sip_domain: Some(String::new()),
+            extra_types: vec![],
+            policy: BTreeMap::from([("Default".to_string(), every)]),
+        };
+        let text = std::fs::read_to_string(&path).unwrap();
+        let table = toml::Value::try_from(&every).unwrap();
+        let top = table.as_table().unwrap().keys().filter(|k| *k != "policy");
+        for key in top.chain(table["policy"]["Default"].as_table().unwrap().keys()) {
+            assert!(
+                text.contains(&format!("{key} = ")),
+                "config/certroll.toml does not document {key}"
+            );
+        }
+        assert!(text.contains("[policy.OAuthTokenIssuer]"));
     }
 
     #[test]

@@ -133,7 +133,7 @@ fn resolve_eku(name: &str) -> Result<String, String> {
 }
 
 /// A `[policy.<Type>]` table: every key optional, unknown keys refused.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyOverrides {
     pub min_rsa_bits: Option<u32>,
@@ -345,6 +345,118 @@ mod tests {
             8
         );
         assert!(!Policy::builtin("Default").require_sip_domain);
+    }
+
+    fn cert(name: &str) -> CertInfo {
+        let path = format!("{}/tests/data/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(path).unwrap();
+        let block = crate::cert::pem::parse_blocks(&text).unwrap().remove(0);
+        CertInfo::from_der(&block.der).unwrap()
+    }
+
+    fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+        use chrono::TimeZone;
+        Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap()
+    }
+
+    /// (severity, rule) of every finding for `name` as an OAuthTokenIssuer.
+    fn oauth(
+        name: &str,
+        policy: &Policy,
+        sip: Option<&str>,
+        has_key: bool,
+        now: DateTime<Utc>,
+    ) -> Vec<(Severity, &'static str)> {
+        let t = UsageType::from_canonical("OAuthTokenIssuer");
+        evaluate(&t, policy, sip, &cert(name), has_key, now)
+            .into_iter()
+            .map(|f| (f.severity, f.rule))
+            .collect()
+    }
+
+    #[test]
+    fn validity_is_judged_at_the_given_instant() {
+        let p = Policy::builtin("OAuthTokenIssuer");
+        let sip = Some("contoso.com");
+        // oauth1 is valid from 2025-06-01 to 2045-06-01.
+        assert!(oauth("oauth1.crt.pem", &p, sip, true, at(2030, 1, 1)).is_empty());
+        assert_eq!(
+            oauth("oauth1.crt.pem", &p, sip, true, at(2045, 5, 20)),
+            [(Severity::Warning, "validity-margin")]
+        );
+        assert_eq!(
+            oauth("oauth1.crt.pem", &p, sip, true, at(2046, 1, 1)),
+            [(Severity::Error, "validity")]
+        );
+        assert_eq!(
+            oauth("oauth1.crt.pem", &p, sip, true, at(2025, 1, 1)),
+            [(Severity::Error, "validity")]
+        );
+    }
+
+    #[test]
+    fn each_rule_names_itself() {
+        let p = Policy::builtin("OAuthTokenIssuer");
+        let now = at(2030, 1, 1);
+        let sip = Some("contoso.com");
+        assert_eq!(
+            oauth("weak.crt.pem", &p, sip, true, now),
+            [(Severity::Error, "key-strength")]
+        );
+        assert!(oauth("ec1.crt.pem", &p, sip, true, now).is_empty());
+        assert_eq!(
+            oauth("fabrikam.crt.pem", &p, sip, true, now),
+            [(Severity::Error, "required-name")]
+        );
+        assert!(oauth("fabrikam.crt.pem", &p, None, true, now).is_empty());
+        assert_eq!(
+            oauth("wildcard.crt.pem", &p, sip, true, now),
+            [(Severity::Error, "required-name")]
+        );
+        assert_eq!(
+            oauth("oauth1.crt.pem", &p, sip, false, now),
+            [(Severity::Error, "private-key")]
+        );
+        assert_eq!(
+            oauth("sha1.crt.pem", &p, sip, true, now),
+            [(Severity::Warning, "signature-algorithm")]
+        );
+        let mut strict = p.clone();
+        strict.sha1_signature = Level::Error;
+        strict.required_ekus = vec![crate::cert::x509::EKU_SERVER_AUTH.into()];
+        assert_eq!(
+            oauth("sha1.crt.pem", &strict, sip, true, now),
+            [(Severity::Error, "signature-algorithm")]
+        );
+        assert_eq!(
+            oauth("codesign.crt.pem", &strict, sip, true, now),
+            [(Severity::Error, "extended-key-usage")]
+        );
+        assert!(oauth("oauth1.crt.pem", &strict, sip, true, now).is_empty());
+        let mut lax = p.clone();
+        lax.sha1_signature = Level::Allow;
+        assert!(oauth("sha1.crt.pem", &lax, sip, true, now).is_empty());
+    }
+
+    #[test]
+    fn findings_print_type_rule_and_certificate() {
+        let t = UsageType::from_canonical("OAuthTokenIssuer");
+        let c = cert("weak.crt.pem");
+        let f = evaluate(
+            &t,
+            &Policy::builtin("OAuthTokenIssuer"),
+            None,
+            &c,
+            true,
+            at(2030, 1, 1),
+        );
+        assert_eq!(
+            f[0].to_string(),
+            format!(
+                "OAuthTokenIssuer policy, rule key-strength: certificate {} (contoso.com) has a 1024-bit RSA key; at least 2048 bits are required",
+                &c.thumbprint[..8]
+            )
+        );
     }
 
     #[test]

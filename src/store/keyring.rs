@@ -79,27 +79,34 @@ impl MasterKey {
     }
 
     /// Creates a new key file (mode 0600, never overwriting one), or loads
-    /// the one another process created first.
+    /// the one another process created first. The file appears under its
+    /// name only once complete: it is written under a temporary name, then
+    /// hard-linked into place (which fails if the name exists).
     pub fn create(path: &Path) -> Result<MasterKey, StoreError> {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         SystemRandom::new()
             .fill(bytes.as_mut())
             .map_err(|_| StoreError::Random)?;
-        let mut file = match OpenOptions::new()
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        let written = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(path)
-        {
-            Ok(f) => f,
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(bytes.as_ref()).and_then(|_| f.sync_all()));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_err(path, "create the master key")(e));
+        }
+        let linked = std::fs::hard_link(&tmp, path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return MasterKey::load(path);
             }
             Err(e) => return Err(io_err(path, "create the master key")(e)),
-        };
-        file.write_all(bytes.as_ref())
-            .and_then(|_| file.sync_all())
-            .map_err(io_err(path, "write the master key"))?;
+        }
         if let Some(dir) = path.parent() {
             sync_dir(dir);
         }
@@ -111,7 +118,10 @@ impl MasterKey {
         SystemRandom::new()
             .fill(&mut nonce)
             .map_err(|_| StoreError::Random)?;
-        let mut buf = plaintext.to_vec();
+        // Room for the tag up front, so no reallocation leaves a plaintext
+        // copy behind in freed memory.
+        let mut buf = Vec::with_capacity(plaintext.len() + AES_256_GCM.tag_len());
+        buf.extend_from_slice(plaintext);
         self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),

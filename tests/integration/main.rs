@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod commands;
+mod concurrency;
 mod import;
 mod keys_at_rest;
 mod migrations;
