@@ -16,7 +16,7 @@ fn concurrent_processes_each_apply_their_change() {
     let children: Vec<_> = (0..12)
         .map(|i| {
             let scope = format!("pool:fe{i:02}.contoso.com");
-            let t = if i % 2 == 0 { &t1 } else { &t2 };
+            let t = if i.is_multiple_of(2) { &t1 } else { &t2 };
             env.command(&[
                 "set",
                 "--type",
@@ -44,7 +44,7 @@ fn concurrent_processes_each_apply_their_change() {
     assert_eq!(slots.as_array().unwrap().len(), 24);
     for s in slots.as_array().unwrap() {
         let n: usize = s["scope"].as_str().unwrap()[7..9].parse().unwrap();
-        let want = if n % 2 == 0 { &t1 } else { &t2 };
+        let want = if n.is_multiple_of(2) { &t1 } else { &t2 };
         assert_eq!(&s["current"]["thumbprint"], want, "{s}");
     }
     // 2 imports + 24 assignments, 24 events.
@@ -57,7 +57,7 @@ fn concurrent_first_use_creates_one_store() {
     let env = Env::new();
     let children: Vec<_> = (0..10)
         .map(|i| {
-            let pfx = fixture(if i % 2 == 0 {
+            let pfx = fixture(if i.is_multiple_of(2) {
                 "oauth1-openssl3.pfx"
             } else {
                 "oauth2-windows.pfx"
