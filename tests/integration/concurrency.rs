@@ -13,7 +13,7 @@ fn concurrent_processes_each_apply_their_change() {
     let (t1, t2) = (thumbprint("oauth1.crt.pem"), thumbprint("oauth2.crt.pem"));
 
     // 12 processes at once, each assigning to its own pool, alternating certs.
-    let children: Vec<_> = (0..12)
+    let children: Vec<_> = (0..12u32)
         .map(|i| {
             let scope = format!("pool:fe{i:02}.contoso.com");
             let t = if i.is_multiple_of(2) { &t1 } else { &t2 };
@@ -55,7 +55,7 @@ fn concurrent_processes_each_apply_their_change() {
 #[test]
 fn concurrent_first_use_creates_one_store() {
     let env = Env::new();
-    let children: Vec<_> = (0..10)
+    let children: Vec<_> = (0..10u32)
         .map(|i| {
             let pfx = fixture(if i.is_multiple_of(2) {
                 "oauth1-openssl3.pfx"
