@@ -19,12 +19,12 @@ pub const SYSTEM_CONFIG: &str = "/etc/certroll/certroll.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read the configuration ({source})")]
+    #[error("{}: cannot read the configuration ({error})", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
     #[error(
         "no data directory: set --data-dir, CERTROLL_DATA_DIR or data_dir in the configuration (HOME is not set)"
@@ -76,9 +76,9 @@ impl Config {
         match path {
             None => Ok(Config::default()),
             Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Read {
                     path: path.clone(),
-                    source,
+                    error,
                 })?;
                 Config::parse(&text, &path)
             }

@@ -85,11 +85,11 @@ pub enum ImportError {
     Pkcs12(String),
     #[error("corrupt or truncated certificate ({0})")]
     Der(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Pem(#[from] PemError),
     #[error("key file: {0}")]
     KeyFile(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Key(#[from] KeyError),
     #[error("no certificate in the file")]
     NoCertificate,

@@ -65,14 +65,16 @@ impl From<rusqlite::Error> for DbError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{}: cannot {what} ({source})", path.display())]
+    // The I/O error is part of the message, not a `source`: messages are
+    // printed with their sources, and the reason would show twice.
+    #[error("{}: cannot {what} ({error})", path.display())]
     Io {
         path: PathBuf,
         what: &'static str,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("database: {0}")]
-    Db(#[from] DbError),
+    Db(DbError),
     #[error(
         "the store uses schema v{found}, newer than this certroll understands (v{known}); upgrade certroll"
     )]
@@ -99,12 +101,18 @@ pub enum StoreError {
     KeyUnsealFailed,
     #[error("the system random number generator failed")]
     Random,
-    #[error("{0}")]
+    #[error(transparent)]
     Lookup(#[from] LookupError),
     #[error("{0}: nothing is assigned there")]
     NoSuchSlot(String),
     #[error("corrupt store: {0}")]
     Corrupt(String),
+}
+
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> Self {
+        StoreError::Db(e)
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -153,10 +161,10 @@ impl Store {
     /// mode 0700, the database with mode 0600, then pragmas and migrations.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let io = |what| {
-            move |source| StoreError::Io {
+            move |error| StoreError::Io {
                 path: dir.to_path_buf(),
                 what,
-                source,
+                error,
             }
         };
         DirBuilder::new()
@@ -187,7 +195,7 @@ impl Store {
                 return Err(StoreError::Io {
                     path: db_path,
                     what: "create the database",
-                    source: e,
+                    error: e,
                 });
             }
         }

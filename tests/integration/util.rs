@@ -62,6 +62,11 @@ impl Run {
         for n in needles {
             assert!(lines[0].contains(n), "{:?} not in {:?}", n, lines[0]);
         }
+        // A reason printed twice ("x: reason: reason") means an error both
+        // shows its source and declares it as its source.
+        if let Some((head, tail)) = lines[0].rsplit_once(": ") {
+            assert!(!head.contains(tail), "the reason repeats in {:?}", lines[0]);
+        }
     }
 }
 
