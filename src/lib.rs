@@ -28,4 +28,5 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod logging;
+pub mod schedule;
 pub mod store;

@@ -119,6 +119,76 @@ pub fn remove(state: &SlotState, role: Role) -> RemovePlan {
     })
 }
 
+/// Outcome of planning a scheduled roll (rule 2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SchedulePlan {
+    /// The certificate is already current: nothing to schedule.
+    AlreadyCurrent,
+    /// The same certificate is already pending for the same instant.
+    AlreadyPending,
+    /// Another pending roll exists; replacing it needs `--force`.
+    Conflict(Pending),
+    Change(Transition),
+}
+
+/// Makes `thumbprint` pending at `at`. An existing pending roll is kept
+/// unless `replace` (the old one is then cancelled by the caller).
+pub fn schedule(
+    state: &SlotState,
+    thumbprint: &str,
+    at: DateTime<Utc>,
+    replace: bool,
+) -> SchedulePlan {
+    if state.current.as_deref() == Some(thumbprint) {
+        return SchedulePlan::AlreadyCurrent;
+    }
+    if let Some(p) = &state.pending {
+        if p.thumbprint == thumbprint && p.effective_at == at {
+            return SchedulePlan::AlreadyPending;
+        }
+        if !replace {
+            return SchedulePlan::Conflict(p.clone());
+        }
+    }
+    let mut after = state.clone();
+    after.pending = Some(Pending {
+        thumbprint: thumbprint.to_string(),
+        effective_at: at,
+    });
+    SchedulePlan::Change(Transition {
+        before: state.clone(),
+        after,
+    })
+}
+
+/// Outcome of planning the roll of a job whose certificate is `thumbprint`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RollPlan {
+    /// Pending becomes current, current becomes previous, the old previous
+    /// leaves the slot.
+    Promote(Transition),
+    /// The slot no longer has a pending certificate.
+    PendingGone,
+    /// The slot's pending certificate is another one now.
+    PendingReplaced(String),
+}
+
+/// Rule 2 at the instant: promote the pending certificate.
+pub fn roll(state: &SlotState, thumbprint: &str) -> RollPlan {
+    match &state.pending {
+        None => RollPlan::PendingGone,
+        Some(p) if p.thumbprint != thumbprint => RollPlan::PendingReplaced(p.thumbprint.clone()),
+        Some(p) => RollPlan::Promote(Transition {
+            before: state.clone(),
+            after: SlotState {
+                current: Some(p.thumbprint.clone()),
+                previous: state.current.clone(),
+                pending: None,
+            },
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +248,77 @@ mod tests {
         };
         assert_eq!(t.after, s(Some("P"), Some("A")));
         assert!(t.cancels_pending());
+    }
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(2_000_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn schedule_sets_pending_and_keeps_an_existing_one_unless_replaced() {
+        let st = s(Some("A"), Some("B"));
+        let SchedulePlan::Change(t) = schedule(&st, "C", at(0), false) else {
+            panic!("expected a change")
+        };
+        assert_eq!(t.after.current.as_deref(), Some("A"));
+        assert_eq!(
+            t.after.pending,
+            Some(Pending {
+                thumbprint: "C".into(),
+                effective_at: at(0)
+            })
+        );
+        assert!(t.dropped().is_empty());
+
+        let with_pending = t.after;
+        assert_eq!(
+            schedule(&with_pending, "C", at(0), false),
+            SchedulePlan::AlreadyPending
+        );
+        assert!(matches!(
+            schedule(&with_pending, "C", at(60), false),
+            SchedulePlan::Conflict(_)
+        ));
+        assert!(matches!(
+            schedule(&with_pending, "D", at(0), false),
+            SchedulePlan::Conflict(_)
+        ));
+        let SchedulePlan::Change(t) = schedule(&with_pending, "D", at(60), true) else {
+            panic!("expected a change")
+        };
+        assert_eq!(t.after.pending.as_ref().unwrap().thumbprint, "D");
+        assert_eq!(t.dropped(), ["C"]);
+        assert_eq!(
+            schedule(&st, "A", at(0), false),
+            SchedulePlan::AlreadyCurrent
+        );
+    }
+
+    #[test]
+    fn roll_promotes_pending_and_demotes_current() {
+        let mut st = s(Some("A"), Some("B"));
+        assert_eq!(roll(&st, "C"), RollPlan::PendingGone);
+        st.pending = Some(Pending {
+            thumbprint: "C".into(),
+            effective_at: at(0),
+        });
+        let RollPlan::Promote(t) = roll(&st, "C") else {
+            panic!("expected a promotion")
+        };
+        assert_eq!(t.after, s(Some("C"), Some("A")));
+        assert_eq!(t.dropped(), ["B"]);
+        assert_eq!(roll(&st, "D"), RollPlan::PendingReplaced("C".into()));
+
+        // Into an empty slot: no previous.
+        let mut empty = SlotState::default();
+        empty.pending = Some(Pending {
+            thumbprint: "C".into(),
+            effective_at: at(0),
+        });
+        let RollPlan::Promote(t) = roll(&empty, "C") else {
+            panic!("expected a promotion")
+        };
+        assert_eq!(t.after, s(Some("C"), None));
     }
 
     #[test]
