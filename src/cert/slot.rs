@@ -310,11 +310,13 @@ mod tests {
         assert_eq!(roll(&st, "D"), RollPlan::PendingReplaced("C".into()));
 
         // Into an empty slot: no previous.
-        let mut empty = SlotState::default();
-        empty.pending = Some(Pending {
-            thumbprint: "C".into(),
-            effective_at: at(0),
-        });
+        let empty = SlotState {
+            pending: Some(Pending {
+                thumbprint: "C".into(),
+                effective_at: at(0),
+            }),
+            ..SlotState::default()
+        };
         let RollPlan::Promote(t) = roll(&empty, "C") else {
             panic!("expected a promotion")
         };
