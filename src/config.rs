@@ -43,6 +43,50 @@ struct RawConfig {
     extra_types: Vec<String>,
     #[serde(default)]
     policy: BTreeMap<String, PolicyOverrides>,
+    #[serde(default)]
+    serve: ServeConfig,
+}
+
+/// `[serve]`: how the service runs the roll queue.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// How long a claimed job is reserved for its holder; a holder that
+    /// dies loses its jobs to others after this.
+    pub lease_seconds: u32,
+    /// How often the service looks for changes made by other processes.
+    pub poll_interval_ms: u32,
+    /// Most jobs run in one transaction.
+    pub batch_size: u32,
+    /// A roll this late after its instant raises roll.late.
+    pub late_after_seconds: u32,
+    /// Jobs are claimed this long before their instant, then run at it.
+    pub preclaim_ms: u32,
+    /// First retry delay after a transient failure (doubles each time).
+    pub retry_base_ms: u32,
+    /// Longest retry delay.
+    pub retry_max_seconds: u32,
+    /// A job attempted this many times fails for good.
+    pub max_attempts: u32,
+    /// Cron expression (in `timezone`) for store maintenance; empty: never.
+    pub maintenance: Option<String>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            lease_seconds: 30,
+            poll_interval_ms: 250,
+            batch_size: 500,
+            late_after_seconds: 60,
+            preclaim_ms: 50,
+            retry_base_ms: 500,
+            retry_max_seconds: 300,
+            max_attempts: 10,
+            maintenance: Some("0 3 * * *".into()),
+        }
+    }
 }
 
 /// The loaded configuration.
@@ -57,6 +101,7 @@ pub struct Config {
     pub sip_domain: Option<String>,
     pub types: TypeRegistry,
     policies: HashMap<UsageType, Policy>,
+    pub serve: ServeConfig,
 }
 
 impl Default for Config {
@@ -132,6 +177,33 @@ impl Config {
                 .apply(overrides)
                 .map_err(|e| invalid(format!("[policy.{name}]: {e}")))?;
         }
+        let mut serve = raw.serve;
+        if serve
+            .maintenance
+            .as_deref()
+            .is_some_and(|m| m.trim().is_empty())
+        {
+            serve.maintenance = None;
+        }
+        if let Some(expr) = &serve.maintenance {
+            crate::schedule::cron::Duty::new("maintenance", expr, timezone)
+                .map_err(|e| invalid(format!("[serve] maintenance: {e}")))?;
+        }
+        for (key, value, min) in [
+            ("lease_seconds", serve.lease_seconds, 1),
+            ("poll_interval_ms", serve.poll_interval_ms, 10),
+            ("batch_size", serve.batch_size, 1),
+            ("max_attempts", serve.max_attempts, 1),
+        ] {
+            if value < min {
+                return Err(invalid(format!("[serve] {key} must be at least {min}")));
+            }
+        }
+        if serve.poll_interval_ms > 1000 {
+            return Err(invalid(
+                "[serve] poll_interval_ms must be at most 1000 (changes by other processes must be noticed within 1 s)".into(),
+            ));
+        }
         Ok(Config {
             source: path.map(Path::to_path_buf),
             data_dir: raw.data_dir,
@@ -139,7 +211,14 @@ impl Config {
             sip_domain,
             types,
             policies,
+            serve,
         })
+    }
+
+    /// The policy of a type, `None` if the type is not configured (any
+    /// more: a job scheduled under an older configuration).
+    pub fn try_policy(&self, usage_type: &UsageType) -> Option<&Policy> {
+        self.policies.get(usage_type)
     }
 
     pub fn policy(&self, usage_type: &UsageType) -> &Policy {
@@ -225,6 +304,7 @@ mod tests {
         assert_eq!(example.timezone, defaults.timezone);
         assert_eq!(example.sip_domain, defaults.sip_domain);
         assert_eq!(example.data_dir, defaults.data_dir);
+        assert_eq!(example.serve, defaults.serve);
         for name in defaults.types.names() {
             let t = UsageType::from_canonical(name);
             assert_eq!(example.policy(&t), defaults.policy(&t), "{name}");
@@ -250,11 +330,20 @@ mod tests {
             sip_domain: Some(String::new()),
             extra_types: vec![],
             policy: BTreeMap::from([("Default".to_string(), every)]),
+            serve: ServeConfig::default(),
         };
         let text = std::fs::read_to_string(&path).unwrap();
         let table = toml::Value::try_from(&every).unwrap();
-        let top = table.as_table().unwrap().keys().filter(|k| *k != "policy");
-        for key in top.chain(table["policy"]["Default"].as_table().unwrap().keys()) {
+        let top = table
+            .as_table()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "policy" && *k != "serve");
+        let serve = table["serve"].as_table().unwrap().keys();
+        for key in top
+            .chain(table["policy"]["Default"].as_table().unwrap().keys())
+            .chain(serve)
+        {
             assert!(
                 text.contains(&format!("{key} = ")),
                 "config/certroll.toml does not document {key}"

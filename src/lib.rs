@@ -7,7 +7,7 @@
 //!
 //! # Layout
 //!
-//! Dependencies point one way: `cert` ← `store` ← `cli`.
+//! Dependencies point one way: `cert` ← `store` ← `schedule` ← `service`, `cli`.
 //!
 //! - [`cert`]: the pure domain. Parsing certificates and keys (PKCS#12,
 //!   PEM, DER), thumbprints, policy checks and slot transitions. No I/O;
@@ -19,6 +19,10 @@
 //! - [`config`]: the TOML configuration (`config/certroll.toml` documents
 //!   every key) and the data directory.
 //! - [`clock`]: the one way time enters (real, or driven in tests).
+//! - [`schedule`]: effective dates, retry policy, cron duties, and the
+//!   engine that runs due roll jobs (the only place that sleeps).
+//! - [`service`]: `certroll serve`: the engine on its thread, signals,
+//!   shutdown.
 //! - [`cli`]: clap definitions, one file per command, output formatting and
 //!   exit codes.
 //! - [`logging`]: tracing to stderr, text or JSON, `-v`/`-q`/`RUST_LOG`.
@@ -29,4 +33,5 @@ pub mod clock;
 pub mod config;
 pub mod logging;
 pub mod schedule;
+pub mod service;
 pub mod store;

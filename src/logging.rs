@@ -6,10 +6,13 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
 
-/// Installs the global subscriber. `verbose` counts `-v`; `quiet` is `-q`.
-pub fn init(verbose: u8, quiet: bool, format: LogFormat) {
+/// Installs the global subscriber. `verbose` counts `-v`; `quiet` is `-q`;
+/// a `daemon` (serve) logs its activity (info) by default, a one-shot
+/// command only warnings.
+pub fn init(verbose: u8, quiet: bool, format: LogFormat, daemon: bool) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
+        (false, 0) if daemon => "info",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",

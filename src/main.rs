@@ -8,14 +8,17 @@ use clap::Parser;
 use certroll::cli::{self, Cli};
 
 fn main() -> ExitCode {
-    // A one-shot command whose reader went away (`certroll certs | head`)
-    // ends quietly, as Unix tools do, instead of panicking in println!.
-    // SAFETY: setting a signal disposition to its default is always sound.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let cli = Cli::parse();
-    certroll::logging::init(cli.verbose, cli.quiet, cli.log_format);
+    let daemon = cli.command.is_serve();
+    if !daemon {
+        // A one-shot command whose reader went away (`certroll certs | head`)
+        // ends quietly, as Unix tools do, instead of panicking in println!.
+        // SAFETY: setting a signal disposition to its default is always sound.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    certroll::logging::init(cli.verbose, cli.quiet, cli.log_format, daemon);
     match cli::run(cli) {
         Ok(()) => ExitCode::from(cli::EXIT_OK as u8),
         Err(err) => {

@@ -317,6 +317,45 @@ pub fn evaluate(
     out
 }
 
+/// Rule 7's lead time: a roll at `at` should come well before the current
+/// certificate of the slot expires (24 h for OAuthTokenIssuer, 8 h for
+/// AudioVideoAuthentication by default). Only warnings.
+pub fn lead_time(
+    usage_type: &UsageType,
+    policy: &Policy,
+    current: Option<&CertInfo>,
+    at: DateTime<Utc>,
+) -> Vec<Finding> {
+    let Some(cur) = current else {
+        return Vec::new();
+    };
+    let finding = |message: String| Finding {
+        severity: Severity::Warning,
+        usage_type: usage_type.clone(),
+        rule: "lead-time",
+        thumbprint: cur.thumbprint.clone(),
+        label: cur.label().to_string(),
+        message,
+    };
+    let when = at.format("%Y-%m-%d %H:%M:%S UTC");
+    if cur.not_after <= at {
+        return vec![finding(format!(
+            "(the current one) expires on {}, before the roll at {when}: the slot would serve an expired certificate until then",
+            cur.not_after.format("%Y-%m-%d %H:%M:%S UTC")
+        ))];
+    }
+    let lead = cur.not_after - at;
+    let wanted = chrono::Duration::hours(policy.recommended_lead_hours.into());
+    if lead < wanted {
+        return vec![finding(format!(
+            "(the current one) expires {} h after the roll at {when}; at least {} h is recommended",
+            lead.num_hours(),
+            policy.recommended_lead_hours
+        ))];
+    }
+    Vec::new()
+}
+
 fn eku_name(oid: &str) -> String {
     match oid {
         "1.3.6.1.5.5.7.3.1" => "serverAuth".into(),
@@ -457,6 +496,46 @@ mod tests {
                 &c.thumbprint[..8]
             )
         );
+    }
+
+    #[test]
+    fn lead_time_warns_when_the_roll_comes_too_close_to_expiry() {
+        let t = UsageType::from_canonical("OAuthTokenIssuer");
+        let p = Policy::builtin("OAuthTokenIssuer");
+        let cur = cert("oauth1.crt.pem"); // expires 2045-06-01T00:00:00Z
+        assert!(lead_time(&t, &p, Some(&cur), at(2045, 5, 1)).is_empty());
+        assert!(lead_time(&t, &p, None, at(2045, 5, 31)).is_empty());
+        let close = lead_time(&t, &p, Some(&cur), at(2045, 5, 31));
+        assert_eq!(close.len(), 1);
+        assert_eq!(
+            (close[0].severity, close[0].rule),
+            (Severity::Warning, "lead-time")
+        );
+        assert!(
+            close[0].message.contains("expires 12 h after the roll"),
+            "{}",
+            close[0].message
+        );
+        let after = lead_time(&t, &p, Some(&cur), at(2045, 6, 2));
+        assert!(
+            after[0].message.contains("before the roll"),
+            "{}",
+            after[0].message
+        );
+        // AudioVideoAuthentication recommends 8 h; Default nothing.
+        let av = UsageType::from_canonical("AudioVideoAuthentication");
+        assert_eq!(
+            lead_time(
+                &av,
+                &Policy::builtin("AudioVideoAuthentication"),
+                Some(&cur),
+                at(2045, 5, 31)
+            )
+            .len(),
+            0
+        );
+        let d = UsageType::from_canonical("Default");
+        assert!(lead_time(&d, &Policy::builtin("Default"), Some(&cur), at(2045, 5, 31)).is_empty());
     }
 
     #[test]

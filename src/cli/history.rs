@@ -65,13 +65,34 @@ pub fn run(app: &App, args: HistoryArgs) -> Result<()> {
     }
     for e in entries {
         let what = match &e.slot {
-            Some(slot) => format!(
-                "{slot}  current {} -> {}, previous {} -> {}",
-                short_opt(e.before.current.as_deref()),
-                short_opt(e.after.current.as_deref()),
-                short_opt(e.before.previous.as_deref()),
-                short_opt(e.after.previous.as_deref()),
-            ),
+            Some(slot) => {
+                let roles = [
+                    ("current", &e.before.current, &e.after.current),
+                    ("previous", &e.before.previous, &e.after.previous),
+                    ("pending", &e.before.pending, &e.after.pending),
+                ];
+                let changed: Vec<String> = roles
+                    .iter()
+                    .filter(|(_, b, a)| b != a)
+                    .map(|(role, b, a)| {
+                        format!(
+                            "{role} {} -> {}",
+                            short_opt(b.as_deref()),
+                            short_opt(a.as_deref())
+                        )
+                    })
+                    .collect();
+                let mut s = format!("{slot}  ");
+                if changed.is_empty() {
+                    s.push_str(&e.thumbprint.as_deref().map(short).unwrap_or_default());
+                } else {
+                    s.push_str(&changed.join(", "));
+                }
+                if let Some(d) = &e.detail {
+                    s.push_str(&format!(" ({d})"));
+                }
+                s
+            }
             None => format!(
                 "{}{}",
                 e.thumbprint.as_deref().map(short).unwrap_or_default(),

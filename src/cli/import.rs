@@ -11,8 +11,8 @@ use zeroize::Zeroizing;
 
 use super::output::{self, describe_assign, short};
 use super::password::{self, PasswordArgs};
-use super::set::enforce_policy;
-use super::{App, SlotArgs, UsageError, read_input};
+use super::set::{enforce, findings, lead_time_findings, print_schedule, refuse_conflicts};
+use super::{App, SlotArgs, UsageError, WhenArgs, read_input};
 use crate::cert::bundle::{self, Entry, ImportError, Input, Parsed};
 use crate::cert::policy::{self, Severity};
 use crate::store::NewCert;
@@ -33,11 +33,15 @@ pub struct ImportArgs {
     #[command(flatten)]
     pub slot: SlotArgs,
 
+    #[command(flatten)]
+    pub when: WhenArgs,
+
     /// In a file with several certificates, the one to import: its friendly name or thumbprint prefix
     #[arg(long, value_name = "NAME|THUMBPRINT")]
     pub entry: Option<String>,
 
-    /// Go ahead despite policy warnings (never despite errors)
+    /// Go ahead despite policy warnings (never despite errors); with --roll,
+    /// also replace a roll already pending in the slot
     #[arg(long)]
     pub force: bool,
 
@@ -95,6 +99,10 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
         None => Vec::new(),
     };
     let slots = app.slots(&types, &args.slot.scope)?;
+    let at = args.when.instant(app)?;
+    if at.is_some() && types.is_empty() {
+        return Err(UsageError("--effective-date and --roll need --type".into()).into());
+    }
 
     let data = read_input(&args.path)?;
     let key_data = args.key.as_deref().map(read_input).transpose()?;
@@ -108,9 +116,16 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
     let sip = app.config.sip_domain.as_deref();
     let fits = |e: &Entry| {
         types.iter().all(|t| {
-            policy::evaluate(t, app.config.policy(t), sip, &e.cert, e.key.is_some(), now)
-                .iter()
-                .all(|f| f.severity != Severity::Error)
+            policy::evaluate(
+                t,
+                app.config.policy(t),
+                sip,
+                &e.cert,
+                e.key.is_some(),
+                at.unwrap_or(now),
+            )
+            .iter()
+            .all(|f| f.severity != Severity::Error)
         })
     };
     let idx = bundle::select(&parsed.entries, args.entry.as_deref(), fits)
@@ -139,7 +154,11 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
             );
         }
     } else {
-        enforce_policy(app, &types, cert, has_key, now, args.force)?;
+        let mut all = findings(app, &types, cert, has_key, at.unwrap_or(now));
+        if let Some(at) = at {
+            all.extend(lead_time_findings(app, &store, &slots, at)?);
+        }
+        enforce(&all, args.force)?;
     }
 
     let source = args
@@ -153,47 +172,112 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
         friendly_name: entry.friendly_name.as_deref(),
         source_file: source.as_deref(),
     };
-
-    let (outcome, changes) = if args.what_if {
-        (None, store.plan_assign(&cert.thumbprint, &slots)?)
-    } else {
-        let report = store.assign(Some(&new), &cert.thumbprint, &slots, &ctx)?;
-        (report.import, report.changes)
+    // What the import adds (the store's upsert decides the same way).
+    let status = match &existing {
+        None => Status::New,
+        Some(e) if !e.has_private_key && entry.key.is_some() => Status::KeyAdded,
+        Some(e) if e.chain.is_empty() && !entry.chain.is_empty() => Status::ChainAdded,
+        Some(_) => Status::Unchanged,
+    };
+    let stored_json = |store: &crate::store::Store| -> Result<serde_json::Value> {
+        Ok(match store.lookup_exact(&cert.thumbprint)? {
+            Some(s) => output::cert_json(&s),
+            None => {
+                let mut v = output::info_json(cert);
+                v["has_private_key"] = json!(has_key);
+                v
+            }
+        })
     };
 
-    let status = match (&existing, outcome) {
-        (None, _) => "imported",
-        (Some(_), Some(o)) if o.key_added => "private key added",
-        (Some(_), Some(o)) if o.chain_added => "chain added",
-        (Some(e), None) if !e.has_private_key && entry.key.is_some() => "private key added",
-        (Some(_), _) => "already in the store",
+    if let Some(at) = at {
+        let plans = store.plan_schedule(&cert.thumbprint, &slots, at, args.force)?;
+        refuse_conflicts(&plans)?;
+        let (changes, job_ids) = if args.what_if {
+            (plans, Vec::new())
+        } else {
+            let report =
+                store.schedule(Some(&new), &cert.thumbprint, &slots, at, args.force, &ctx)?;
+            (report.changes, report.job_ids)
+        };
+        if !args.json {
+            println!(
+                "{}",
+                import_line(&args, &parsed, cert, has_key, status, now)
+            );
+        }
+        let cert_json = stored_json(&store)?;
+        return print_schedule(
+            &changes,
+            &job_ids,
+            &cert.thumbprint,
+            at,
+            args.what_if,
+            args.json,
+            Some(cert_json),
+        );
+    }
+
+    let changes = if args.what_if {
+        store.plan_assign(&cert.thumbprint, &slots)?
+    } else {
+        store
+            .assign(Some(&new), &cert.thumbprint, &slots, &ctx)?
+            .changes
     };
     if args.json {
-        let stored = store.lookup_exact(&cert.thumbprint)?;
-        output::print_json(&json!({
+        return output::print_json(&json!({
             "what_if": args.what_if,
             "file": name,
             "format": parsed.format.to_string(),
-            "status": status,
-            "certificate": match &stored {
-                Some(s) => output::cert_json(s),
-                None => {
-                    let mut v = output::info_json(cert);
-                    v["has_private_key"] = json!(has_key);
-                    v
-                }
-            },
+            "status": status.as_str(),
+            "certificate": stored_json(&store)?,
             "changes": changes.iter().map(output::assign_change_json).collect::<Vec<_>>(),
             "notes": parsed.notes,
-        }))?;
-        return Ok(());
+        }));
     }
+    println!(
+        "{}",
+        import_line(&args, &parsed, cert, has_key, status, now)
+    );
     let prefix = if args.what_if { "what if: " } else { "" };
-    let verb = match (args.what_if, status) {
-        (true, "imported") => "would import".to_string(),
-        (true, "private key added") => "would add the private key of".to_string(),
-        (_, s) => s.to_string(),
-    };
+    for c in &changes {
+        println!(
+            "{prefix}{}",
+            describe_assign(&c.slot, &c.plan, &cert.thumbprint, args.what_if)
+        );
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Status {
+    New,
+    KeyAdded,
+    ChainAdded,
+    Unchanged,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "imported",
+            Status::KeyAdded => "private key added",
+            Status::ChainAdded => "chain added",
+            Status::Unchanged => "already in the store",
+        }
+    }
+}
+
+/// "imported: 133F… oauth1.contoso.com (PKCS#12, RSA 2048, private key, expires …)".
+fn import_line(
+    args: &ImportArgs,
+    parsed: &Parsed,
+    cert: &crate::cert::CertInfo,
+    has_key: bool,
+    status: Status,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
     let line = format!(
         "{} {} ({}, {}, {}, {})",
         cert.thumbprint,
@@ -207,16 +291,14 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
         },
         output::expiry(cert, now),
     );
-    if status == "already in the store" {
-        println!("{prefix}{line}: already in the store, unchanged");
-    } else {
-        println!("{prefix}{verb}: {line}");
+    match (args.what_if, status) {
+        (_, Status::Unchanged) => format!(
+            "{}{line}: already in the store, unchanged",
+            if args.what_if { "what if: " } else { "" }
+        ),
+        (true, Status::New) => format!("what if: would import: {line}"),
+        (true, Status::KeyAdded) => format!("what if: would add the private key of: {line}"),
+        (true, Status::ChainAdded) => format!("what if: would add the chain of: {line}"),
+        (false, s) => format!("{}: {line}", s.as_str()),
     }
-    for c in &changes {
-        println!(
-            "{prefix}{}",
-            describe_assign(&c.slot, &c.plan, &cert.thumbprint, args.what_if)
-        );
-    }
-    Ok(())
 }

@@ -5,9 +5,11 @@ mod certs;
 mod get;
 mod history;
 mod import;
+mod jobs;
 pub mod output;
 mod password;
 mod remove;
+mod roll;
 mod set;
 
 use std::path::{Path, PathBuf};
@@ -113,6 +115,22 @@ pub enum Command {
     Remove(remove::RemoveArgs),
     /// Show the audit trail
     History(history::HistoryArgs),
+    /// Run the roll jobs that are due now (or with --now, promote pending certificates early)
+    Roll(roll::RollArgs),
+    /// List, show, cancel or retry roll jobs
+    Jobs(jobs::JobsArgs),
+    /// Run the background service: rolls each pending certificate at its instant
+    #[command(
+        after_help = "Runs until SIGINT or SIGTERM, then finishes the roll in progress and exits 0. \
+Logs go to stderr (journald under systemd)."
+    )]
+    Serve,
+}
+
+impl Command {
+    pub fn is_serve(&self) -> bool {
+        matches!(self, Command::Serve)
+    }
 }
 
 /// `--type T[,T..]` and `--scope S`, shared by the commands that change slots.
@@ -127,10 +145,47 @@ pub struct SlotArgs {
     pub scope: String,
 }
 
+/// `--effective-date WHEN --roll [--timezone TZ]`: schedule instead of
+/// assigning now.
+#[derive(Debug, Args, Default)]
+pub struct WhenArgs {
+    /// When the certificate becomes current: 2026-07-01T00:00:00+02:00, 2026-07-01 [HH:MM[:SS]],
+    /// 7/1/2026 [H:MM[:SS] [AM|PM]] (local time in the configured time zone), or +90s, +15m,
+    /// +48h, +7d; needs --roll
+    #[arg(long, value_name = "WHEN", requires = "roll")]
+    pub effective_date: Option<String>,
+
+    /// Schedule the change for --effective-date instead of making it now (the seeds' -Roll)
+    #[arg(long, requires = "effective_date")]
+    pub roll: bool,
+
+    /// IANA time zone for a WHEN without an offset [default: timezone from the configuration, else UTC]
+    #[arg(long, value_name = "TZ", requires = "effective_date")]
+    pub timezone: Option<String>,
+}
+
+impl WhenArgs {
+    /// The instant of a scheduled roll, or `None` to assign now.
+    pub fn instant(&self, app: &App) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let Some(when) = &self.effective_date else {
+            return Ok(None);
+        };
+        let tz = match &self.timezone {
+            Some(name) => name
+                .parse::<chrono_tz::Tz>()
+                .map_err(|_| UsageError(format!("--timezone: unknown IANA time zone '{name}'")))?,
+            None => app.config.timezone,
+        };
+        crate::schedule::when::parse_when(when, tz, app.now())
+            .map(Some)
+            .map_err(|e| UsageError(format!("--effective-date: {e}")).into())
+    }
+}
+
 /// What every command works with.
 pub struct App {
     pub config: Config,
-    data_dir: PathBuf,
+    pub data_dir: PathBuf,
     clock: Box<dyn Clock>,
     actor: String,
 }
@@ -188,6 +243,22 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Certs(args) => certs::run(&app, args),
         Command::Remove(args) => remove::run(&app, args),
         Command::History(args) => history::run(&app, args),
+        Command::Roll(args) => roll::run(&app, args),
+        Command::Jobs(args) => jobs::run(&app, args),
+        Command::Serve => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let config = std::sync::Arc::new(app.config.clone());
+            runtime.block_on(crate::service::run(
+                config,
+                &app.data_dir,
+                std::sync::Arc::new(SystemClock),
+                crate::service::shutdown_signal(),
+            ))
+        }
     }
 }
 

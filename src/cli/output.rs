@@ -6,13 +6,15 @@ use std::io::Write;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::cert::slot::{AssignPlan, RemovePlan, Transition};
+use crate::cert::slot::{AssignPlan, RemovePlan, SchedulePlan, Transition};
 use crate::cert::{CertInfo, SlotKey};
 use crate::store::{SlotChange, SlotView, StoredCert};
 
-/// RFC 3339 UTC with seconds, as every JSON time is printed.
+/// RFC 3339 UTC, as every time is printed: whole seconds, with the
+/// fraction only when there is one (a relative `+2s` instant keeps its
+/// milliseconds, so it can be given back exactly).
 pub fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 /// The certificate object of the contract.
@@ -207,6 +209,75 @@ pub fn describe_assign(
                 } else {
                     "; the pending roll was cancelled"
                 });
+            }
+            s
+        }
+    }
+}
+
+pub fn schedule_change_json(c: &SlotChange<SchedulePlan>, job_id: Option<i64>) -> Value {
+    let mut v = json!({"scope": c.slot.scope.to_string(), "type": c.slot.usage_type.to_string()});
+    match &c.plan {
+        SchedulePlan::AlreadyCurrent => v["outcome"] = json!("already-current"),
+        SchedulePlan::AlreadyPending => v["outcome"] = json!("already-pending"),
+        SchedulePlan::Conflict(p) => {
+            v["outcome"] = json!("conflict");
+            v["pending"] =
+                json!({"thumbprint": p.thumbprint, "effective_at": time(p.effective_at)});
+        }
+        SchedulePlan::Change(t) => {
+            v["outcome"] = json!("scheduled");
+            v["job_id"] = json!(job_id);
+            merge(&mut v, transition_json(t));
+        }
+    }
+    v
+}
+
+/// Human text for a scheduling plan.
+pub fn describe_schedule(
+    slot: &SlotKey,
+    plan: &SchedulePlan,
+    thumbprint: &str,
+    at: DateTime<Utc>,
+    job_id: Option<i64>,
+    what_if: bool,
+) -> String {
+    match plan {
+        SchedulePlan::AlreadyCurrent => format!(
+            "{slot}: {} is already current; nothing scheduled",
+            short(thumbprint)
+        ),
+        SchedulePlan::AlreadyPending => format!(
+            "{slot}: {} is already pending for {}; nothing changes",
+            short(thumbprint),
+            time(at)
+        ),
+        SchedulePlan::Conflict(p) => format!(
+            "{slot}: {} is already pending for {}; --force replaces it",
+            short(&p.thumbprint),
+            time(p.effective_at)
+        ),
+        SchedulePlan::Change(t) => {
+            let verb = if what_if { "would become" } else { "becomes" };
+            let mut s = format!(
+                "{slot}: {} {verb} current at {}",
+                short(thumbprint),
+                time(at)
+            );
+            if let Some(id) = job_id {
+                s.push_str(&format!(" (job {id})"));
+            }
+            match t.before.current.as_deref() {
+                Some(cur) => s.push_str(&format!("; {} will then be previous", short(cur))),
+                None => s.push_str("; the slot has no current certificate until then"),
+            }
+            if let Some(old) = &t.before.pending {
+                s.push_str(&format!(
+                    "; replaces the roll to {} at {}",
+                    short(&old.thumbprint),
+                    time(old.effective_at)
+                ));
             }
             s
         }

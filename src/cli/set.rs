@@ -1,15 +1,18 @@
 //! `certroll set`: assign a stored certificate now (the seeds'
-//! `Set-CsCertificate -Type T -Thumbprint X`).
+//! `Set-CsCertificate -Type T -Thumbprint X`), or schedule it with
+//! `--effective-date WHEN --roll`.
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::json;
 
-use super::output::{self, describe_assign};
-use super::{App, Reported};
-use crate::cert::policy::{self, Severity};
-use crate::cert::{CertInfo, UsageType};
+use super::output::{self, describe_assign, describe_schedule};
+use super::{App, Reported, WhenArgs};
+use crate::cert::policy::{self, Finding, Severity};
+use crate::cert::slot::SchedulePlan;
+use crate::cert::{CertInfo, SlotKey, UsageType};
+use crate::store::{SlotChange, Store, StoreError};
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
@@ -25,7 +28,11 @@ pub struct SetArgs {
     #[arg(long, value_name = "X")]
     pub thumbprint: String,
 
-    /// Go ahead despite policy warnings (never despite errors)
+    #[command(flatten)]
+    pub when: WhenArgs,
+
+    /// Go ahead despite policy warnings (never despite errors); with --roll,
+    /// also replace a roll already pending in the slot
     #[arg(long)]
     pub force: bool,
 
@@ -38,18 +45,15 @@ pub struct SetArgs {
     pub json: bool,
 }
 
-/// Checks `cert` against the policy of every type. Prints each finding on
-/// its own line; refuses (exit 1) on any error, and on warnings without
-/// `--force`.
-pub(super) fn enforce_policy(
+/// The policy findings of `cert` for every type at `at`.
+pub(super) fn findings(
     app: &App,
     types: &[UsageType],
     cert: &CertInfo,
-    has_private_key: bool,
+    has_key: bool,
     at: DateTime<Utc>,
-    force: bool,
-) -> Result<()> {
-    let findings: Vec<_> = types
+) -> Vec<Finding> {
+    types
         .iter()
         .flat_map(|t| {
             policy::evaluate(
@@ -57,17 +61,50 @@ pub(super) fn enforce_policy(
                 app.config.policy(t),
                 app.config.sip_domain.as_deref(),
                 cert,
-                has_private_key,
+                has_key,
                 at,
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Rule 7's lead-time warnings for a roll at `at` in `slots`.
+pub(super) fn lead_time_findings(
+    app: &App,
+    store: &Store,
+    slots: &[SlotKey],
+    at: DateTime<Utc>,
+) -> Result<Vec<Finding>> {
+    let mut out = Vec::new();
+    for slot in slots {
+        let views = store.slots(std::slice::from_ref(&slot.usage_type), Some(&slot.scope))?;
+        let current = views
+            .first()
+            .and_then(|v| v.current.as_ref())
+            .map(|c| &c.info);
+        out.extend(policy::lead_time(
+            &slot.usage_type,
+            app.config.policy(&slot.usage_type),
+            current,
+            at,
+        ));
+    }
+    Ok(out)
+}
+
+/// Prints each finding on its own line; refuses (exit 1) on any error, and
+/// on warnings without `--force`. When there are errors only they are
+/// printed: the warnings would not change the outcome.
+pub(super) fn enforce(findings: &[Finding], force: bool) -> Result<()> {
     let errors = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
         .count();
     let warnings = findings.len() - errors;
-    for f in &findings {
+    for f in findings
+        .iter()
+        .filter(|f| errors == 0 || f.severity == Severity::Error)
+    {
         match f.severity {
             Severity::Error => eprintln!("error: {f}"),
             Severity::Warning if force => eprintln!("warning: {f}"),
@@ -83,42 +120,119 @@ pub(super) fn enforce_policy(
     Ok(())
 }
 
+/// Refuses (exit 1) when a slot already has another pending roll and
+/// `--force` was not given.
+pub(super) fn refuse_conflicts(plans: &[SlotChange<SchedulePlan>]) -> Result<()> {
+    for c in plans {
+        if let SchedulePlan::Conflict(p) = &c.plan {
+            return Err(StoreError::Refused(format!(
+                "{} already has pending certificate {} effective {}; --force replaces it",
+                c.slot,
+                p.thumbprint,
+                output::time(p.effective_at)
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
 pub fn run(app: &App, args: SetArgs) -> Result<()> {
     let types = app.parse_types(&args.types)?;
     let slots = app.slots(&types, &args.scope)?;
+    let at = args.when.instant(app)?;
     let mut store = app.open_store()?;
     let cert = store.find_cert(&args.thumbprint)?;
     let ctx = app.ctx();
-    enforce_policy(
-        app,
-        &types,
-        &cert.info,
-        cert.has_private_key,
-        ctx.now,
-        args.force,
-    )?;
-
     let thumbprint = cert.info.thumbprint.clone();
-    let changes = if args.what_if {
-        store.plan_assign(&thumbprint, &slots)?
-    } else {
-        store.assign(None, &thumbprint, &slots, &ctx)?.changes
-    };
-    if args.json {
-        output::print_json(&json!({
-            "what_if": args.what_if,
-            "certificate": output::cert_json(&cert),
-            "changes": changes.iter().map(output::assign_change_json).collect::<Vec<_>>(),
-        }))?;
-    } else {
-        for c in &changes {
-            let line = describe_assign(&c.slot, &c.plan, &thumbprint, args.what_if);
-            if args.what_if {
-                println!("what if: {line}");
-            } else {
-                println!("{line}");
-            }
+
+    let Some(at) = at else {
+        enforce(
+            &findings(app, &types, &cert.info, cert.has_private_key, ctx.now),
+            args.force,
+        )?;
+        let changes = if args.what_if {
+            store.plan_assign(&thumbprint, &slots)?
+        } else {
+            store.assign(None, &thumbprint, &slots, &ctx)?.changes
+        };
+        if args.json {
+            return output::print_json(&json!({
+                "what_if": args.what_if,
+                "certificate": output::cert_json(&cert),
+                "changes": changes.iter().map(output::assign_change_json).collect::<Vec<_>>(),
+            }));
         }
+        let prefix = if args.what_if { "what if: " } else { "" };
+        for c in &changes {
+            println!(
+                "{prefix}{}",
+                describe_assign(&c.slot, &c.plan, &thumbprint, args.what_if)
+            );
+        }
+        return Ok(());
+    };
+
+    let mut all = findings(app, &types, &cert.info, cert.has_private_key, at);
+    all.extend(lead_time_findings(app, &store, &slots, at)?);
+    enforce(&all, args.force)?;
+    let plans = store.plan_schedule(&thumbprint, &slots, at, args.force)?;
+    refuse_conflicts(&plans)?;
+    let (changes, job_ids) = if args.what_if {
+        (plans, Vec::new())
+    } else {
+        let report = store.schedule(None, &thumbprint, &slots, at, args.force, &ctx)?;
+        (report.changes, report.job_ids)
+    };
+    print_schedule(
+        &changes,
+        &job_ids,
+        &thumbprint,
+        at,
+        args.what_if,
+        args.json,
+        Some(output::cert_json(&cert)),
+    )
+}
+
+/// Prints the outcome of scheduling (shared with `import`).
+pub(super) fn print_schedule(
+    changes: &[SlotChange<SchedulePlan>],
+    job_ids: &[i64],
+    thumbprint: &str,
+    at: DateTime<Utc>,
+    what_if: bool,
+    json: bool,
+    cert: Option<serde_json::Value>,
+) -> Result<()> {
+    let mut jobs = job_ids.iter();
+    let with_jobs: Vec<(&SlotChange<SchedulePlan>, Option<i64>)> = changes
+        .iter()
+        .map(|c| {
+            let id = match (&c.plan, what_if) {
+                (SchedulePlan::Change(_), false) => jobs.next().copied(),
+                _ => None,
+            };
+            (c, id)
+        })
+        .collect();
+    if json {
+        let mut v = json!({
+            "what_if": what_if,
+            "effective_at": output::time(at),
+            "changes": with_jobs.iter().map(|(c, id)| output::schedule_change_json(c, *id)).collect::<Vec<_>>(),
+        });
+        if let Some(c) = cert {
+            v["certificate"] = c;
+        }
+        return output::print_json(&v);
+    }
+    let prefix = if what_if { "what if: " } else { "" };
+    for (c, id) in with_jobs {
+        println!(
+            "{prefix}{}",
+            describe_schedule(&c.slot, &c.plan, thumbprint, at, id, what_if)
+        );
     }
     Ok(())
 }

@@ -3,5 +3,6 @@
 //! only place that sleeps).
 
 pub mod cron;
+pub mod engine;
 pub mod retry;
 pub mod when;

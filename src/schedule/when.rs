@@ -53,6 +53,8 @@ pub fn parse_when(input: &str, tz: Tz, now: DateTime<Utc>) -> Result<DateTime<Ut
     } else {
         return Err(WhenError::Unrecognised(input.to_string()));
     };
+    // The store keeps instants to the millisecond; so does everything after.
+    let at = chrono::SubsecRound::trunc_subsecs(at, 3);
     if at <= now {
         return Err(WhenError::Past {
             input: input.to_string(),

@@ -57,6 +57,34 @@ pub(super) fn record_cert(
     Ok(())
 }
 
+/// An audit row about a roll job (cancel, retry): the slot's roles are not
+/// changed by the row itself.
+pub(super) fn record_job(
+    tx: &Connection,
+    ctx: &OpCtx,
+    action: &str,
+    slot: &SlotKey,
+    thumbprint: &str,
+    job_id: i64,
+    detail: &str,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO audit_log (at, actor, action, scope, scope_key, usage_type, thumbprint, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        ts(ctx.now),
+        ctx.actor,
+        action,
+        slot.scope.to_string(),
+        slot.scope.key(),
+        slot.usage_type.as_str(),
+        thumbprint,
+        format!("job {job_id}: {detail}"),
+    ])?;
+    Ok(())
+}
+
 pub(super) fn record_slot_change(
     tx: &Connection,
     ctx: &OpCtx,
@@ -67,27 +95,27 @@ pub(super) fn record_slot_change(
     detail: &str,
 ) -> Result<(), StoreError> {
     let (b, a) = (Roles::from(&t.before), Roles::from(&t.after));
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit_log (at, actor, action, scope, scope_key, usage_type, thumbprint,
             old_current, old_previous, old_pending, new_current, new_previous, new_pending, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        params![
-            ts(ctx.now),
-            ctx.actor,
-            action,
-            slot.scope.to_string(),
-            slot.scope.key(),
-            slot.usage_type.as_str(),
-            thumbprint,
-            b.current,
-            b.previous,
-            b.pending,
-            a.current,
-            a.previous,
-            a.pending,
-            (!detail.is_empty()).then_some(detail),
-        ],
-    )?;
+    )?
+    .execute(params![
+        ts(ctx.now),
+        ctx.actor,
+        action,
+        slot.scope.to_string(),
+        slot.scope.key(),
+        slot.usage_type.as_str(),
+        thumbprint,
+        b.current,
+        b.previous,
+        b.pending,
+        a.current,
+        a.previous,
+        a.pending,
+        (!detail.is_empty()).then_some(detail),
+    ])?;
     Ok(())
 }
 
@@ -132,19 +160,19 @@ pub(super) fn enqueue(
         "message": message,
         "data": data,
     });
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO outbox (event_id, kind, severity, scope, usage_type, payload, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            event_id,
-            kind,
-            severity.as_str(),
-            slot.map(|s| s.scope.to_string()),
-            slot.map(|s| s.usage_type.to_string()),
-            payload.to_string(),
-            ts(ctx.now),
-        ],
-    )?;
+    )?
+    .execute(params![
+        event_id,
+        kind,
+        severity.as_str(),
+        slot.map(|s| s.scope.to_string()),
+        slot.map(|s| s.usage_type.to_string()),
+        payload.to_string(),
+        ts(ctx.now),
+    ])?;
     Ok(event_id)
 }
 

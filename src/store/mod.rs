@@ -13,6 +13,7 @@
 
 mod audit;
 mod certs;
+mod jobs;
 pub mod keyring;
 mod schema;
 mod slots;
@@ -28,6 +29,10 @@ use rusqlite::{Connection, OptionalExtension};
 
 pub use audit::{AuditEntry, HistoryFilter, Roles, Severity as EventSeverity};
 pub use certs::{ImportOutcome, NewCert, StoredCert};
+pub use jobs::{
+    Claimed, ExecOptions, Job, JobFilter, JobResult, JobState, NextWake, RollCheck, RollOutcome,
+    ScheduleReport, describe_lateness,
+};
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use slots::{AssignReport, SlotView};
 
@@ -105,8 +110,34 @@ pub enum StoreError {
     Lookup(#[from] LookupError),
     #[error("{0}: nothing is assigned there")]
     NoSuchSlot(String),
+    #[error("no roll job {0}")]
+    NoSuchJob(i64),
+    /// The operation is refused for the reason given.
+    #[error("{0}")]
+    Refused(String),
     #[error("corrupt store: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed: the database was locked past
+    /// the busy timeout, or an I/O error (disk full, ...).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Db(DbError(e)) => matches!(
+                e.sqlite_error_code(),
+                Some(
+                    rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::SystemIoFailure
+                        | rusqlite::ErrorCode::DiskFull
+                        | rusqlite::ErrorCode::CannotOpen
+                )
+            ),
+            StoreError::Io { .. } => true,
+            _ => false,
+        }
+    }
 }
 
 impl From<DbError> for StoreError {
@@ -216,6 +247,13 @@ impl Store {
             dir: dir.to_path_buf(),
             master: None,
         })
+    }
+
+    /// How long a statement waits for another process's lock before
+    /// failing as busy (10 s by default).
+    pub fn set_busy_timeout(&mut self, timeout: Duration) -> Result<(), StoreError> {
+        self.conn.busy_timeout(timeout)?;
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {

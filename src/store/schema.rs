@@ -117,6 +117,20 @@ CREATE TABLE outbox (
 ) STRICT;
 CREATE INDEX outbox_created ON outbox (created_at);
 "#,
+    // v2: the roll queue. `run_after` is when a job may next be attempted
+    // (its effective instant, or later after a transient failure);
+    // `lateness_us` how long after its instant it ran (negative for
+    // `roll --now`).
+    r#"
+ALTER TABLE jobs ADD COLUMN run_after TEXT NOT NULL DEFAULT '';
+UPDATE jobs SET run_after = due_at;
+ALTER TABLE jobs ADD COLUMN lateness_us INTEGER;
+ALTER TABLE jobs ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN finished_by TEXT;
+DROP INDEX jobs_due;
+CREATE INDEX jobs_runnable ON jobs (run_after, id) WHERE state = 'scheduled';
+CREATE INDEX jobs_leases ON jobs (lease_expires_at) WHERE state = 'running';
+"#,
 ];
 
 /// The schema version this build writes.

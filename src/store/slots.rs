@@ -30,27 +30,22 @@ pub struct AssignReport {
     pub changes: Vec<SlotChange<AssignPlan>>,
 }
 
-fn load_state(conn: &Connection, slot: &SlotKey) -> Result<Option<(i64, SlotState)>, StoreError> {
-    let row = conn
-        .query_row(
-            "SELECT s.id, c.thumbprint, p.thumbprint, q.thumbprint, s.effective_at
-             FROM slots s
-             LEFT JOIN certificates c ON c.id = s.current_cert
-             LEFT JOIN certificates p ON p.id = s.previous_cert
-             LEFT JOIN certificates q ON q.id = s.pending_cert
-             WHERE s.scope_key = ?1 AND s.usage_type = ?2",
-            params![slot.scope.key(), slot.usage_type.as_str()],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                ))
-            },
-        )
-        .optional()?;
+const STATE_SQL: &str = "SELECT s.id, c.thumbprint, p.thumbprint, q.thumbprint, s.effective_at
+     FROM slots s
+     LEFT JOIN certificates c ON c.id = s.current_cert
+     LEFT JOIN certificates p ON p.id = s.previous_cert
+     LEFT JOIN certificates q ON q.id = s.pending_cert
+     WHERE ";
+
+type StateRow = (
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn state_from_row(row: Option<StateRow>) -> Result<Option<(i64, SlotState)>, StoreError> {
     let Some((id, current, previous, pending, effective_at)) = row else {
         return Ok(None);
     };
@@ -71,6 +66,38 @@ fn load_state(conn: &Connection, slot: &SlotKey) -> Result<Option<(i64, SlotStat
     )))
 }
 
+fn query_state(
+    conn: &Connection,
+    cond: &str,
+    args: impl rusqlite::Params,
+) -> Result<Option<(i64, SlotState)>, StoreError> {
+    let row = conn
+        .prepare_cached(&format!("{STATE_SQL}{cond}"))?
+        .query_row(args, |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()?;
+    state_from_row(row)
+}
+
+pub(super) fn load_state(
+    conn: &Connection,
+    slot: &SlotKey,
+) -> Result<Option<(i64, SlotState)>, StoreError> {
+    query_state(
+        conn,
+        "s.scope_key = ?1 AND s.usage_type = ?2",
+        params![slot.scope.key(), slot.usage_type.as_str()],
+    )
+}
+
+pub(super) fn load_state_by_id(
+    conn: &Connection,
+    slot_id: i64,
+) -> Result<Option<(i64, SlotState)>, StoreError> {
+    query_state(conn, "s.id = ?1", [slot_id])
+}
+
 fn existing_state(conn: &Connection, slot: &SlotKey) -> Result<(i64, SlotState), StoreError> {
     match load_state(conn, slot)? {
         Some((id, state)) if !state.is_empty() => Ok((id, state)),
@@ -78,7 +105,11 @@ fn existing_state(conn: &Connection, slot: &SlotKey) -> Result<(i64, SlotState),
     }
 }
 
-fn ensure_slot(tx: &Connection, slot: &SlotKey, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub(super) fn ensure_slot(
+    tx: &Connection,
+    slot: &SlotKey,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO slots (scope, scope_key, usage_type, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (scope_key, usage_type) DO NOTHING",
@@ -101,7 +132,7 @@ fn id_of(tx: &Connection, thumbprint: Option<&str>) -> Result<Option<i64>, Store
     }
 }
 
-fn write_state(
+pub(super) fn write_state(
     tx: &Connection,
     slot_id: i64,
     state: &SlotState,
@@ -123,22 +154,39 @@ fn write_state(
     Ok(())
 }
 
-/// Cancels the live roll job of a slot whose pending certificate went away.
-fn cancel_live_jobs(
+/// Cancels the scheduled roll job of a slot whose pending certificate went
+/// away, with its audit row and `roll.cancelled` event.
+pub(super) fn cancel_live_jobs(
     tx: &Connection,
+    slot: &SlotKey,
     slot_id: i64,
     ctx: &OpCtx,
     why: &str,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE jobs SET state = 'cancelled', finished_at = ?1, last_error = ?2
-         WHERE slot_id = ?3 AND state = 'scheduled'",
-        params![ts(ctx.now), why, slot_id],
-    )?;
-    Ok(())
+) -> Result<Vec<i64>, StoreError> {
+    let ids: Vec<(i64, String)> = tx
+        .prepare_cached(
+            "UPDATE jobs SET state = 'cancelled', finished_at = ?1, finished_by = ?2, last_error = ?3
+             WHERE slot_id = ?4 AND state = 'scheduled'
+             RETURNING id, (SELECT thumbprint FROM certificates WHERE id = cert_id)",
+        )?
+        .query_map(params![ts(ctx.now), ctx.actor, why, slot_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, thumbprint) in &ids {
+        audit::record_job(tx, ctx, "cancel", slot, thumbprint, *id, why)?;
+        audit::enqueue(
+            tx,
+            ctx,
+            "roll.cancelled",
+            Severity::Info,
+            Some(slot),
+            &format!("roll of {slot} to {thumbprint} cancelled: {why}"),
+            json!({"job_id": id, "thumbprint": thumbprint, "reason": why}),
+        )?;
+    }
+    Ok(ids.into_iter().map(|(id, _)| id).collect())
 }
 
-fn transition_json(t: &Transition) -> serde_json::Value {
+pub(super) fn transition_json(t: &Transition) -> serde_json::Value {
     json!({
         "before": audit::Roles::from(&t.before),
         "after": audit::Roles::from(&t.after),
@@ -147,6 +195,26 @@ fn transition_json(t: &Transition) -> serde_json::Value {
 }
 
 impl Store {
+    /// Seals the key of a certificate being imported, before the
+    /// transaction (sealing may create the master key), and only when the
+    /// store does not already hold that key.
+    pub(super) fn seal_for_import(
+        &mut self,
+        import: Option<&NewCert<'_>>,
+        thumbprint: &str,
+    ) -> Result<Option<certs::SealedKey>, StoreError> {
+        match import.and_then(|n| n.key) {
+            Some(key)
+                if !self
+                    .lookup_exact(thumbprint)?
+                    .is_some_and(|c| c.has_private_key) =>
+            {
+                Ok(Some(self.seal_key(key, thumbprint)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// What assigning `thumbprint` now to each slot would do (reads only).
     pub fn plan_assign(
         &self,
@@ -207,7 +275,13 @@ impl Store {
             if let AssignPlan::Change(t) = &plan {
                 write_state(&tx, slot_id, &t.after, ctx.now)?;
                 if t.cancels_pending() {
-                    cancel_live_jobs(&tx, slot_id, ctx, "superseded by an immediate assignment")?;
+                    cancel_live_jobs(
+                        &tx,
+                        slot,
+                        slot_id,
+                        ctx,
+                        "superseded by an immediate assignment",
+                    )?;
                 }
                 let detail = match t.before.current.as_deref() {
                     Some(old) => format!("replaces {old}"),
@@ -273,7 +347,13 @@ impl Store {
             if let RemovePlan::Change(t) = &plan {
                 write_state(&tx, slot_id, &t.after, ctx.now)?;
                 if t.cancels_pending() {
-                    cancel_live_jobs(&tx, slot_id, ctx, "pending certificate removed")?;
+                    cancel_live_jobs(
+                        &tx,
+                        slot,
+                        slot_id,
+                        ctx,
+                        &format!("pending certificate removed by {}", ctx.actor),
+                    )?;
                 }
                 let removed = state.get(role).expect("the plan found it");
                 let action = format!("remove-{role}");

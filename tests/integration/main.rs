@@ -8,5 +8,6 @@ mod import;
 mod keys_at_rest;
 mod migrations;
 mod policy;
+mod rolls;
 mod util;
 mod walkthrough;

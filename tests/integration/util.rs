@@ -279,3 +279,252 @@ pub fn short_lived_pem(dir: &Path, name: &str, days: u32) -> PathBuf {
     std::fs::write(&pem, both).unwrap();
     pem
 }
+
+/// Polls `cond` until it holds or `secs` pass; panics with `what` on timeout.
+#[track_caller]
+pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Waits until the wall clock passes `t`.
+pub fn wait_past(t: chrono::DateTime<chrono::Utc>) {
+    let secs = (t - chrono::Utc::now()).num_seconds().max(0) as u64 + 10;
+    wait_until(secs, "the instant to pass", || chrono::Utc::now() > t);
+}
+
+/// A running `certroll serve`; killed if still running when dropped.
+pub struct Serve {
+    pub child: std::process::Child,
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Env {
+    /// Starts `certroll serve -v` and waits until it says it is ready.
+    pub fn serve(&self) -> Serve {
+        use std::io::BufRead;
+        let mut child = self
+            .command(&["serve", "-vv"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let serve = Serve {
+            child,
+            log,
+            reader: Some(reader),
+        };
+        wait_until(20, "serve to be ready", || {
+            serve.log().contains("engine started")
+        });
+        serve
+    }
+}
+
+impl Serve {
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// SIGTERM, then waits; returns the exit code.
+    pub fn stop(mut self) -> i32 {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        let code = self.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        code
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(mut self) {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(self.pid(), libc::SIGKILL) };
+        self.wait();
+    }
+
+    fn wait(&mut self) -> i32 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve did not stop:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Opens the test's store through the library (fast set-up of many slots).
+pub fn store(env: &Env) -> certroll::store::Store {
+    certroll::store::Store::open(&env.data).expect("open store")
+}
+
+/// A fixture PFX parsed into an importable entry.
+pub fn entry(pfx: &str) -> certroll::cert::bundle::Entry {
+    let data = std::fs::read(fixture(pfx)).unwrap();
+    certroll::cert::bundle::parse(&certroll::cert::bundle::Input {
+        data: &data,
+        key_file: None,
+        password: Some(PASSWORD),
+    })
+    .unwrap()
+    .entries
+    .remove(0)
+}
+
+pub fn new_cert(e: &certroll::cert::bundle::Entry) -> certroll::store::NewCert<'_> {
+    certroll::store::NewCert {
+        cert: &e.cert,
+        chain: &e.chain,
+        key: e.key.as_ref(),
+        friendly_name: e.friendly_name.as_deref(),
+        source_file: None,
+    }
+}
+
+pub fn test_ctx() -> certroll::store::OpCtx {
+    certroll::store::OpCtx {
+        now: chrono::Utc::now(),
+        actor: "test".into(),
+    }
+}
+
+/// `n` OAuthTokenIssuer slots (pool:pNNNN.contoso.com) with oauth1 current
+/// and oauth2 scheduled at `at`. Returns the slots.
+pub fn many_scheduled(
+    env: &Env,
+    n: usize,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Vec<certroll::cert::SlotKey> {
+    use certroll::cert::{Scope, SlotKey, UsageType};
+    let (a, b) = (entry("oauth1-openssl3.pfx"), entry("oauth2-windows.pfx"));
+    let slots: Vec<SlotKey> = (0..n)
+        .map(|i| {
+            SlotKey::new(
+                Scope::Pool(format!("p{i:05}.contoso.com")),
+                UsageType::from_canonical("OAuthTokenIssuer"),
+            )
+        })
+        .collect();
+    let mut s = store(env);
+    let ctx = test_ctx();
+    s.assign(Some(&new_cert(&a)), &a.cert.thumbprint, &slots, &ctx)
+        .unwrap();
+    s.schedule(
+        Some(&new_cert(&b)),
+        &b.cert.thumbprint,
+        &slots,
+        at,
+        false,
+        &ctx,
+    )
+    .unwrap();
+    slots
+}
+
+/// Runs a query returning one integer against the test's database.
+pub fn sql_i64(env: &Env, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(env.data.join("certroll.db")).expect("open db");
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// A self-signed contoso.com certificate (with the oauth1 fixture key)
+/// valid from an hour ago until `not_after`, as `short-NNN.pem` (cert and
+/// key) in `dir`. `openssl ca` is the one OpenSSL 3.0 tool that takes an
+/// exact end date.
+pub fn cert_valid_until(dir: &Path, not_after: chrono::DateTime<chrono::Utc>) -> PathBuf {
+    let work = dir.join(format!("ca-{}", not_after.timestamp_millis()));
+    std::fs::create_dir_all(work.join("newcerts")).unwrap();
+    std::fs::write(work.join("index.txt"), "").unwrap();
+    std::fs::write(work.join("serial"), "1000\n").unwrap();
+    std::fs::write(
+        work.join("ca.cnf"),
+        "[ ca ]\ndefault_ca = c\n[ c ]\ndir = .\ndatabase = index.txt\nnew_certs_dir = newcerts\nserial = serial\n\
+         default_md = sha256\npolicy = p\nunique_subject = no\n[ p ]\ncommonName = optional\n\
+         [ ext ]\nbasicConstraints = CA:FALSE\nsubjectAltName = DNS:contoso.com\n",
+    )
+    .unwrap();
+    let key = fixture("oauth1.key.pem");
+    let key = key.to_str().unwrap();
+    openssl(
+        &work,
+        &[
+            "req",
+            "-new",
+            "-key",
+            key,
+            "-subj",
+            "/CN=contoso.com",
+            "-out",
+            "req.csr",
+        ],
+    );
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y%m%d%H%M%SZ").to_string();
+    openssl(
+        &work,
+        &[
+            "ca",
+            "-batch",
+            "-config",
+            "ca.cnf",
+            "-selfsign",
+            "-keyfile",
+            key,
+            "-in",
+            "req.csr",
+            "-out",
+            "cert.pem",
+            "-startdate",
+            &fmt(chrono::Utc::now() - chrono::Duration::hours(1)),
+            "-enddate",
+            &fmt(not_after),
+            "-extensions",
+            "ext",
+            "-notext",
+        ],
+    );
+    let pem = work.join("bundle.pem");
+    let mut both = std::fs::read(work.join("cert.pem")).unwrap();
+    both.extend(std::fs::read(fixture("oauth1.key.pem")).unwrap());
+    std::fs::write(&pem, both).unwrap();
+    pem
+}

@@ -1,0 +1,215 @@
+//! `certroll jobs`: list, show, cancel and retry roll jobs.
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::output::{self, short};
+use super::{App, UsageError};
+use crate::cert::Scope;
+use crate::store::{Job, JobFilter, JobState, StoreError, describe_lateness};
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    #[command(subcommand)]
+    pub command: JobsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List roll jobs, newest first
+    List {
+        /// Only jobs in this state: scheduled, running, succeeded, failed, cancelled
+        #[arg(long)]
+        state: Option<String>,
+        /// Only jobs of these usage type(s)
+        #[arg(long = "type", value_name = "T[,T..]")]
+        types: Option<String>,
+        /// Only jobs at this scope
+        #[arg(long, value_name = "S")]
+        scope: Option<String>,
+        /// Only the newest N jobs
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Print the jobs as a JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a scheduled job: its certificate stops being pending; current and previous stay
+    Cancel {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue a failed job again, to run at once
+    Retry {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The job object of the contract.
+pub fn job_json(j: &Job) -> Value {
+    json!({
+        "id": j.id,
+        "scope": j.slot.scope.to_string(),
+        "type": j.slot.usage_type.to_string(),
+        "thumbprint": j.thumbprint,
+        "due_at": output::time(j.due_at),
+        "state": j.state.as_str(),
+        "attempts": j.attempts,
+        "started_at": j.started_at.map(output::time),
+        "finished_at": j.finished_at.map(output::time),
+        "last_error": j.last_error,
+        "run_after": output::time(j.run_after),
+        "lateness_ms": j.lateness_us.map(|us| us as f64 / 1000.0),
+        "lease_owner": j.lease_owner,
+        "lease_expires_at": j.lease_expires_at.map(output::time),
+        "created_at": output::time(j.created_at),
+        "created_by": j.created_by,
+        "finished_by": j.finished_by,
+    })
+}
+
+fn job_line(j: &Job) -> String {
+    let mut s = format!(
+        "{:>6}  {:<10} {}  {}  due {}",
+        j.id,
+        j.state.as_str(),
+        j.slot,
+        short(&j.thumbprint),
+        output::time(j.due_at)
+    );
+    if let Some(us) = j.lateness_us {
+        s.push_str(&format!(
+            ", ran {}",
+            describe_lateness(chrono::Duration::microseconds(us))
+        ));
+    }
+    if let Some(e) = &j.last_error
+        && j.state != JobState::Succeeded
+    {
+        s.push_str(&format!(" ({e})"));
+    }
+    s
+}
+
+fn print_one(j: &Job, json: bool) -> Result<()> {
+    if json {
+        return output::print_json(&job_json(j));
+    }
+    println!("job {}: {} {}", j.id, j.state, j.slot);
+    println!("  certificate  {}", j.thumbprint);
+    println!("  due          {}", output::time(j.due_at));
+    if j.run_after != j.due_at && j.state == JobState::Scheduled {
+        println!("  next attempt {}", output::time(j.run_after));
+    }
+    println!("  attempts     {}", j.attempts);
+    println!(
+        "  created      {} by {}",
+        output::time(j.created_at),
+        j.created_by
+    );
+    if let Some(t) = j.started_at {
+        println!("  started      {}", output::time(t));
+    }
+    if let Some(t) = j.finished_at {
+        println!(
+            "  finished     {} by {}",
+            output::time(t),
+            j.finished_by.as_deref().unwrap_or("?")
+        );
+    }
+    if let Some(us) = j.lateness_us {
+        println!(
+            "  ran          {}",
+            describe_lateness(chrono::Duration::microseconds(us))
+        );
+    }
+    if let (Some(o), Some(t)) = (&j.lease_owner, j.lease_expires_at) {
+        println!("  lease        {o} until {}", output::time(t));
+    }
+    if let Some(e) = &j.last_error {
+        println!("  last error   {e}");
+    }
+    Ok(())
+}
+
+pub fn run(app: &App, args: JobsArgs) -> Result<()> {
+    match args.command {
+        JobsCommand::List {
+            state,
+            types,
+            scope,
+            limit,
+            json,
+        } => {
+            let state = state
+                .map(|s| {
+                    JobState::parse(&s.to_ascii_lowercase()).ok_or_else(|| {
+                        UsageError(format!(
+                            "--state {s}: use scheduled, running, succeeded, failed or cancelled"
+                        ))
+                    })
+                })
+                .transpose()?;
+            let filter = JobFilter {
+                types: match &types {
+                    Some(t) => app.parse_types(t)?,
+                    None => Vec::new(),
+                },
+                scope: scope.as_deref().map(Scope::parse).transpose()?,
+            };
+            let store = app.open_store()?;
+            let jobs = store.jobs(state, &filter, limit)?;
+            if json {
+                return output::print_json(&Value::Array(jobs.iter().map(job_json).collect()));
+            }
+            if jobs.is_empty() {
+                println!("no roll jobs");
+            }
+            for j in &jobs {
+                println!("{}", job_line(j));
+            }
+            Ok(())
+        }
+        JobsCommand::Show { id, json } => {
+            let store = app.open_store()?;
+            let job = store.job(id)?.ok_or(StoreError::NoSuchJob(id))?;
+            print_one(&job, json)
+        }
+        JobsCommand::Cancel { id, json } => {
+            let mut store = app.open_store()?;
+            let job = store.cancel_job(id, &app.ctx())?;
+            if json {
+                return print_one(&job, true);
+            }
+            println!(
+                "job {id} cancelled: {} will not roll to {}; its current and previous certificates stay",
+                job.slot,
+                short(&job.thumbprint)
+            );
+            Ok(())
+        }
+        JobsCommand::Retry { id, json } => {
+            let mut store = app.open_store()?;
+            let job = store.retry_job(id, &app.ctx())?;
+            if json {
+                return print_one(&job, true);
+            }
+            println!(
+                "job {id} queued again: {} rolls to {} at the next run",
+                job.slot,
+                short(&job.thumbprint)
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,557 @@
+//! The engine: runs due roll jobs and recurring duties. It lives on its own
+//! OS thread (std's `recv_timeout` wakes within a fraction of a
+//! millisecond; tokio's timer rounds to whole milliseconds) and is the only
+//! place in certroll that sleeps.
+//!
+//! Each turn it recovers expired leases, runs due duties, claims the jobs
+//! due within the next `preclaim` under a lease, waits precisely for each
+//! one's instant and executes it, then sleeps until the next instant, a
+//! lease expiry, a duty, or the poll interval, whichever comes first. On
+//! each poll it reads SQLite's `data_version`, which changes when another
+//! process commits: a schedule, cancel or roll made elsewhere is noticed
+//! within one poll interval without reading any table.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use tracing::{debug, error, info, warn};
+
+use super::cron::Duty;
+use super::retry::{RetryPolicy, random_jitter};
+use crate::cert::SlotKey;
+use crate::cert::policy::{self, Severity};
+use crate::clock::Clock;
+use crate::config::{Config, ServeConfig};
+use crate::store::{
+    Claimed, ExecOptions, JobFilter, JobResult, RollOutcome, Store, StoreError, StoredCert,
+    describe_lateness,
+};
+
+/// Messages to a running engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Msg {
+    /// Look at the queue again now.
+    Wake,
+    /// Finish the roll in progress and stop.
+    Shutdown,
+}
+
+/// Tuning of the engine (from `[serve]` in the configuration).
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    pub lease: Duration,
+    pub poll: StdDuration,
+    pub batch_size: usize,
+    pub late_after: Duration,
+    pub preclaim: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl From<&ServeConfig> for EngineSettings {
+    fn from(c: &ServeConfig) -> Self {
+        EngineSettings {
+            lease: Duration::seconds(c.lease_seconds.into()),
+            poll: StdDuration::from_millis(c.poll_interval_ms.into()),
+            batch_size: c.batch_size as usize,
+            late_after: Duration::seconds(c.late_after_seconds.into()),
+            preclaim: Duration::milliseconds(c.preclaim_ms.into()),
+            retry: RetryPolicy {
+                base: StdDuration::from_millis(c.retry_base_ms.into()),
+                max: StdDuration::from_secs(c.retry_max_seconds.into()),
+                max_attempts: c.max_attempts,
+            },
+        }
+    }
+}
+
+/// Called after each committed batch with its results and the instant the
+/// commit finished (the benchmark measures lateness with it).
+pub type Observer = Box<dyn FnMut(&[JobResult], DateTime<Utc>) + Send>;
+
+/// What a pass over the queue did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PassSummary {
+    pub succeeded: usize,
+    pub failed: usize,
+    /// Jobs given back to the queue after a transient error.
+    pub retried: usize,
+}
+
+impl PassSummary {
+    fn add(&mut self, other: &PassSummary) {
+        self.succeeded += other.succeeded;
+        self.failed += other.failed;
+        self.retried += other.retried;
+    }
+}
+
+pub struct Engine {
+    store: Store,
+    config: Arc<Config>,
+    settings: EngineSettings,
+    clock: Arc<dyn Clock>,
+    owner: String,
+    duties: Vec<(Duty, Option<DateTime<Utc>>)>,
+    observer: Option<Observer>,
+}
+
+/// `host:pid:nonce`, unique per process run.
+pub fn owner_id() -> String {
+    let nonce = format!("{:08x}", (random_jitter() * f64::from(u32::MAX)) as u32);
+    format!("{}:{}:{nonce}", hostname(), std::process::id())
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it or truncates.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Whether the lease holder `owner` is a process of this host that no
+/// longer runs (or an earlier run of this very pid).
+fn holder_is_dead(owner: &str, me: &str) -> bool {
+    let mut parts = owner.rsplitn(3, ':');
+    let (Some(_nonce), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    if host != hostname() || owner == me {
+        return false;
+    }
+    let Ok(pid) = pid.parse::<i32>() else {
+        return false;
+    };
+    if pid as u32 == std::process::id() {
+        return true;
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, crate::schedule::cron::CronError> {
+        let settings = EngineSettings::from(&config.serve);
+        let mut duties = Vec::new();
+        if let Some(expr) = config.serve.maintenance.as_deref() {
+            duties.push((Duty::new("maintenance", expr, config.timezone)?, None));
+        }
+        Ok(Engine {
+            store,
+            config,
+            settings,
+            clock,
+            owner: owner_id(),
+            duties,
+            observer: None,
+        })
+    }
+
+    pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = owner.into();
+        self
+    }
+
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Runs until `Msg::Shutdown`. Errors are those the engine cannot go on
+    /// after (the store became unusable).
+    pub fn run(mut self, rx: Receiver<Msg>) -> Result<PassSummary, StoreError> {
+        let mut total = PassSummary::default();
+        let now = self.clock.now();
+        for (id, holder) in self
+            .store
+            .recover_dead(now, &|o| holder_is_dead(o, &self.owner))?
+        {
+            info!(job.id = id, holder = %holder, "recovered a job whose holder is gone");
+        }
+        for (duty, next) in &mut self.duties {
+            *next = duty.next_after(now);
+            info!(duty = duty.name, cron = duty.expr(), next = ?next, "duty scheduled");
+        }
+        let mut version = self.store.data_version()?;
+        info!(owner = %self.owner, "engine started");
+        let mut failures = 0u32;
+        loop {
+            match rx.try_recv() {
+                Ok(Msg::Shutdown) | Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+                _ => {}
+            }
+            // Work, then learn when to wake next.
+            let wake = match self.turn(&rx) {
+                Ok((pass, stop)) => {
+                    total.add(&pass);
+                    if stop {
+                        break;
+                    }
+                    failures = 0;
+                    self.next_wake()?
+                }
+                Err(e) if e.is_transient() => {
+                    // Busy past the timeout, disk full...: back off and go on.
+                    failures += 1;
+                    let delay = self.settings.retry.delay(failures, random_jitter());
+                    warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "store unavailable, retrying");
+                    Some(
+                        self.clock.now()
+                            + Duration::from_std(delay).unwrap_or(Duration::seconds(1)),
+                    )
+                }
+                Err(e) => {
+                    error!(error = %e, "the store failed; stopping");
+                    return Err(e);
+                }
+            };
+            // Sleep until then; each poll interval, look whether another
+            // process committed (one pragma, no table read).
+            let poll = Duration::from_std(self.settings.poll).unwrap_or(Duration::seconds(1));
+            loop {
+                let now = self.clock.now();
+                if wake.is_some_and(|w| w <= now) {
+                    break;
+                }
+                let deadline = wake.map_or(now + poll, |w| w.min(now + poll));
+                match rx.recv_timeout((deadline - now).to_std().unwrap_or_default()) {
+                    Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
+                        info!(owner = %self.owner, "engine stopping");
+                        return Ok(total);
+                    }
+                    Ok(Msg::Wake) => break,
+                    Err(RecvTimeoutError::Timeout) => match self.store.data_version() {
+                        Ok(v) if v != version => {
+                            debug!("another process changed the store");
+                            version = v;
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            warn!(error = %e, "cannot read the store's version");
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+        info!(owner = %self.owner, "engine stopping");
+        Ok(total)
+    }
+
+    /// The next instant the engine must act: a job's instant (less the
+    /// preclaim), a lease's expiry, or a duty.
+    fn next_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let next = self.store.next_wake()?;
+        let times = [
+            next.due.map(|d| d - self.settings.preclaim),
+            next.lease_expiry,
+        ]
+        .into_iter()
+        .chain(self.duties.iter().map(|(_, n)| *n));
+        Ok(times.flatten().min())
+    }
+
+    /// One turn: recover, duties, claim and run what is due. Returns
+    /// whether a shutdown arrived meanwhile.
+    fn turn(&mut self, rx: &Receiver<Msg>) -> Result<(PassSummary, bool), StoreError> {
+        let now = self.clock.now();
+        self.run_duties(now);
+        let mut total = PassSummary::default();
+        loop {
+            let now = self.clock.now();
+            // Reads first: write transactions only when there is work.
+            let next = self.store.next_wake()?;
+            if next.lease_expiry.is_some_and(|l| l <= now) {
+                for (id, holder) in self.store.recover_expired(now)? {
+                    warn!(job.id = id, holder = %holder, "recovered a job whose lease expired");
+                }
+            } else if next.due.is_none_or(|d| d > now + self.settings.preclaim) {
+                return Ok((total, false));
+            }
+            let claimed = self.store.claim(
+                &self.owner,
+                now,
+                Some(now + self.settings.preclaim),
+                self.settings.lease,
+                self.settings.batch_size,
+                &JobFilter::default(),
+            )?;
+            if claimed.is_empty() {
+                return Ok((total, false));
+            }
+            for c in &claimed {
+                debug!(job.id = c.id, slot = %c.slot, thumbprint = %c.thumbprint, due = %c.due_at, attempt = c.attempts, "claimed");
+            }
+            let (pass, stopped) = self.run_claimed(claimed, Some(rx))?;
+            total.add(&pass);
+            if stopped {
+                return Ok((total, true));
+            }
+        }
+    }
+
+    fn run_duties(&mut self, now: DateTime<Utc>) {
+        for i in 0..self.duties.len() {
+            let due = matches!(self.duties[i].1, Some(n) if n <= now);
+            if !due {
+                continue;
+            }
+            let name = self.duties[i].0.name;
+            let started = std::time::Instant::now();
+            let result = match name {
+                "maintenance" => self.store.maintenance(),
+                _ => Ok(()),
+            };
+            match result {
+                Ok(()) => info!(
+                    duty = name,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "duty done"
+                ),
+                Err(e) => warn!(duty = name, error = %e, "duty failed"),
+            }
+            let next = self.duties[i].0.next_after(now);
+            self.duties[i].1 = next;
+        }
+    }
+
+    /// Waits for each claimed job's instant and runs it; jobs due at the same
+    /// instant share a transaction. With `rx`, a shutdown between groups
+    /// gives the remaining jobs back untouched.
+    fn run_claimed(
+        &mut self,
+        claimed: Vec<Claimed>,
+        rx: Option<&Receiver<Msg>>,
+    ) -> Result<(PassSummary, bool), StoreError> {
+        let mut total = PassSummary::default();
+        let mut i = 0;
+        while i < claimed.len() {
+            if let Some(rx) = rx
+                && matches!(rx.try_recv(), Ok(Msg::Shutdown))
+            {
+                let rest: Vec<i64> = claimed[i..].iter().map(|c| c.id).collect();
+                self.store.unclaim(&self.owner, &rest)?;
+                info!(jobs = rest.len(), "stopping: gave back jobs not yet due");
+                return Ok((total, true));
+            }
+            let head = claimed[i].run_after;
+            let now = self.clock.now();
+            if head > now {
+                std::thread::sleep((head - now).to_std().unwrap_or_default());
+            }
+            let now = self.clock.now();
+            let end = claimed[i..]
+                .iter()
+                .position(|c| c.run_after > now)
+                .map_or(claimed.len(), |p| i + p);
+            let pass = self.execute(&claimed[i..end])?;
+            total.add(&pass);
+            i = end;
+        }
+        Ok((total, false))
+    }
+
+    /// Executes claimed jobs (due or not: `roll --now` runs them early) and
+    /// handles the outcomes.
+    fn execute(&mut self, jobs: &[Claimed]) -> Result<PassSummary, StoreError> {
+        let config = self.config.clone();
+        let check = move |slot: &SlotKey, cert: &StoredCert, at: DateTime<Utc>| {
+            roll_check(&config, slot, cert, at)
+        };
+        let clock = self.clock.clone();
+        let now_fn = move || clock.now();
+        let opts = ExecOptions {
+            owner: &self.owner,
+            actor: &format!("serve:{}", self.owner),
+            late_after: self.settings.late_after,
+            max_attempts: self.settings.retry.max_attempts,
+            check: &check,
+            clock: &now_fn,
+        };
+        let results = match self.store.execute(jobs, &opts) {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing was applied; the jobs are still ours.
+                let mut pass = PassSummary::default();
+                for job in jobs {
+                    self.retry_later(job.id, job.attempts, &e.to_string())?;
+                    pass.retried += 1;
+                }
+                warn!(jobs = jobs.len(), error = %e, "batch failed, will retry");
+                return Ok(pass);
+            }
+        };
+        let committed = self.clock.now();
+        let mut pass = PassSummary::default();
+        for r in &results {
+            match &r.outcome {
+                RollOutcome::Succeeded {
+                    transition,
+                    lateness,
+                    late,
+                } => {
+                    pass.succeeded += 1;
+                    let from = transition.before.current.as_deref().unwrap_or("none");
+                    if *late {
+                        warn!(job.id = r.job_id, slot = %r.slot, from = %from, to = %r.thumbprint,
+                              lateness = %describe_lateness(*lateness), "rolled late");
+                    } else {
+                        info!(job.id = r.job_id, slot = %r.slot, from = %from, to = %r.thumbprint,
+                              lateness = %describe_lateness(*lateness), "rolled");
+                    }
+                }
+                RollOutcome::Failed { reason, .. } => {
+                    pass.failed += 1;
+                    error!(job.id = r.job_id, slot = %r.slot, thumbprint = %r.thumbprint, reason = %reason,
+                           "roll failed; the slot is unchanged");
+                }
+                RollOutcome::LeaseLost => {
+                    warn!(job.id = r.job_id, slot = %r.slot, "lease expired before the roll ran; left to its next holder");
+                }
+                RollOutcome::Retry { error } => {
+                    pass.retried += 1;
+                    self.retry_later(r.job_id, r.attempts, error)?;
+                }
+            }
+        }
+        if let Some(obs) = self.observer.as_mut() {
+            obs(&results, committed);
+        }
+        Ok(pass)
+    }
+
+    fn retry_later(&mut self, job_id: i64, attempts: u32, error: &str) -> Result<(), StoreError> {
+        let delay = self.settings.retry.delay(attempts, random_jitter());
+        let at = self.clock.now() + Duration::from_std(delay).unwrap_or(Duration::seconds(1));
+        warn!(job.id = job_id, attempt = attempts, retry_in_ms = delay.as_millis() as u64, error = %error,
+              "transient failure, retrying");
+        if let Err(e) = self.store.release(&self.owner, &[job_id], at, error) {
+            // The lease will expire and the job will be recovered.
+            warn!(job.id = job_id, error = %e, "could not give the job back; its lease will expire");
+        }
+        Ok(())
+    }
+
+    /// One pass for `certroll roll`: runs the jobs due now (or, with
+    /// `early`, every scheduled job the filter selects), without waiting.
+    pub fn run_once(
+        &mut self,
+        filter: &JobFilter,
+        early: bool,
+    ) -> Result<(PassSummary, Vec<JobResult>), StoreError> {
+        let now = self.clock.now();
+        for (id, holder) in self
+            .store
+            .recover_dead(now, &|o| holder_is_dead(o, &self.owner))?
+        {
+            info!(job.id = id, holder = %holder, "recovered a job whose holder is gone");
+        }
+        for (id, holder) in self.store.recover_expired(now)? {
+            warn!(job.id = id, holder = %holder, "recovered a job whose lease expired");
+        }
+        let mut all = Vec::new();
+        let mut total = PassSummary::default();
+        let results = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = results.clone();
+        let previous = self.observer.replace(Box::new(move |r: &[JobResult], _| {
+            sink.lock().expect("results lock").extend_from_slice(r)
+        }));
+        loop {
+            let now = self.clock.now();
+            let claimed = self.store.claim(
+                &self.owner,
+                now,
+                (!early).then_some(now),
+                self.settings.lease,
+                self.settings.batch_size,
+                filter,
+            )?;
+            if claimed.is_empty() {
+                break;
+            }
+            let pass = self.execute(&claimed)?;
+            total.add(&pass);
+            if pass.succeeded + pass.failed == 0 {
+                break;
+            }
+        }
+        self.observer = previous;
+        all.extend(results.lock().expect("results lock").drain(..));
+        Ok((total, all))
+    }
+}
+
+/// The policy a roll must still satisfy at its instant: errors fail it
+/// (warnings were accepted when it was scheduled).
+pub fn roll_check(
+    config: &Config,
+    slot: &SlotKey,
+    cert: &StoredCert,
+    at: DateTime<Utc>,
+) -> Result<(), String> {
+    let Some(p) = config.try_policy(&slot.usage_type) else {
+        return Err(format!(
+            "usage type {} is no longer in the configuration",
+            slot.usage_type
+        ));
+    };
+    let errors: Vec<String> = policy::evaluate(
+        &slot.usage_type,
+        p,
+        config.sip_domain.as_deref(),
+        &cert.info,
+        cert.has_private_key,
+        at,
+    )
+    .into_iter()
+    .filter(|f| f.severity == Severity::Error)
+    .map(|f| f.to_string())
+    .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_ids_name_host_and_pid() {
+        let me = owner_id();
+        assert!(me.starts_with(&format!("{}:{}:", hostname(), std::process::id())));
+        assert_ne!(me, owner_id());
+        // An earlier run of this pid, another host, garbage.
+        assert!(holder_is_dead(
+            &format!("{}:{}:00000000", hostname(), std::process::id()),
+            &me
+        ));
+        assert!(!holder_is_dead(&me, &me));
+        assert!(!holder_is_dead("elsewhere.example:1:00", &me));
+        assert!(!holder_is_dead("nonsense", &me));
+        // pid 1 exists; a pid beyond pid_max does not.
+        assert!(!holder_is_dead(&format!("{}:1:00", hostname()), &me));
+        assert!(holder_is_dead(
+            &format!("{}:2147483646:00", hostname()),
+            &me
+        ));
+    }
+}

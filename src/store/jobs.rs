@@ -1,0 +1,1037 @@
+//! The roll queue. Scheduling writes the pending certificate and its job in
+//! one transaction. Claiming is one atomic statement that moves due jobs to
+//! `running` under a lease (owner, expiry), so any number of processes on
+//! one store run each job once. Executing a claimed job is one transaction:
+//! the slot change, the job's final state, the audit row and the outbox
+//! rows; jobs claimed together share it, each inside its own savepoint so a
+//! bad one cannot undo the others. A lease whose holder died expires and the
+//! job is recovered.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
+use serde_json::json;
+
+use super::audit::{self, Severity};
+use super::certs::{self, ImportOutcome, NewCert, StoredCert};
+use super::slots::{
+    self, cancel_live_jobs, ensure_slot, load_state, load_state_by_id, write_state,
+};
+use super::{OpCtx, SlotChange, Store, StoreError, parse_ts, ts};
+use crate::cert::slot::{self, RollPlan, SchedulePlan, Transition};
+use crate::cert::{Scope, SlotKey, UsageType};
+
+/// The states of a roll job: `scheduled → running → succeeded | failed`,
+/// and `cancelled`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobState {
+    Scheduled,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 5] = [
+        JobState::Scheduled,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Scheduled => "scheduled",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|j| j.as_str() == s)
+    }
+
+    pub fn is_live(self) -> bool {
+        matches!(self, JobState::Scheduled | JobState::Running)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A roll job as stored.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub id: i64,
+    pub slot: SlotKey,
+    pub thumbprint: String,
+    pub due_at: DateTime<Utc>,
+    pub run_after: DateTime<Utc>,
+    pub state: JobState,
+    pub attempts: u32,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub finished_by: Option<String>,
+    pub last_error: Option<String>,
+    /// How long after its instant the job ran (negative: ahead of it).
+    pub lateness_us: Option<i64>,
+}
+
+/// Which slots a queue operation looks at.
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    pub types: Vec<UsageType>,
+    pub scope: Option<Scope>,
+}
+
+impl JobFilter {
+    /// SQL conditions on the slot `s`, and their arguments.
+    fn sql(&self) -> (String, Vec<String>) {
+        let mut cond = String::new();
+        let mut args = Vec::new();
+        if !self.types.is_empty() {
+            cond.push_str(&format!(
+                " AND s.usage_type IN ({})",
+                vec!["?"; self.types.len()].join(", ")
+            ));
+            args.extend(self.types.iter().map(|t| t.to_string()));
+        }
+        if let Some(scope) = &self.scope {
+            cond.push_str(" AND s.scope_key = ?");
+            args.push(scope.key());
+        }
+        (cond, args)
+    }
+}
+
+/// What scheduling did (or, from `plan_schedule`, would do).
+#[derive(Clone, Debug)]
+pub struct ScheduleReport {
+    pub import: Option<ImportOutcome>,
+    pub changes: Vec<SlotChange<SchedulePlan>>,
+    /// The job created for each changed slot.
+    pub job_ids: Vec<i64>,
+}
+
+/// See [`Store::next_wake`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NextWake {
+    pub due: Option<DateTime<Utc>>,
+    pub lease_expiry: Option<DateTime<Utc>>,
+}
+
+/// A job claimed under a lease, ready to execute.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub id: i64,
+    pub slot_id: i64,
+    pub cert_id: i64,
+    pub slot: SlotKey,
+    pub thumbprint: String,
+    pub due_at: DateTime<Utc>,
+    pub run_after: DateTime<Utc>,
+    pub attempts: u32,
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+/// The outcome of executing one claimed job.
+#[derive(Clone, Debug)]
+pub enum RollOutcome {
+    Succeeded {
+        transition: Transition,
+        lateness: Duration,
+        late: bool,
+    },
+    /// The job cannot succeed; the slot is unchanged.
+    Failed { reason: String, lateness: Duration },
+    /// The lease ran out before the job ran: another process may run it.
+    LeaseLost,
+    /// A transient error (busy database, I/O): the job is still leased and
+    /// should be released for a later attempt.
+    Retry { error: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct JobResult {
+    pub job_id: i64,
+    pub slot: SlotKey,
+    pub thumbprint: String,
+    pub due_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub outcome: RollOutcome,
+}
+
+/// Checks a certificate against its slot's policy at the instant of the
+/// roll; `Err` carries the reason the roll must fail.
+pub type RollCheck<'a> = &'a dyn Fn(&SlotKey, &StoredCert, DateTime<Utc>) -> Result<(), String>;
+
+/// How `execute` runs jobs.
+pub struct ExecOptions<'a> {
+    pub owner: &'a str,
+    pub actor: &'a str,
+    /// A roll later than this after its instant raises `roll.late`.
+    pub late_after: Duration,
+    /// A job claimed more often than this fails for good.
+    pub max_attempts: u32,
+    pub check: RollCheck<'a>,
+    /// The clock, read for each job (lateness is per job).
+    pub clock: &'a dyn Fn() -> DateTime<Utc>,
+}
+
+const JOB_COLUMNS: &str =
+    "j.id, s.scope, s.usage_type, c.thumbprint, j.due_at, j.run_after, j.state,
+    j.attempts, j.lease_owner, j.lease_expires_at, j.created_at, j.created_by, j.started_at,
+    j.finished_at, j.finished_by, j.last_error, j.lateness_us";
+
+const JOB_FROM: &str =
+    "FROM jobs j JOIN slots s ON s.id = j.slot_id JOIN certificates c ON c.id = j.cert_id";
+
+fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Job, StoreError>> {
+    let id: i64 = r.get(0)?;
+    let scope: String = r.get(1)?;
+    let usage_type: String = r.get(2)?;
+    let thumbprint: String = r.get(3)?;
+    let times: [Option<String>; 3] = [r.get(4)?, r.get(5)?, r.get(9)?];
+    let state: String = r.get(6)?;
+    let attempts: u32 = r.get(7)?;
+    let lease_owner: Option<String> = r.get(8)?;
+    let created_at: String = r.get(10)?;
+    let created_by: String = r.get(11)?;
+    let started_at: Option<String> = r.get(12)?;
+    let finished_at: Option<String> = r.get(13)?;
+    let finished_by: Option<String> = r.get(14)?;
+    let last_error: Option<String> = r.get(15)?;
+    let lateness_us: Option<i64> = r.get(16)?;
+    Ok((|| {
+        let opt = |s: Option<String>| s.as_deref().map(parse_ts).transpose();
+        let [due, run_after, lease] = times;
+        Ok(Job {
+            id,
+            slot: SlotKey::new(
+                Scope::parse(&scope).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                UsageType::from_canonical(usage_type),
+            ),
+            thumbprint,
+            due_at: parse_ts(due.as_deref().unwrap_or_default())?,
+            run_after: parse_ts(run_after.as_deref().unwrap_or_default())?,
+            state: JobState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {state}")))?,
+            attempts,
+            lease_owner,
+            lease_expires_at: opt(lease)?,
+            created_at: parse_ts(&created_at)?,
+            created_by,
+            started_at: opt(started_at)?,
+            finished_at: opt(finished_at)?,
+            finished_by,
+            last_error,
+            lateness_us,
+        })
+    })())
+}
+
+fn us(d: Duration) -> i64 {
+    d.num_microseconds().unwrap_or(i64::MAX)
+}
+
+/// "3.2 s late", "0.4 ms late", "2 h 5 min early".
+pub fn describe_lateness(d: Duration) -> String {
+    let (word, d) = if d < Duration::zero() {
+        ("early", -d)
+    } else {
+        ("late", d)
+    };
+    let ms = d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0;
+    let text = if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else if ms < 120_000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else if ms < 7_200_000.0 {
+        format!("{} min", (ms / 60_000.0).round())
+    } else {
+        format!("{:.1} h", ms / 3_600_000.0)
+    };
+    format!("{text} {word}")
+}
+
+impl Store {
+    /// What scheduling `thumbprint` at `at` in each slot would do (reads only).
+    pub fn plan_schedule(
+        &self,
+        thumbprint: &str,
+        slots: &[SlotKey],
+        at: DateTime<Utc>,
+        replace: bool,
+    ) -> Result<Vec<SlotChange<SchedulePlan>>, StoreError> {
+        slots
+            .iter()
+            .map(|slot| {
+                let state = load_state(&self.conn, slot)?
+                    .map(|(_, s)| s)
+                    .unwrap_or_default();
+                Ok(SlotChange {
+                    slot: slot.clone(),
+                    plan: slot::schedule(&state, thumbprint, at, replace),
+                })
+            })
+            .collect()
+    }
+
+    /// Imports `import` (if given) and schedules `thumbprint` to become
+    /// current at `at` in every slot (rule 2), with one job per slot, all
+    /// in one transaction. An existing pending roll is a conflict unless
+    /// `replace`, which cancels its job (audited).
+    pub fn schedule(
+        &mut self,
+        import: Option<&NewCert<'_>>,
+        thumbprint: &str,
+        slots: &[SlotKey],
+        at: DateTime<Utc>,
+        replace: bool,
+        ctx: &OpCtx,
+    ) -> Result<ScheduleReport, StoreError> {
+        let sealed = self.seal_for_import(import, thumbprint)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let import_outcome = match import {
+            Some(new) => Some(certs::upsert(&tx, new, sealed.as_ref(), ctx)?.1),
+            None => None,
+        };
+        let cert_id = certs::cert_id(&tx, thumbprint)?
+            .ok_or_else(|| super::LookupError::NotFound(thumbprint.to_string()))?;
+        let mut changes = Vec::new();
+        let mut job_ids = Vec::new();
+        for slot in slots {
+            ensure_slot(&tx, slot, ctx.now)?;
+            let (slot_id, state) = load_state(&tx, slot)?.expect("slot ensured above");
+            let plan = slot::schedule(&state, thumbprint, at, replace);
+            match &plan {
+                SchedulePlan::Conflict(p) => {
+                    return Err(StoreError::Refused(format!(
+                        "{slot} already has pending certificate {} effective {}; --force replaces it",
+                        p.thumbprint,
+                        p.effective_at
+                            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                    )));
+                }
+                SchedulePlan::Change(t) => {
+                    if t.before.pending.is_some() {
+                        let running: Option<i64> = tx
+                            .query_row(
+                                "SELECT id FROM jobs WHERE slot_id = ?1 AND state = 'running'",
+                                [slot_id],
+                                |r| r.get(0),
+                            )
+                            .optional()?;
+                        if let Some(id) = running {
+                            return Err(StoreError::Refused(format!(
+                                "{slot}: roll job {id} is running right now; try again in a moment"
+                            )));
+                        }
+                        cancel_live_jobs(
+                            &tx,
+                            slot,
+                            slot_id,
+                            ctx,
+                            "replaced by a new scheduled roll",
+                        )?;
+                    }
+                    write_state(&tx, slot_id, &t.after, ctx.now)?;
+                    tx.prepare_cached(
+                        "INSERT INTO jobs (slot_id, cert_id, due_at, run_after, state, created_at, created_by)
+                         VALUES (?1, ?2, ?3, ?3, 'scheduled', ?4, ?5)",
+                    )?
+                    .execute(params![slot_id, cert_id, ts(at), ts(ctx.now), ctx.actor])?;
+                    let job_id = tx.last_insert_rowid();
+                    job_ids.push(job_id);
+                    let when = at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+                    audit::record_slot_change(
+                        &tx,
+                        ctx,
+                        "schedule",
+                        slot,
+                        Some(thumbprint),
+                        t,
+                        &format!("job {job_id}, effective {when}"),
+                    )?;
+                    audit::enqueue(
+                        &tx,
+                        ctx,
+                        "roll.scheduled",
+                        Severity::Info,
+                        Some(slot),
+                        &format!("{slot} rolls to {thumbprint} at {when}"),
+                        json!({"job_id": job_id, "thumbprint": thumbprint, "effective_at": when,
+                               "current": t.before.current}),
+                    )?;
+                }
+                SchedulePlan::AlreadyCurrent | SchedulePlan::AlreadyPending => {}
+            }
+            changes.push(SlotChange {
+                slot: slot.clone(),
+                plan,
+            });
+        }
+        tx.commit()?;
+        Ok(ScheduleReport {
+            import: import_outcome,
+            changes,
+            job_ids,
+        })
+    }
+
+    /// Atomically moves up to `limit` scheduled jobs to `running` under a
+    /// lease held by `owner` until `now + lease`. With `due_before`, only
+    /// jobs whose `run_after` is at or before it; without, every scheduled
+    /// job the filter selects (`roll --now`).
+    pub fn claim(
+        &mut self,
+        owner: &str,
+        now: DateTime<Utc>,
+        due_before: Option<DateTime<Utc>>,
+        lease: Duration,
+        limit: usize,
+        filter: &JobFilter,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let (cond, filter_args) = filter.sql();
+        let due_cond = if due_before.is_some() {
+            " AND j.run_after <= ?"
+        } else {
+            ""
+        };
+        let from = if cond.is_empty() {
+            "FROM jobs j".to_string()
+        } else {
+            "FROM jobs j JOIN slots s ON s.id = j.slot_id".to_string()
+        };
+        let sql = format!(
+            "UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?,
+                    attempts = attempts + 1, started_at = ?
+             WHERE id IN (SELECT j.id {from} WHERE j.state = 'scheduled'{due_cond}{cond}
+                          ORDER BY j.run_after, j.id LIMIT ?)
+             RETURNING id, slot_id, cert_id, due_at, run_after, attempts, lease_expires_at,
+                       (SELECT scope FROM slots WHERE slots.id = slot_id),
+                       (SELECT usage_type FROM slots WHERE slots.id = slot_id),
+                       (SELECT thumbprint FROM certificates WHERE certificates.id = cert_id)"
+        );
+        let mut args: Vec<String> = vec![owner.to_string(), ts(now + lease), ts(now)];
+        if let Some(d) = due_before {
+            args.push(ts(d));
+        }
+        args.extend(filter_args);
+        args.push(limit.to_string());
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rows: Vec<_> = tx
+            .prepare_cached(&sql)?
+            .query_map(params_from_iter(args.iter()), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, u32>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
+                    r.get::<_, String>(9)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        tx.commit()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, slot_id, cert_id, due, run_after, attempts, lease_exp, scope, t, thumbprint) in
+            rows
+        {
+            out.push(Claimed {
+                id,
+                slot_id,
+                cert_id,
+                slot: SlotKey::new(
+                    Scope::parse(&scope).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    UsageType::from_canonical(t),
+                ),
+                thumbprint,
+                due_at: parse_ts(&due)?,
+                run_after: parse_ts(&run_after)?,
+                attempts,
+                lease_expires_at: parse_ts(&lease_exp)?,
+            });
+        }
+        out.sort_by_key(|a| (a.run_after, a.id));
+        Ok(out)
+    }
+
+    /// Runs claimed jobs in one transaction, each in its own savepoint.
+    /// On `Err` (the commit failed) nothing was applied and the jobs are
+    /// still leased.
+    pub fn execute(
+        &mut self,
+        jobs: &[Claimed],
+        opts: &ExecOptions<'_>,
+    ) -> Result<Vec<JobResult>, StoreError> {
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut certs_cache: HashMap<i64, StoredCert> = HashMap::new();
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let now = (opts.clock)();
+            let ctx = OpCtx {
+                now,
+                actor: opts.actor.to_string(),
+            };
+            let mut sp = tx.savepoint()?;
+            let outcome = match execute_one(&sp, job, opts, &ctx, &mut certs_cache) {
+                Ok(RollOutcome::LeaseLost) => {
+                    sp.rollback()?;
+                    RollOutcome::LeaseLost
+                }
+                Ok(o) => o,
+                Err(e) => {
+                    sp.rollback()?;
+                    RollOutcome::Retry {
+                        error: e.to_string(),
+                    }
+                }
+            };
+            sp.commit()?;
+            results.push(JobResult {
+                job_id: job.id,
+                slot: job.slot.clone(),
+                thumbprint: job.thumbprint.clone(),
+                due_at: job.due_at,
+                attempts: job.attempts,
+                outcome,
+            });
+        }
+        tx.commit()?;
+        Ok(results)
+    }
+
+    /// Gives leased jobs back to the queue, to be tried again at `run_after`.
+    pub fn release(
+        &mut self,
+        owner: &str,
+        ids: &[i64],
+        run_after: DateTime<Utc>,
+        error: &str,
+    ) -> Result<usize, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut n = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE jobs SET state = 'scheduled', lease_owner = NULL, lease_expires_at = NULL,
+                        run_after = ?1, last_error = ?2
+                 WHERE id = ?3 AND state = 'running' AND lease_owner = ?4",
+            )?;
+            for id in ids {
+                n += stmt.execute(params![ts(run_after), error, id, owner])?;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Gives claimed jobs back untouched (the engine is stopping before
+    /// their instant): the claim's attempt does not count.
+    pub fn unclaim(&mut self, owner: &str, ids: &[i64]) -> Result<usize, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut n = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE jobs SET state = 'scheduled', lease_owner = NULL, lease_expires_at = NULL,
+                        attempts = max(attempts - 1, 0)
+                 WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
+            )?;
+            for id in ids {
+                n += stmt.execute(params![id, owner])?;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Housekeeping: lets SQLite refresh its statistics and truncates the
+    /// write-ahead log.
+    pub fn maintenance(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("PRAGMA optimize;")?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Puts back in the queue every job whose lease expired by `now` (its
+    /// holder died or hung). Returns (job id, old holder).
+    pub fn recover_expired(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "UPDATE jobs SET state = 'scheduled', lease_owner = NULL, lease_expires_at = NULL,
+                        run_after = ?1, last_error = 'lease of ' || lease_owner || ' expired'
+                 WHERE state = 'running' AND lease_expires_at <= ?1
+                 RETURNING id, lease_owner",
+            )?
+            .query_map([ts(now)], |r| {
+                Ok((r.get(0)?, r.get::<_, Option<String>>(1)?))
+            })?
+            .collect::<Result<Vec<(i64, Option<String>)>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, o)| (id, o.unwrap_or_default()))
+            .collect())
+    }
+
+    /// Puts back in the queue the jobs leased by holders `is_dead` says are
+    /// gone (a process of this host that no longer runs), without waiting
+    /// for their leases to expire.
+    pub fn recover_dead(
+        &mut self,
+        now: DateTime<Utc>,
+        is_dead: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let owners: Vec<String> = self
+            .conn
+            .prepare_cached("SELECT DISTINCT lease_owner FROM jobs WHERE state = 'running' AND lease_expires_at > ''")?
+            .query_map([], |r| r.get::<_, Option<String>>(0))?
+            .filter_map(|r| r.transpose())
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for owner in owners.into_iter().filter(|o| is_dead(o)) {
+            let rows: Vec<i64> = self
+                .conn
+                .prepare_cached(
+                    "UPDATE jobs SET state = 'scheduled', lease_owner = NULL, lease_expires_at = NULL,
+                            run_after = ?1, last_error = 'holder ' || ?2 || ' died'
+                     WHERE state = 'running' AND lease_owner = ?2 AND lease_expires_at > ''
+                     RETURNING id",
+                )?
+                .query_map(params![ts(now), owner], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            out.extend(rows.into_iter().map(|id| (id, owner.clone())));
+        }
+        Ok(out)
+    }
+
+    /// When the queue next needs attention: the earliest `run_after` of a
+    /// scheduled job, and the earliest expiry of a lease (read from the
+    /// partial indexes; no table scan).
+    pub fn next_wake(&self) -> Result<NextWake, StoreError> {
+        let due: Option<String> = self
+            .conn
+            .prepare_cached("SELECT min(run_after) FROM jobs WHERE state = 'scheduled'")?
+            .query_row([], |r| r.get(0))?;
+        let lease: Option<String> = self
+            .conn
+            .prepare_cached("SELECT min(lease_expires_at) FROM jobs WHERE state = 'running' AND lease_expires_at > ''")?
+            .query_row([], |r| r.get(0))?;
+        Ok(NextWake {
+            due: due.as_deref().map(parse_ts).transpose()?,
+            lease_expiry: lease.as_deref().map(parse_ts).transpose()?,
+        })
+    }
+
+    /// Changes whenever another connection commits (SQLite's
+    /// `data_version`): a constant-time way to notice other processes.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    pub fn job(&self, id: i64) -> Result<Option<Job>, StoreError> {
+        self.conn
+            .prepare_cached(&format!("SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.id = ?1"))?
+            .query_row([id], job_from_row)
+            .optional()?
+            .transpose()
+    }
+
+    /// Jobs, newest first, optionally in one state and for some slots.
+    pub fn jobs(
+        &self,
+        state: Option<JobState>,
+        filter: &JobFilter,
+        limit: Option<usize>,
+    ) -> Result<Vec<Job>, StoreError> {
+        let (cond, mut args) = filter.sql();
+        let state_cond = match state {
+            Some(s) => {
+                args.insert(0, s.as_str().to_string());
+                " AND j.state = ?"
+            }
+            None => "",
+        };
+        let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} {JOB_FROM} WHERE 1 = 1{state_cond}{cond} ORDER BY j.id DESC{limit}"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params_from_iter(args.iter()), job_from_row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r??);
+        }
+        Ok(out)
+    }
+
+    /// Counts of jobs by state.
+    pub fn job_counts(&self) -> Result<Vec<(JobState, i64)>, StoreError> {
+        let mut out = Vec::new();
+        for s in JobState::ALL {
+            let n: i64 = self
+                .conn
+                .prepare_cached("SELECT count(*) FROM jobs WHERE state = ?1")?
+                .query_row([s.as_str()], |r| r.get(0))?;
+            out.push((s, n));
+        }
+        Ok(out)
+    }
+
+    /// Cancels a scheduled job: its certificate stops being pending, the
+    /// slot's current and previous stay as they are.
+    pub fn cancel_job(&mut self, id: i64, ctx: &OpCtx) -> Result<Job, StoreError> {
+        let job = self.job(id)?.ok_or(StoreError::NoSuchJob(id))?;
+        if job.state != JobState::Scheduled {
+            return Err(StoreError::Refused(format!(
+                "job {id} is {}: only a scheduled job can be cancelled",
+                job.state
+            )));
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changed = tx.execute(
+            "UPDATE jobs SET state = 'cancelled', finished_at = ?1, finished_by = ?2,
+                    last_error = 'cancelled by ' || ?2
+             WHERE id = ?3 AND state = 'scheduled'",
+            params![ts(ctx.now), ctx.actor, id],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::Refused(format!(
+                "job {id} started meanwhile; it can no longer be cancelled"
+            )));
+        }
+        let (slot_id, state) = load_state(&tx, &job.slot)?
+            .ok_or_else(|| StoreError::NoSuchSlot(job.slot.to_string()))?;
+        if state
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.thumbprint == job.thumbprint)
+        {
+            let mut after = state.clone();
+            after.pending = None;
+            write_state(&tx, slot_id, &after, ctx.now)?;
+            let t = Transition {
+                before: state,
+                after,
+            };
+            audit::record_slot_change(
+                &tx,
+                ctx,
+                "cancel",
+                &job.slot,
+                Some(&job.thumbprint),
+                &t,
+                &format!("job {id}"),
+            )?;
+        } else {
+            audit::record_job(
+                &tx,
+                ctx,
+                "cancel",
+                &job.slot,
+                &job.thumbprint,
+                id,
+                "cancelled",
+            )?;
+        }
+        audit::enqueue(
+            &tx,
+            ctx,
+            "roll.cancelled",
+            Severity::Info,
+            Some(&job.slot),
+            &format!(
+                "roll of {} to {} cancelled by {}",
+                job.slot, job.thumbprint, ctx.actor
+            ),
+            json!({"job_id": id, "thumbprint": job.thumbprint, "reason": "cancelled"}),
+        )?;
+        tx.commit()?;
+        self.job(id)?.ok_or(StoreError::NoSuchJob(id))
+    }
+
+    /// Queues a failed job again, to run at once.
+    pub fn retry_job(&mut self, id: i64, ctx: &OpCtx) -> Result<Job, StoreError> {
+        let job = self.job(id)?.ok_or(StoreError::NoSuchJob(id))?;
+        if job.state != JobState::Failed {
+            return Err(StoreError::Refused(format!(
+                "job {id} is {}: only a failed job can be retried",
+                job.state
+            )));
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (_, state) = load_state(&tx, &job.slot)?
+            .ok_or_else(|| StoreError::NoSuchSlot(job.slot.to_string()))?;
+        if state
+            .pending
+            .as_ref()
+            .is_none_or(|p| p.thumbprint != job.thumbprint)
+        {
+            return Err(StoreError::Refused(format!(
+                "{}: {} is no longer pending there; schedule it again with set --effective-date WHEN --roll",
+                job.slot, job.thumbprint
+            )));
+        }
+        let updated = tx.execute(
+            "UPDATE jobs SET state = 'scheduled', run_after = ?1, attempts = 0, lease_owner = NULL,
+                    lease_expires_at = NULL, finished_at = NULL, finished_by = NULL
+             WHERE id = ?2 AND state = 'failed'",
+            params![ts(ctx.now), id],
+        );
+        match updated {
+            Ok(1) => {}
+            Ok(_) => return Err(StoreError::Refused(format!("job {id} changed meanwhile"))),
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                return Err(StoreError::Refused(format!(
+                    "{} already has a live roll job",
+                    job.slot
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        audit::record_job(
+            &tx,
+            ctx,
+            "retry",
+            &job.slot,
+            &job.thumbprint,
+            id,
+            "queued again",
+        )?;
+        tx.commit()?;
+        self.job(id)?.ok_or(StoreError::NoSuchJob(id))
+    }
+}
+
+/// One job, inside its savepoint. `Err` means a transient error.
+fn execute_one(
+    tx: &Connection,
+    job: &Claimed,
+    opts: &ExecOptions<'_>,
+    ctx: &OpCtx,
+    certs_cache: &mut HashMap<i64, StoredCert>,
+) -> Result<RollOutcome, StoreError> {
+    let now = ctx.now;
+    if now >= job.lease_expires_at {
+        return Ok(RollOutcome::LeaseLost);
+    }
+    let lateness = now - job.due_at;
+    let (_, state) = load_state_by_id(tx, job.slot_id)?
+        .ok_or_else(|| StoreError::Corrupt(format!("job {} points at no slot", job.id)))?;
+    let failure = if job.attempts > opts.max_attempts {
+        Some(format!("gave up after {} attempts", job.attempts - 1))
+    } else {
+        match slot::roll(&state, &job.thumbprint) {
+            RollPlan::PendingGone => {
+                Some("the pending certificate was removed from the slot".to_string())
+            }
+            RollPlan::PendingReplaced(other) => {
+                Some(format!("the slot's pending certificate is now {other}"))
+            }
+            RollPlan::Promote(t) => {
+                let cert = match certs_cache.entry(job.cert_id) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(certs::load_cert_by_id(tx, job.cert_id)?)
+                    }
+                };
+                match (opts.check)(&job.slot, cert, now) {
+                    Err(reason) => Some(reason),
+                    Ok(()) => {
+                        return promote(tx, job, opts, ctx, t, lateness);
+                    }
+                }
+            }
+        }
+    };
+    let reason = failure.expect("every other branch returned");
+    let changed = tx
+        .prepare_cached(
+            "UPDATE jobs SET state = 'failed', finished_at = ?1, finished_by = ?2, last_error = ?3,
+                    lateness_us = ?4, lease_expires_at = NULL
+             WHERE id = ?5 AND state = 'running' AND lease_owner = ?6",
+        )?
+        .execute(params![
+            ts(now),
+            opts.owner,
+            reason,
+            us(lateness),
+            job.id,
+            opts.owner
+        ])?;
+    if changed != 1 {
+        return Ok(RollOutcome::LeaseLost);
+    }
+    let detail = format!("job {}: {reason}", job.id);
+    audit::record_job(
+        tx,
+        ctx,
+        "roll-failed",
+        &job.slot,
+        &job.thumbprint,
+        job.id,
+        &reason,
+    )?;
+    audit::enqueue(
+        tx,
+        ctx,
+        "roll.failed",
+        Severity::Critical,
+        Some(&job.slot),
+        &format!(
+            "roll of {} to {} failed: {reason}; the slot is unchanged",
+            job.slot, job.thumbprint
+        ),
+        json!({"job_id": job.id, "thumbprint": job.thumbprint, "reason": reason,
+               "due_at": ts(job.due_at), "lateness_us": us(lateness), "current": state.current}),
+    )?;
+    if lateness > opts.late_after {
+        enqueue_late(tx, ctx, job, lateness, &detail)?;
+    }
+    Ok(RollOutcome::Failed { reason, lateness })
+}
+
+fn promote(
+    tx: &Connection,
+    job: &Claimed,
+    opts: &ExecOptions<'_>,
+    ctx: &OpCtx,
+    t: Transition,
+    lateness: Duration,
+) -> Result<RollOutcome, StoreError> {
+    let now = ctx.now;
+    let changed = tx
+        .prepare_cached(
+            "UPDATE jobs SET state = 'succeeded', finished_at = ?1, finished_by = ?2, last_error = NULL,
+                    lateness_us = ?3, lease_expires_at = NULL
+             WHERE id = ?4 AND state = 'running' AND lease_owner = ?5",
+        )?
+        .execute(params![ts(now), opts.owner, us(lateness), job.id, opts.owner])?;
+    if changed != 1 {
+        return Ok(RollOutcome::LeaseLost);
+    }
+    let moved = tx
+        .prepare_cached(
+            "UPDATE slots SET previous_cert = current_cert, current_cert = pending_cert,
+                    pending_cert = NULL, effective_at = NULL, updated_at = ?1
+             WHERE id = ?2 AND pending_cert = ?3",
+        )?
+        .execute(params![ts(now), job.slot_id, job.cert_id])?;
+    if moved != 1 {
+        return Err(StoreError::Corrupt(format!(
+            "slot of job {} changed under its lock",
+            job.id
+        )));
+    }
+    let how = describe_lateness(lateness);
+    audit::record_slot_change(
+        tx,
+        ctx,
+        "roll",
+        &job.slot,
+        Some(&job.thumbprint),
+        &t,
+        &format!("job {}, {how}", job.id),
+    )?;
+    audit::enqueue(
+        tx,
+        ctx,
+        "roll.succeeded",
+        Severity::Info,
+        Some(&job.slot),
+        &format!("{} rolled to {} ({how})", job.slot, job.thumbprint),
+        json!({"job_id": job.id, "thumbprint": job.thumbprint, "due_at": ts(job.due_at),
+               "lateness_us": us(lateness), "transition": slots::transition_json(&t)}),
+    )?;
+    let late = lateness > opts.late_after;
+    if late {
+        enqueue_late(tx, ctx, job, lateness, &format!("job {}", job.id))?;
+    }
+    Ok(RollOutcome::Succeeded {
+        transition: t,
+        lateness,
+        late,
+    })
+}
+
+fn enqueue_late(
+    tx: &Connection,
+    ctx: &OpCtx,
+    job: &Claimed,
+    lateness: Duration,
+    detail: &str,
+) -> Result<(), StoreError> {
+    audit::enqueue(
+        tx,
+        ctx,
+        "roll.late",
+        Severity::Warning,
+        Some(&job.slot),
+        &format!(
+            "roll of {} to {} ran {} its instant {} ({detail})",
+            job.slot,
+            job.thumbprint,
+            describe_lateness(lateness).replace(" late", " after"),
+            job.due_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        json!({"job_id": job.id, "thumbprint": job.thumbprint, "due_at": ts(job.due_at), "lateness_us": us(lateness)}),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lateness_reads_naturally() {
+        assert_eq!(
+            describe_lateness(Duration::microseconds(420)),
+            "0.4 ms late"
+        );
+        assert_eq!(
+            describe_lateness(Duration::milliseconds(3200)),
+            "3.2 s late"
+        );
+        assert_eq!(describe_lateness(Duration::minutes(-5)), "5 min early");
+        assert_eq!(describe_lateness(Duration::hours(30)), "30.0 h late");
+    }
+}
