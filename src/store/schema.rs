@@ -137,6 +137,13 @@ CREATE INDEX jobs_leases ON jobs (lease_expires_at) WHERE state = 'running';
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    // Up to date (the usual case): a plain read, no write lock.
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(DbError::from)?;
+    if version == CURRENT_VERSION {
+        return Ok(());
+    }
     loop {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

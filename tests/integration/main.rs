@@ -4,6 +4,7 @@
 mod bad_input;
 mod commands;
 mod concurrency;
+mod engine;
 mod import;
 mod keys_at_rest;
 mod migrations;
