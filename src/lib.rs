@@ -25,8 +25,10 @@
 //!   shutdown.
 //! - [`cli`]: clap definitions, one file per command, output formatting and
 //!   exit codes.
+//! - [`bench`]: `certroll bench`, the roll queue measured on this machine.
 //! - [`logging`]: tracing to stderr, text or JSON, `-v`/`-q`/`RUST_LOG`.
 
+pub mod bench;
 pub mod cert;
 pub mod cli;
 pub mod clock;

@@ -1,6 +1,7 @@
 //! The command line: clap definitions, the context every command runs in,
 //! error classes and their exit codes. One file per non-trivial command.
 
+mod bench;
 mod certs;
 mod get;
 mod history;
@@ -119,6 +120,8 @@ pub enum Command {
     Roll(roll::RollArgs),
     /// List, show, cancel or retry roll jobs
     Jobs(jobs::JobsArgs),
+    /// Measure the roll queue on this machine, in a scratch store (takes about 5 minutes; --quick: seconds)
+    Bench(bench::BenchArgs),
     /// Run the background service: rolls each pending certificate at its instant
     #[command(
         after_help = "Runs until SIGINT or SIGTERM, then finishes the roll in progress and exits 0. \
@@ -245,6 +248,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::History(args) => history::run(&app, args),
         Command::Roll(args) => roll::run(&app, args),
         Command::Jobs(args) => jobs::run(&app, args),
+        Command::Bench(args) => bench::run(&app, args),
         Command::Serve => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -422,7 +422,7 @@ impl Store {
             "UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?,
                     attempts = attempts + 1, started_at = ?
              WHERE id IN (SELECT j.id {from} WHERE j.state = 'scheduled'{due_cond}{cond}
-                          ORDER BY j.run_after, j.id LIMIT ?)
+                          ORDER BY j.run_after, j.id LIMIT {limit})
              RETURNING id, slot_id, cert_id, due_at, run_after, attempts, lease_expires_at,
                        (SELECT scope FROM slots WHERE slots.id = slot_id),
                        (SELECT usage_type FROM slots WHERE slots.id = slot_id),
@@ -433,7 +433,8 @@ impl Store {
             args.push(ts(d));
         }
         args.extend(filter_args);
-        args.push(limit.to_string());
+        // LIMIT is a literal: a bound LIMIT makes SQLite re-prepare the
+        // statement at every use (its plan depends on the value).
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -478,40 +479,68 @@ impl Store {
         Ok(out)
     }
 
-    /// Runs claimed jobs in one transaction, each in its own savepoint.
-    /// On `Err` (the commit failed) nothing was applied and the jobs are
-    /// still leased.
+    /// Runs claimed jobs in one transaction. The fast path runs them one
+    /// after the other; if any of them hits a database error, the whole
+    /// transaction is rolled back and the batch runs again with each job in
+    /// its own savepoint, so that the bad job is set aside for a retry and
+    /// cannot undo the others. On `Err` (the commit failed) nothing was
+    /// applied and the jobs are still leased.
     pub fn execute(
         &mut self,
         jobs: &[Claimed],
         opts: &ExecOptions<'_>,
     ) -> Result<Vec<JobResult>, StoreError> {
+        if let Some(results) = self.execute_batch(jobs, opts, false)? {
+            return Ok(results);
+        }
+        Ok(self
+            .execute_batch(jobs, opts, true)?
+            .expect("with savepoints every job has an outcome"))
+    }
+
+    /// `Ok(None)`: a job failed without savepoints; nothing was applied.
+    fn execute_batch(
+        &mut self,
+        jobs: &[Claimed],
+        opts: &ExecOptions<'_>,
+        savepoints: bool,
+    ) -> Result<Option<Vec<JobResult>>, StoreError> {
         let mut tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut certs_cache: HashMap<i64, StoredCert> = HashMap::new();
         let mut results = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let now = (opts.clock)();
             let ctx = OpCtx {
-                now,
+                now: (opts.clock)(),
                 actor: opts.actor.to_string(),
             };
-            let mut sp = tx.savepoint()?;
-            let outcome = match execute_one(&sp, job, opts, &ctx, &mut certs_cache) {
-                Ok(RollOutcome::LeaseLost) => {
-                    sp.rollback()?;
-                    RollOutcome::LeaseLost
-                }
-                Ok(o) => o,
-                Err(e) => {
-                    sp.rollback()?;
-                    RollOutcome::Retry {
-                        error: e.to_string(),
+            let outcome = if savepoints {
+                let mut sp = tx.savepoint()?;
+                let outcome = match execute_one(&sp, job, opts, &ctx, &mut certs_cache) {
+                    Ok(RollOutcome::LeaseLost) => {
+                        sp.rollback()?;
+                        RollOutcome::LeaseLost
+                    }
+                    Ok(o) => o,
+                    Err(e) => {
+                        sp.rollback()?;
+                        RollOutcome::Retry {
+                            error: e.to_string(),
+                        }
+                    }
+                };
+                sp.commit()?;
+                outcome
+            } else {
+                match execute_one(&tx, job, opts, &ctx, &mut certs_cache) {
+                    Ok(o) => o,
+                    Err(_) => {
+                        tx.rollback()?;
+                        return Ok(None);
                     }
                 }
             };
-            sp.commit()?;
             results.push(JobResult {
                 job_id: job.id,
                 slot: job.slot.clone(),
@@ -522,7 +551,7 @@ impl Store {
             });
         }
         tx.commit()?;
-        Ok(results)
+        Ok(Some(results))
     }
 
     /// Gives leased jobs back to the queue, to be tried again at `run_after`.

@@ -178,7 +178,7 @@ pub struct Store {
 
 /// Fixed-width RFC 3339 UTC, so text order is time order.
 pub(crate) fn ts(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
@@ -241,6 +241,10 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Savepoint journals in memory, not in temporary files.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // Every statement of the roll path stays prepared.
+        conn.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut conn)?;
         Ok(Store {
             conn,
@@ -352,6 +356,35 @@ mod tests {
             now: Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap(),
             actor: "test".into(),
         }
+    }
+
+    /// The distinct statements `f` runs on the store.
+    fn traced(store: &mut Store, f: impl FnOnce(&mut Store)) -> Vec<String> {
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = seen.clone();
+        store
+            .conn
+            .trace_v2(
+                rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
+                Some(move |ev: rusqlite::trace::TraceEvent<'_>| {
+                    if let rusqlite::trace::TraceEvent::Stmt(stmt, _) = ev {
+                        sink.lock().unwrap().push(stmt.sql().into_owned());
+                    }
+                }),
+            )
+            .unwrap();
+        f(store);
+        store
+            .conn
+            .trace_v2(
+                rusqlite::trace::TraceEventCodes::empty(),
+                None::<fn(rusqlite::trace::TraceEvent<'_>)>,
+            )
+            .unwrap();
+        let mut out = seen.lock().unwrap().clone();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// Every statement the store runs during a full scenario.
@@ -513,6 +546,96 @@ mod tests {
         assert!(
             offenders.is_empty(),
             "full table scans:\n{}",
+            offenders.join("\n")
+        );
+    }
+
+    /// A statement whose plan depends on its bound values is expired when
+    /// rusqlite's statement cache clears its bindings, and prepared again at
+    /// every use. No statement of the roll queue's path may be like that.
+    #[test]
+    fn cached_statements_are_not_re_prepared() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let a = entry(include_bytes!(
+            "../../tests/data/fixtures/oauth1-openssl3.pfx"
+        ));
+        let b = entry(include_bytes!(
+            "../../tests/data/fixtures/oauth2-windows.pfx"
+        ));
+        let slots: Vec<SlotKey> = (0..5)
+            .map(|i| {
+                SlotKey::new(
+                    Scope::Pool(format!("p{i}.contoso.com")),
+                    UsageType::from_canonical("OAuthTokenIssuer"),
+                )
+            })
+            .collect();
+        let c = ctx();
+        store
+            .assign(Some(&new_cert(&a)), &a.cert.thumbprint, &slots, &c)
+            .unwrap();
+        let statements = traced(&mut store, |store| {
+            store
+                .schedule(
+                    Some(&new_cert(&b)),
+                    &b.cert.thumbprint,
+                    &slots,
+                    c.now,
+                    false,
+                    &c,
+                )
+                .unwrap();
+            store.next_wake().unwrap();
+            store.data_version().unwrap();
+            let lease = chrono::Duration::seconds(30);
+            let claimed = store
+                .claim("me", c.now, Some(c.now), lease, 3, &JobFilter::default())
+                .unwrap();
+            let check = |_: &SlotKey, _: &StoredCert, _| Ok(());
+            let clock = || c.now;
+            let opts = ExecOptions {
+                owner: "me",
+                actor: "me",
+                late_after: chrono::Duration::seconds(60),
+                max_attempts: 10,
+                check: &check,
+                clock: &clock,
+            };
+            store.execute(&claimed, &opts).unwrap();
+            let more = store
+                .claim("me", c.now, None, lease, 1, &JobFilter::default())
+                .unwrap();
+            store.release("me", &[more[0].id], c.now, "test").unwrap();
+            store.recover_expired(c.now).unwrap();
+            store.recover_dead(c.now, &|_| true).unwrap();
+        });
+        assert!(statements.len() >= 10, "{statements:?}");
+        let mut offenders = Vec::new();
+        store.conn.execute_batch("BEGIN").unwrap();
+        for sql in &statements {
+            let upper = sql.trim_start().to_ascii_uppercase();
+            if !["SELECT", "UPDATE", "INSERT", "DELETE"]
+                .iter()
+                .any(|k| upper.starts_with(k))
+            {
+                continue;
+            }
+            for _ in 0..3 {
+                let mut stmt = store.conn.prepare_cached(sql).unwrap();
+                let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+                let mut rows = stmt.query(rusqlite::params_from_iter(nulls)).unwrap();
+                while let Ok(Some(_)) = rows.next() {}
+            }
+            let stmt = store.conn.prepare_cached(sql).unwrap();
+            if stmt.get_status(rusqlite::StatementStatus::RePrepare) > 1 {
+                offenders.push(sql.split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+        }
+        store.conn.execute_batch("ROLLBACK").unwrap();
+        assert!(
+            offenders.is_empty(),
+            "re-prepared at every use:\n{}",
             offenders.join("\n")
         );
     }

@@ -1,0 +1,457 @@
+//! `certroll bench`: measures the roll queue on this machine, in a scratch
+//! store (never the real one), with durable commits (`synchronous=FULL`).
+//!
+//! - scheduling N rolls (one transaction, and one per roll);
+//! - N rolls due at one instant, run by the engine `serve` runs: time from
+//!   the instant until all are committed, rolls/s, lateness p50/p99/max;
+//! - N rolls at distinct instants spread over a window: lateness;
+//! - a real `certroll serve` process idling over N scheduled rolls: CPU
+//!   time and resident memory.
+//!
+//! Lateness is measured when the transaction holding the roll has
+//! committed, not when it started.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow};
+use chrono::{DateTime, Duration, Utc};
+
+use crate::cert::bundle::{self, Entry, Input};
+use crate::cert::{Scope, SlotKey, UsageType};
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::schedule::engine::{Engine, Msg};
+use crate::store::{NewCert, OpCtx, RollOutcome, Store};
+
+/// Sizes of one benchmark run.
+#[derive(Clone, Debug)]
+pub struct BenchPlan {
+    pub schedule_n: usize,
+    pub burst_sizes: Vec<usize>,
+    pub spread_n: usize,
+    pub spread_secs: i64,
+    pub idle_n: usize,
+    pub idle_secs: u64,
+}
+
+impl BenchPlan {
+    pub fn full() -> BenchPlan {
+        BenchPlan {
+            schedule_n: 10_000,
+            burst_sizes: vec![10_000, 100_000],
+            spread_n: 10_000,
+            spread_secs: 60,
+            idle_n: 100_000,
+            idle_secs: 60,
+        }
+    }
+
+    pub fn quick() -> BenchPlan {
+        BenchPlan {
+            schedule_n: 1_000,
+            burst_sizes: vec![1_000],
+            spread_n: 200,
+            spread_secs: 2,
+            idle_n: 1_000,
+            idle_secs: 2,
+        }
+    }
+}
+
+/// A certificate pair to roll between, generated fresh (self-signed EC
+/// P-256 via ring): the benchmark needs no fixture files.
+fn certs() -> Result<(Entry, Entry)> {
+    let make = |cn: &str| -> Result<Entry> {
+        let pem = crate::bench::selfsigned::make(cn)?;
+        let parsed = bundle::parse(&Input {
+            data: pem.as_bytes(),
+            key_file: None,
+            password: None,
+        })
+        .map_err(|e| anyhow!("benchmark certificate: {e}"))?;
+        Ok(parsed.entries.into_iter().next().expect("one entry"))
+    };
+    Ok((make("bench-a.contoso.com")?, make("bench-b.contoso.com")?))
+}
+
+fn new_cert(e: &Entry) -> NewCert<'_> {
+    NewCert {
+        cert: &e.cert,
+        chain: &e.chain,
+        key: e.key.as_ref(),
+        friendly_name: None,
+        source_file: Some("bench"),
+    }
+}
+
+fn slots(prefix: &str, n: usize) -> Vec<SlotKey> {
+    (0..n)
+        .map(|i| {
+            SlotKey::new(
+                Scope::Pool(format!("{prefix}{i:06}.bench.example")),
+                UsageType::from_canonical("OAuthTokenIssuer"),
+            )
+        })
+        .collect()
+}
+
+fn ctx() -> OpCtx {
+    OpCtx {
+        now: Utc::now(),
+        actor: "bench".into(),
+    }
+}
+
+fn bench_config() -> Result<Arc<Config>> {
+    // Bench certificates are self-signed EC with no SIP domain; the policy
+    // is the default otherwise. Maintenance off: it is not measured here.
+    Ok(Arc::new(Config::parse(
+        "[serve]\nmaintenance = \"\"\n[policy.OAuthTokenIssuer]\nmin_remaining_days = 0\n",
+        Path::new("bench.toml"),
+    )?))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// A fresh store with `n` slots holding `a` as current.
+fn prepared(dir: &Path, prefix: &str, n: usize, a: &Entry) -> Result<(Store, Vec<SlotKey>)> {
+    let mut store = Store::open(dir)?;
+    let keys = slots(prefix, n);
+    for chunk in keys.chunks(10_000) {
+        store.assign(Some(&new_cert(a)), &a.cert.thumbprint, chunk, &ctx())?;
+    }
+    Ok((store, keys))
+}
+
+pub fn run(
+    plan: &BenchPlan,
+    out: &mut dyn std::io::Write,
+    bin: &Path,
+    scratch: Option<&Path>,
+) -> Result<()> {
+    let tmp;
+    let root: PathBuf = match scratch {
+        Some(p) => p.to_path_buf(),
+        None => {
+            tmp = tempdir()?;
+            tmp.0.clone()
+        }
+    };
+    let (a, b) = certs()?;
+    writeln!(
+        out,
+        "certroll bench: {} CPU(s), SQLite {} (synchronous=FULL, WAL), scratch store in {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        rusqlite_version(),
+        root.display()
+    )?;
+
+    // 1. Scheduling.
+    let (rate, rate_each) = {
+        let n = plan.schedule_n;
+        let (mut store, keys) = prepared(&root.join("schedule"), "s", n, &a)?;
+        let at = Utc::now() + Duration::days(1);
+        let t = Instant::now();
+        store.schedule(
+            Some(&new_cert(&b)),
+            &b.cert.thumbprint,
+            &keys,
+            at,
+            false,
+            &ctx(),
+        )?;
+        let one_tx = t.elapsed();
+        let per = n.min(1_000);
+        let (mut store2, keys2) = prepared(&root.join("schedule-each"), "e", per, &a)?;
+        let t = Instant::now();
+        for k in &keys2 {
+            store2.schedule(
+                Some(&new_cert(&b)),
+                &b.cert.thumbprint,
+                std::slice::from_ref(k),
+                at,
+                false,
+                &ctx(),
+            )?;
+        }
+        let each = t.elapsed();
+        writeln!(
+            out,
+            "\nschedule {n} rolls in one transaction:     {:>9.3} s  ({:.0} rolls/s)",
+            one_tx.as_secs_f64(),
+            n as f64 / one_tx.as_secs_f64()
+        )?;
+        writeln!(
+            out,
+            "schedule {per} rolls, one transaction each: {:>9.3} s  ({:.0} rolls/s, {:.2} ms per durable commit)",
+            each.as_secs_f64(),
+            per as f64 / each.as_secs_f64(),
+            each.as_secs_f64() * 1000.0 / per as f64
+        )?;
+        (
+            n as f64 / one_tx.as_secs_f64(),
+            per as f64 / each.as_secs_f64(),
+        )
+    };
+
+    // 2. Bursts: all due at one instant.
+    for &n in &plan.burst_sizes {
+        let dir = root.join(format!("burst-{n}"));
+        let (mut store, keys) = prepared(&dir, "b", n, &a)?;
+        // The instant: after scheduling (at the rate measured above, with
+        // room to spare) and the engine's start.
+        let lead_ms = 2_000 + (2.0 * 1000.0 * n as f64 / rate) as i64;
+        let due = Utc::now() + Duration::milliseconds(lead_ms);
+        store.schedule(
+            Some(&new_cert(&b)),
+            &b.cert.thumbprint,
+            &keys,
+            due,
+            false,
+            &ctx(),
+        )?;
+        if Utc::now() + Duration::milliseconds(500) > due {
+            return Err(anyhow!(
+                "scheduling {n} rolls took too long to measure the burst"
+            ));
+        }
+        let lat = run_engine(store, n)?;
+        let last = lat.iter().cloned().fold(0.0, f64::max);
+        writeln!(out, "\n{n} rolls due at one instant (engine of `serve`):")?;
+        writeln!(
+            out,
+            "  all committed {:.3} s after the instant, {:.0} rolls/s",
+            last / 1000.0,
+            n as f64 / (last / 1000.0).max(1e-9)
+        )?;
+        writeln!(
+            out,
+            "  lateness p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            percentile(&lat, 50.0),
+            percentile(&lat, 99.0),
+            last
+        )?;
+    }
+
+    // 3. Spread: distinct instants over a window.
+    {
+        let n = plan.spread_n;
+        let dir = root.join("spread");
+        let (mut store, keys) = prepared(&dir, "d", n, &a)?;
+        // Scheduled one transaction each (at the rate measured above), so
+        // the window opens after the last is in.
+        let start = Utc::now()
+            + Duration::milliseconds(2_000 + (2.0 * 1000.0 * n as f64 / rate_each) as i64);
+        let step = Duration::microseconds(plan.spread_secs * 1_000_000 / n as i64);
+        let t0 = Instant::now();
+        for (i, k) in keys.iter().enumerate() {
+            let at = start + step * (i as i32);
+            // One transaction per instant, as separate `set --roll` would.
+            store.schedule(
+                Some(&new_cert(&b)),
+                &b.cert.thumbprint,
+                std::slice::from_ref(k),
+                at,
+                false,
+                &ctx(),
+            )?;
+        }
+        if Utc::now() > start {
+            return Err(anyhow!(
+                "scheduling took {:.1} s and overran the window; the spread figures would be wrong",
+                t0.elapsed().as_secs_f64()
+            ));
+        }
+        let lat = run_engine(store, n)?;
+        writeln!(
+            out,
+            "\n{n} rolls at distinct instants over {} s:",
+            plan.spread_secs
+        )?;
+        writeln!(
+            out,
+            "  lateness p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            percentile(&lat, 50.0),
+            percentile(&lat, 99.0),
+            lat.last().copied().unwrap_or(f64::NAN)
+        )?;
+    }
+
+    // 4. An idle `certroll serve` process over many scheduled rolls.
+    {
+        let n = plan.idle_n;
+        let dir = root.join("idle");
+        let (mut store, keys) = prepared(&dir, "i", n, &a)?;
+        let at = Utc::now() + Duration::days(1);
+        for chunk in keys.chunks(10_000) {
+            store.schedule(
+                Some(&new_cert(&b)),
+                &b.cert.thumbprint,
+                chunk,
+                at,
+                false,
+                &ctx(),
+            )?;
+        }
+        drop(store);
+        let cfg = dir.join("bench.toml");
+        std::fs::write(&cfg, "[serve]\nmaintenance = \"\"\n")?;
+        let mut child = std::process::Command::new(bin)
+            .args(["--config"])
+            .arg(&cfg)
+            .args(["--data-dir"])
+            .arg(&dir)
+            .args(["-q", "serve"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let pid = child.id();
+        // Let it start, then measure a quiet interval.
+        let settle = std::time::Duration::from_secs(1);
+        std::thread::sleep(settle);
+        let (cpu0, _) = proc_stat(pid)?;
+        let t = Instant::now();
+        std::thread::sleep(std::time::Duration::from_secs(plan.idle_secs));
+        let (cpu1, rss) = proc_stat(pid)?;
+        let wall = t.elapsed().as_secs_f64();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        let status = child.wait()?;
+        writeln!(
+            out,
+            "\nidle `certroll serve` over {n} scheduled rolls for {:.0} s:",
+            wall
+        )?;
+        writeln!(
+            out,
+            "  CPU {:.3} s ({:.3} %), resident memory {:.1} MiB, exit {}",
+            cpu1 - cpu0,
+            (cpu1 - cpu0) / wall * 100.0,
+            rss as f64 / 1024.0,
+            status.code().map_or("signal".into(), |c| c.to_string())
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs the engine over `store` until `n` jobs succeeded; returns each
+/// job's lateness at commit, in ms, sorted. Progress is followed through
+/// the engine's observer, not by querying the store (which would compete
+/// with the engine for the CPU).
+fn run_engine(store: Store, n: usize) -> Result<Vec<f64>> {
+    struct Progress {
+        lateness: Vec<f64>,
+        failed: usize,
+    }
+    let progress = Arc::new(Mutex::new(Progress {
+        lateness: Vec::with_capacity(n),
+        failed: 0,
+    }));
+    let sink = progress.clone();
+    let engine = Engine::new(store, bench_config()?, Arc::new(SystemClock))?.with_observer(
+        Box::new(move |results, committed: DateTime<Utc>| {
+            let mut p = sink.lock().expect("progress lock");
+            for r in results {
+                match r.outcome {
+                    RollOutcome::Succeeded { .. } => {
+                        let d = committed - r.due_at;
+                        p.lateness
+                            .push(d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
+                    }
+                    _ => p.failed += 1,
+                }
+            }
+        }),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || engine.run(rx));
+    let deadline = Instant::now() + std::time::Duration::from_secs(600);
+    let outcome = loop {
+        {
+            let p = progress.lock().expect("progress lock");
+            if p.failed > 0 {
+                break Err(anyhow!("{} benchmark rolls did not succeed", p.failed));
+            }
+            if p.lateness.len() >= n {
+                break Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            break Err(anyhow!("the benchmark did not finish in 10 minutes"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let _ = tx.send(Msg::Shutdown);
+    thread
+        .join()
+        .map_err(|_| anyhow!("the engine thread panicked"))??;
+    outcome?;
+    let mut l = std::mem::take(&mut progress.lock().expect("progress lock").lateness);
+    l.sort_by(f64::total_cmp);
+    Ok(l)
+}
+
+/// CPU seconds (user + system) and VmRSS in KiB of a process.
+fn proc_stat(pid: u32) -> Result<(f64, u64)> {
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading /proc/PID/stat")?;
+    let after = &stat[stat.rfind(')').ok_or_else(|| anyhow!("bad /proc stat"))? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); `after` starts at field 3.
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok((ticks / hz, rss))
+}
+
+fn rusqlite_version() -> String {
+    let conn = rusqlite::Connection::open_in_memory();
+    conn.and_then(|c| c.query_row("SELECT sqlite_version()", [], |r| r.get::<_, String>(0)))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// A scratch directory removed on drop.
+struct TempDir(PathBuf);
+
+fn tempdir() -> Result<TempDir> {
+    let base = std::env::temp_dir().join(format!("certroll-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&base)?;
+    Ok(TempDir(base))
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+mod selfsigned {
+    //! A self-signed EC P-256 certificate and key (rcgen on ring): enough
+    //! for the benchmark to have something to roll.
+
+    use anyhow::Result;
+
+    pub fn make(cn: &str) -> Result<String> {
+        let key = rcgen::KeyPair::generate()?;
+        let params = rcgen::CertificateParams::new(vec![cn.to_string()])?;
+        let cert = params.self_signed(&key)?;
+        Ok(format!("{}{}", cert.pem(), key.serialize_pem()))
+    }
+}
