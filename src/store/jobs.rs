@@ -505,10 +505,13 @@ impl Store {
         opts: &ExecOptions<'_>,
         savepoints: bool,
     ) -> Result<Option<Vec<JobResult>>, StoreError> {
-        let mut tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut certs_cache: HashMap<i64, StoredCert> = HashMap::new();
+        let Store {
+            conn, cert_cache, ..
+        } = self;
+        if cert_cache.len() > 1024 {
+            cert_cache.clear();
+        }
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut results = Vec::with_capacity(jobs.len());
         for job in jobs {
             let ctx = OpCtx {
@@ -517,7 +520,7 @@ impl Store {
             };
             let outcome = if savepoints {
                 let mut sp = tx.savepoint()?;
-                let outcome = match execute_one(&sp, job, opts, &ctx, &mut certs_cache) {
+                let outcome = match execute_one(&sp, job, opts, &ctx, cert_cache) {
                     Ok(RollOutcome::LeaseLost) => {
                         sp.rollback()?;
                         RollOutcome::LeaseLost
@@ -533,7 +536,7 @@ impl Store {
                 sp.commit()?;
                 outcome
             } else {
-                match execute_one(&tx, job, opts, &ctx, &mut certs_cache) {
+                match execute_one(&tx, job, opts, &ctx, cert_cache) {
                     Ok(o) => o,
                     Err(_) => {
                         tx.rollback()?;

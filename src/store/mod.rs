@@ -174,6 +174,9 @@ pub struct Store {
     conn: Connection,
     dir: PathBuf,
     master: Option<MasterKey>,
+    /// Parsed certificates by row id. A row's DER and chain never change,
+    /// so parsing once is enough (whether it has a key is read each time).
+    cert_cache: std::collections::HashMap<i64, StoredCert>,
 }
 
 /// Fixed-width RFC 3339 UTC, so text order is time order.
@@ -250,6 +253,7 @@ impl Store {
             conn,
             dir: dir.to_path_buf(),
             master: None,
+            cert_cache: std::collections::HashMap::new(),
         })
     }
 
@@ -257,6 +261,27 @@ impl Store {
     /// failing as busy (10 s by default).
     pub fn set_busy_timeout(&mut self, timeout: Duration) -> Result<(), StoreError> {
         self.conn.busy_timeout(timeout)?;
+        Ok(())
+    }
+
+    /// Turns SQLite's automatic WAL checkpoints (which run inside whichever
+    /// commit crosses the threshold, delaying it) off for this connection;
+    /// the engine checkpoints in its quiet moments instead.
+    pub fn disable_auto_checkpoint(&mut self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+
+    /// Size of the write-ahead log, in bytes.
+    pub fn wal_bytes(&self) -> u64 {
+        std::fs::metadata(self.dir.join("certroll.db-wal")).map_or(0, |m| m.len())
+    }
+
+    /// Copies the write-ahead log into the database without waiting for
+    /// readers or writers (SQLite's PASSIVE checkpoint).
+    pub fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         Ok(())
     }
 

@@ -5,19 +5,30 @@ use std::process::Command;
 
 use crate::util::*;
 
-fn readme_block() -> String {
+/// Every `walkthrough:begin ... walkthrough:end` block of the README, in
+/// order, as one script.
+fn readme_blocks() -> String {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme
-        .find("<!-- walkthrough:begin")
-        .expect("walkthrough marker");
-    let end = readme
-        .find("<!-- walkthrough:end -->")
-        .expect("walkthrough end marker");
-    let block = &readme[start..end];
-    let body_start = block.find("```sh\n").expect("sh fence") + "```sh\n".len();
-    let body_end = block.rfind("```").expect("closing fence");
-    block[body_start..body_end].to_string()
+    let mut script = String::new();
+    let mut rest = readme.as_str();
+    while let Some(start) = rest.find("<!-- walkthrough:begin") {
+        let end = start
+            + rest[start..]
+                .find("<!-- walkthrough:end -->")
+                .expect("walkthrough end marker");
+        let block = &rest[start..end];
+        let body_start = block.find("```sh\n").expect("sh fence") + "```sh\n".len();
+        let body_end = block.rfind("```").expect("closing fence");
+        script.push_str(&block[body_start..body_end]);
+        script.push('\n');
+        rest = &rest[end + 1..];
+    }
+    assert!(
+        script.contains("certroll serve"),
+        "the walkthrough lost its scheduled roll"
+    );
+    script
 }
 
 #[test]
@@ -27,11 +38,11 @@ fn the_readme_walkthrough_works_as_written() {
     std::fs::create_dir(&out).unwrap();
     // What the walkthrough leaves behind, for the assertions below.
     let epilogue = r#"
-cp oauth1.crt oauth2.crt "$OUT/"
+cp oauth1.crt oauth2.crt oauth3.crt "$OUT/"
 certroll get --json > "$OUT/get.json"
 certroll history --json > "$OUT/history.json"
 "#;
-    let script = format!("set -euo pipefail\n{}\n{epilogue}", readme_block());
+    let script = format!("set -euo pipefail\n{}\n{epilogue}", readme_blocks());
     let bin_dir = bin().parent().unwrap().to_path_buf();
     let path = format!(
         "{}:{}",
@@ -85,14 +96,20 @@ certroll history --json > "$OUT/history.json"
     assert!(stdout.contains(&format!("current   {t2}")), "{stdout}");
     assert!(stdout.contains(&format!("previous  {t1}")), "{stdout}");
 
+    // The scheduled roll: oauth3 pending, then rolled by serve.
+    let t3 = thumb("oauth3.crt");
+    assert!(stdout.contains(&format!("pending   {t3}")), "{stdout}");
+    assert!(stdout.contains(&format!("current   {t3}")), "{stdout}");
+    assert!(stdout.contains(&format!("previous  {t2}")), "{stdout}");
+
     let get: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("get.json")).unwrap()).unwrap();
     assert_eq!(get[0]["type"], "OAuthTokenIssuer");
     assert_eq!(get[0]["scope"], "global");
-    assert_eq!(get[0]["current"]["thumbprint"], t2);
-    assert_eq!(get[0]["current"]["friendly_name"], "OAuth 2027");
-    assert_eq!(get[0]["previous"]["thumbprint"], t1);
-    assert_eq!(get[0]["previous"]["friendly_name"], "OAuth 2026");
+    assert_eq!(get[0]["current"]["thumbprint"], t3);
+    assert_eq!(get[0]["previous"]["thumbprint"], t2);
+    assert_eq!(get[0]["previous"]["friendly_name"], "OAuth 2027");
+    assert!(get[0]["pending"].is_null());
 
     let history: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("history.json")).unwrap()).unwrap();
@@ -102,6 +119,12 @@ certroll history --json > "$OUT/history.json"
         .iter()
         .map(|h| h["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["import", "assign", "import", "assign"]);
+    assert_eq!(
+        actions,
+        [
+            "import", "assign", "import", "assign", "import", "schedule", "roll"
+        ]
+    );
     assert_eq!(history[3]["after"]["previous"], t1);
+    assert_eq!(history[6]["after"]["current"], t3);
 }
