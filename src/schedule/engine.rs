@@ -320,8 +320,15 @@ impl Engine {
             if claimed.is_empty() {
                 return Ok((total, false));
             }
+            info!(
+                jobs = claimed.len(),
+                first.id = claimed[0].id,
+                first.due = %claimed[0].due_at,
+                lease_until = %claimed[0].lease_expires_at,
+                "claimed"
+            );
             for c in &claimed {
-                debug!(job.id = c.id, slot = %c.slot, thumbprint = %c.thumbprint, due = %c.due_at, attempt = c.attempts, "claimed");
+                debug!(job.id = c.id, slot = %c.slot, thumbprint = %c.thumbprint, due = %c.due_at, attempt = c.attempts, "claimed job");
             }
             let (pass, stopped) = self.run_claimed(claimed, Some(rx))?;
             total.add(&pass);

@@ -70,3 +70,20 @@ fn reading_commands_do_not_need_the_write_lock() {
     }
     locker.execute_batch("ROLLBACK;").unwrap();
 }
+
+/// The benchmark keeps working (its figures are read by people, not tests).
+#[test]
+fn the_quick_benchmark_runs() {
+    let env = Env::new();
+    let scratch = env.path("bench");
+    let r = env.ok(&["bench", "--quick", "--scratch", scratch.to_str().unwrap()]);
+    for needle in [
+        "schedule 1000 rolls in one transaction",
+        "1000 rolls due at one instant",
+        "lateness p50",
+        "rolls at distinct instants",
+        "idle `certroll serve`",
+    ] {
+        assert!(r.stdout.contains(needle), "{needle} missing:\n{}", r.stdout);
+    }
+}
