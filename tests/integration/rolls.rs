@@ -267,7 +267,7 @@ fn a_lease_of_a_vanished_holder_expires_and_the_job_is_recovered() {
     let env = Env::new();
     let due = scheduled(&env, "+1s");
     // A holder on another host claimed the job and vanished.
-    let lease_end = Utc::now() + Duration::seconds(2);
+    let lease_end = Utc::now() + Duration::seconds(3);
     {
         let conn = rusqlite::Connection::open(env.data.join("certroll.db")).unwrap();
         conn.execute(
