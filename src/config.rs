@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::cert::policy::{Policy, PolicyOverrides};
 use crate::cert::{TypeRegistry, UsageType};
+pub use crate::notify::config::{CheckConfig, ExpiryConfig, NotifyConfig};
 
 /// The system-wide configuration file, used when no other is named.
 pub const SYSTEM_CONFIG: &str = "/etc/certroll/certroll.toml";
@@ -45,6 +46,12 @@ struct RawConfig {
     policy: BTreeMap<String, PolicyOverrides>,
     #[serde(default)]
     serve: ServeConfig,
+    #[serde(default)]
+    notify: NotifyConfig,
+    #[serde(default)]
+    expiry: ExpiryConfig,
+    #[serde(default)]
+    check: CheckConfig,
 }
 
 /// `[serve]`: how the service runs the roll queue.
@@ -102,6 +109,9 @@ pub struct Config {
     pub types: TypeRegistry,
     policies: HashMap<UsageType, Policy>,
     pub serve: ServeConfig,
+    pub notify: NotifyConfig,
+    pub expiry: ExpiryConfig,
+    pub check: CheckConfig,
 }
 
 impl Default for Config {
@@ -204,6 +214,14 @@ impl Config {
                 "[serve] poll_interval_ms must be at most 1000 (changes by other processes must be noticed within 1 s)".into(),
             ));
         }
+        raw.notify.validate().map_err(invalid)?;
+        crate::schedule::cron::Duty::new("expiry-scan", &raw.expiry.schedule, timezone)
+            .map_err(|e| invalid(format!("[expiry] schedule: {e}")))?;
+        if raw.check.critical_days > raw.check.warning_days {
+            return Err(invalid(
+                "[check] critical_days must not exceed warning_days".into(),
+            ));
+        }
         Ok(Config {
             source: path.map(Path::to_path_buf),
             data_dir: raw.data_dir,
@@ -212,6 +230,9 @@ impl Config {
             types,
             policies,
             serve,
+            notify: raw.notify,
+            expiry: raw.expiry,
+            check: raw.check,
         })
     }
 
@@ -219,6 +240,17 @@ impl Config {
     /// more: a job scheduled under an older configuration).
     pub fn try_policy(&self, usage_type: &UsageType) -> Option<&Policy> {
         self.policies.get(usage_type)
+    }
+
+    /// Days before expiry at which the watch alerts for a type.
+    pub fn expiry_thresholds(&self, usage_type: &UsageType) -> Vec<u32> {
+        let mut t = self
+            .try_policy(usage_type)
+            .and_then(|p| p.expiry_thresholds_days.clone())
+            .unwrap_or_else(|| self.expiry.thresholds_days.clone());
+        t.sort_unstable_by(|a, b| b.cmp(a));
+        t.dedup();
+        t
     }
 
     pub fn policy(&self, usage_type: &UsageType) -> &Policy {
@@ -305,6 +337,9 @@ mod tests {
         assert_eq!(example.sip_domain, defaults.sip_domain);
         assert_eq!(example.data_dir, defaults.data_dir);
         assert_eq!(example.serve, defaults.serve);
+        assert_eq!(example.notify, defaults.notify);
+        assert_eq!(example.expiry, defaults.expiry);
+        assert_eq!(example.check, defaults.check);
         for name in defaults.types.names() {
             let t = UsageType::from_canonical(name);
             assert_eq!(example.policy(&t), defaults.policy(&t), "{name}");
@@ -323,6 +358,7 @@ mod tests {
             min_remaining_days: Some(0),
             sha1_signature: Some(crate::cert::policy::Level::Warn),
             recommended_lead_hours: Some(0),
+            expiry_thresholds_days: Some(vec![]),
         };
         let every = RawConfig {
             data_dir: Some(PathBuf::new()),
@@ -331,19 +367,41 @@ mod tests {
             extra_types: vec![],
             policy: BTreeMap::from([("Default".to_string(), every)]),
             serve: ServeConfig::default(),
+            notify: NotifyConfig {
+                email: vec![serde_json::from_value(serde_json::json!({
+                    "name": "x", "host": "h", "port": 1, "tls": "starttls", "from": "a@b.c", "to": ["a@b.c"],
+                    "username": "u", "password_file": "/p", "password_env": "E", "ca_file": "/c",
+                    "timeout_seconds": 1, "events": [], "min_severity": "info", "types": [], "scopes": [],
+                }))
+                .unwrap()],
+                webhook: vec![serde_json::from_value(serde_json::json!({
+                    "name": "y", "url": "https://h", "format": "json", "secret_file": "/s", "secret_env": "S",
+                    "ca_file": "/c", "timeout_seconds": 1,
+                }))
+                .unwrap()],
+                ..NotifyConfig::default()
+            },
+            expiry: ExpiryConfig::default(),
+            check: CheckConfig::default(),
         };
         let text = std::fs::read_to_string(&path).unwrap();
         let table = toml::Value::try_from(&every).unwrap();
-        let top = table
+        let sections = ["policy", "serve", "notify", "expiry", "check"];
+        let mut keys: Vec<&String> = table
             .as_table()
             .unwrap()
             .keys()
-            .filter(|k| *k != "policy" && *k != "serve");
-        let serve = table["serve"].as_table().unwrap().keys();
-        for key in top
-            .chain(table["policy"]["Default"].as_table().unwrap().keys())
-            .chain(serve)
-        {
+            .filter(|k| !sections.contains(&k.as_str()))
+            .collect();
+        keys.extend(table["policy"]["Default"].as_table().unwrap().keys());
+        for section in ["serve", "expiry", "check"] {
+            keys.extend(table[section].as_table().unwrap().keys());
+        }
+        let notify = table["notify"].as_table().unwrap();
+        keys.extend(notify.keys().filter(|k| *k != "email" && *k != "webhook"));
+        keys.extend(notify["email"][0].as_table().unwrap().keys());
+        keys.extend(notify["webhook"][0].as_table().unwrap().keys());
+        for key in keys {
             assert!(
                 text.contains(&format!("{key} = ")),
                 "config/certroll.toml does not document {key}"

@@ -34,6 +34,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod logging;
+pub mod notify;
 pub mod schedule;
 pub mod service;
 pub mod store;

@@ -3,6 +3,7 @@
 //! `now` come in as parameters, decisions come out as values.
 
 pub mod bundle;
+pub mod expiry;
 pub mod key;
 pub mod names;
 pub mod pem;

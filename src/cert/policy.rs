@@ -48,6 +48,9 @@ pub struct Policy {
     /// Recommended lead time of a roll before the current certificate
     /// expires (used by scheduled rolls).
     pub recommended_lead_hours: u32,
+    /// Days before expiry at which the expiry watch alerts for this type;
+    /// `None`: the `[expiry]` default.
+    pub expiry_thresholds_days: Option<Vec<u32>>,
 }
 
 impl Policy {
@@ -64,6 +67,7 @@ impl Policy {
             min_remaining_days: 30,
             sha1_signature: Level::Warn,
             recommended_lead_hours: 0,
+            expiry_thresholds_days: None,
         };
         match usage_type {
             "OAuthTokenIssuer" => {
@@ -111,6 +115,9 @@ impl Policy {
         if let Some(v) = o.recommended_lead_hours {
             self.recommended_lead_hours = v;
         }
+        if let Some(v) = &o.expiry_thresholds_days {
+            self.expiry_thresholds_days = Some(v.clone());
+        }
         Ok(())
     }
 }
@@ -146,6 +153,7 @@ pub struct PolicyOverrides {
     pub min_remaining_days: Option<u32>,
     pub sha1_signature: Option<Level>,
     pub recommended_lead_hours: Option<u32>,
+    pub expiry_thresholds_days: Option<Vec<u32>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

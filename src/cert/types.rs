@@ -260,6 +260,43 @@ impl fmt::Display for SlotKey {
     }
 }
 
+/// Severity of an event (notification filters and `check` use it).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum EventSeverity {
+    #[default]
+    Info,
+    Warning,
+    Critical,
+}
+
+impl EventSeverity {
+    pub fn parse(s: &str) -> Option<EventSeverity> {
+        match s {
+            "info" => Some(EventSeverity::Info),
+            "warning" => Some(EventSeverity::Warning),
+            "critical" => Some(EventSeverity::Critical),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventSeverity::Info => "info",
+            EventSeverity::Warning => "warning",
+            EventSeverity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for EventSeverity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The three places a certificate can hold in a slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -119,23 +119,7 @@ pub(super) fn record_slot_change(
     Ok(())
 }
 
-/// Severity of an outbox event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
+pub use crate::cert::types::EventSeverity as Severity;
 
 /// Writes one event to the outbox; the notification service delivers it.
 /// Returns the event id receivers use to drop duplicates.

@@ -982,7 +982,8 @@ fn promote(
     let moved = tx
         .prepare_cached(
             "UPDATE slots SET previous_cert = current_cert, current_cert = pending_cert,
-                    pending_cert = NULL, effective_at = NULL, updated_at = ?1
+                    pending_cert = NULL, effective_at = NULL, updated_at = ?1,
+                    previous_since = CASE WHEN current_cert IS NULL THEN NULL ELSE ?1 END
              WHERE id = ?2 AND pending_cert = ?3",
         )?
         .execute(params![ts(now), job.slot_id, job.cert_id])?;

@@ -13,6 +13,7 @@
 
 mod audit;
 mod certs;
+mod delivery;
 mod jobs;
 pub mod keyring;
 mod schema;
@@ -27,8 +28,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension};
 
-pub use audit::{AuditEntry, HistoryFilter, Roles, Severity as EventSeverity};
+pub use crate::cert::types::EventSeverity;
+pub use audit::{AuditEntry, HistoryFilter, Roles};
 pub use certs::{ImportOutcome, NewCert, StoredCert};
+pub use delivery::{
+    ClaimedDelivery, Delivery, DeliveryLimits, DeliveryOutcome, FanOut, OutboxEvent,
+};
 pub use jobs::{
     Claimed, ExecOptions, Job, JobFilter, JobResult, JobState, NextWake, RollCheck, RollOutcome,
     ScheduleReport, describe_lateness,

@@ -131,6 +131,56 @@ DROP INDEX jobs_due;
 CREATE INDEX jobs_runnable ON jobs (run_after, id) WHERE state = 'scheduled';
 CREATE INDEX jobs_leases ON jobs (lease_expires_at) WHERE state = 'running';
 "#,
+    // v3: notification delivery (one row per event and channel, leased
+    // like jobs, every attempt recorded), the expiry watch's memory of what
+    // it sent, and when a slot's previous certificate became previous.
+    r#"
+ALTER TABLE outbox ADD COLUMN fanned_out_at TEXT;
+CREATE INDEX outbox_unfanned ON outbox (id) WHERE fanned_out_at IS NULL;
+
+CREATE TABLE deliveries (
+    id               INTEGER PRIMARY KEY,
+    outbox_id        INTEGER NOT NULL REFERENCES outbox (id),
+    channel          TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'delivered', 'dead')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TEXT NOT NULL,
+    lease_owner      TEXT,
+    lease_expires_at TEXT,
+    last_error       TEXT,
+    created_at       TEXT NOT NULL,
+    delivered_at     TEXT,
+    UNIQUE (outbox_id, channel)
+) STRICT;
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id) WHERE state = 'pending';
+CREATE INDEX deliveries_leases ON deliveries (lease_expires_at) WHERE state = 'sending';
+CREATE INDEX deliveries_by_state ON deliveries (state, id);
+CREATE INDEX deliveries_by_channel ON deliveries (channel, id);
+
+CREATE TABLE delivery_attempts (
+    id          INTEGER PRIMARY KEY,
+    delivery_id INTEGER NOT NULL REFERENCES deliveries (id),
+    at          TEXT NOT NULL,
+    outcome     TEXT NOT NULL CHECK (outcome IN ('delivered', 'retry', 'dead', 'lost')),
+    detail      TEXT,
+    duration_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX delivery_attempts_by_delivery ON delivery_attempts (delivery_id, id);
+
+CREATE TABLE expiry_alerts (
+    cert_id    INTEGER NOT NULL REFERENCES certificates (id),
+    scope_key  TEXT NOT NULL,
+    usage_type TEXT NOT NULL,
+    alert      TEXT NOT NULL,
+    sent_at    TEXT NOT NULL,
+    PRIMARY KEY (cert_id, scope_key, usage_type, alert)
+) STRICT, WITHOUT ROWID;
+
+ALTER TABLE slots ADD COLUMN previous_since TEXT;
+UPDATE slots SET previous_since = updated_at WHERE previous_cert IS NOT NULL;
+-- Events written before delivery existed are history, not news.
+UPDATE outbox SET fanned_out_at = created_at;
+"#,
 ];
 
 /// The schema version this build writes.

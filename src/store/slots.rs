@@ -143,19 +143,23 @@ pub(super) fn write_state(
     state: &SlotState,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    // The right-hand sides read the old row: previous_since moves only when
+    // the previous certificate changes.
+    tx.prepare_cached(
         "UPDATE slots SET current_cert = ?1, previous_cert = ?2, pending_cert = ?3,
-                          effective_at = ?4, updated_at = ?5
+                          effective_at = ?4, updated_at = ?5,
+                          previous_since = CASE WHEN previous_cert IS ?2 THEN previous_since
+                                                WHEN ?2 IS NULL THEN NULL ELSE ?5 END
          WHERE id = ?6",
-        params![
-            id_of(tx, state.current.as_deref())?,
-            id_of(tx, state.previous.as_deref())?,
-            id_of(tx, state.pending.as_ref().map(|p| p.thumbprint.as_str()))?,
-            state.pending.as_ref().map(|p| ts(p.effective_at)),
-            ts(now),
-            slot_id,
-        ],
-    )?;
+    )?
+    .execute(params![
+        id_of(tx, state.current.as_deref())?,
+        id_of(tx, state.previous.as_deref())?,
+        id_of(tx, state.pending.as_ref().map(|p| p.thumbprint.as_str()))?,
+        state.pending.as_ref().map(|p| ts(p.effective_at)),
+        ts(now),
+        slot_id,
+    ])?;
     Ok(())
 }
 
