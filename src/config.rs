@@ -242,6 +242,19 @@ impl Config {
         self.policies.get(usage_type)
     }
 
+    /// The expiry watch's rules for a slot.
+    pub fn expiry_rules(&self, slot: &crate::cert::SlotKey) -> crate::cert::expiry::ExpiryRules {
+        crate::cert::expiry::ExpiryRules {
+            thresholds_days: self.expiry_thresholds(&slot.usage_type),
+            previous_overlap: chrono::Duration::hours(self.expiry.previous_overlap_hours.into()),
+            pending_margin: chrono::Duration::days(
+                self.try_policy(&slot.usage_type)
+                    .map_or(30, |p| p.min_remaining_days)
+                    .into(),
+            ),
+        }
+    }
+
     /// Days before expiry at which the watch alerts for a type.
     pub fn expiry_thresholds(&self, usage_type: &UsageType) -> Vec<u32> {
         let mut t = self

@@ -1,8 +1,10 @@
-//! `certroll serve`: the background service. It wires the engine (its own
-//! thread) to the process's signals, and owns shutdown: on SIGINT or
-//! SIGTERM the engine finishes the roll in progress and the process exits
-//! 0; if the engine stops on its own (the store became unusable) the
-//! process exits with its error.
+//! `certroll serve`: the background service. It runs the engine (rolls,
+//! duties) and, when channels are configured, the notifier (alerts), each
+//! on its own thread with its own store connection, and owns shutdown: on
+//! SIGINT or SIGTERM the engine finishes the roll in progress, the
+//! notifier the sends in progress, and the process exits 0; if either
+//! stops on its own (the store became unusable) the process exits with its
+//! error.
 
 use std::future::Future;
 use std::path::Path;
@@ -14,6 +16,7 @@ use tracing::info;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::notify::notifier::Notifier;
 use crate::schedule::engine::{Engine, Msg};
 use crate::store::Store;
 
@@ -25,42 +28,91 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let store = Store::open(data_dir)?;
-    let engine = Engine::new(store, config.clone(), clock)?;
+    let engine = Engine::new(store, config.clone(), clock.clone())?;
     let owner = engine.owner().to_string();
-    let (tx, rx) = mpsc::channel::<Msg>();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let thread = std::thread::Builder::new()
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<&'static str>(2);
+
+    let (engine_tx, engine_rx) = mpsc::channel::<Msg>();
+    let done = done_tx.clone();
+    let engine_thread = std::thread::Builder::new()
         .name("certroll-engine".into())
         .spawn(move || {
-            let result = engine.run(rx);
-            let _ = done_tx.send(());
+            let result = engine.run(engine_rx);
+            let _ = done.blocking_send("engine");
             result
         })
         .context("cannot start the engine thread")?;
+
+    let mut notifier_parts = None;
+    if config.notify.channel_names().next().is_some() {
+        // The notifier owns a tokio runtime of its own: it is built, run and
+        // dropped on its thread, never inside this async context.
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let done = done_tx.clone();
+        let (cfg, dir) = (config.clone(), data_dir.to_path_buf());
+        let thread = std::thread::Builder::new()
+            .name("certroll-notify".into())
+            .spawn(move || {
+                let built = Store::open(&dir)
+                    .map_err(|e| e.to_string())
+                    .and_then(|store| Notifier::new(store, &cfg, clock));
+                let notifier = match built {
+                    Ok(n) => {
+                        let _ = ready_tx.send(Ok(()));
+                        n
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return Ok(Default::default());
+                    }
+                };
+                let result = notifier.run(rx);
+                let _ = done.blocking_send("notifier");
+                result
+            })
+            .context("cannot start the notifier thread")?;
+        let ready = tokio::task::spawn_blocking(move || ready_rx.recv())
+            .await
+            .context("the notifier thread could not be joined")?;
+        let failure = match ready {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some("the notifier stopped while starting".to_string()),
+        };
+        if let Some(e) = failure {
+            let _ = engine_tx.send(Msg::Shutdown);
+            let _ = join(engine_thread, "engine").await;
+            return Err(anyhow!(e));
+        }
+        notifier_parts = Some((tx, thread));
+    }
+    drop(done_tx);
     info!(
         owner = %owner,
         data_dir = %data_dir.display(),
         config = %config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into()),
         timezone = %config.timezone,
+        channels = config.notify.channel_names().collect::<Vec<_>>().join(","),
         "certroll serve: ready"
     );
-    let engine_ended = tokio::select! {
-        _ = shutdown => false,
-        _ = done_rx => true,
+    let ended = tokio::select! {
+        _ = shutdown => None,
+        which = done_rx.recv() => which,
     };
-    if !engine_ended {
-        info!("shutdown requested: finishing the roll in progress");
+    if ended.is_none() {
+        info!("shutdown requested: finishing the work in progress");
     }
-    let _ = tx.send(Msg::Shutdown);
-    let joined = tokio::task::spawn_blocking(move || thread.join())
-        .await
-        .context("the engine thread could not be joined")?;
-    let summary = match joined {
-        Ok(r) => r?,
-        Err(_) => return Err(anyhow!("the engine thread panicked")),
-    };
-    if engine_ended {
-        return Err(anyhow!("the engine stopped unexpectedly"));
+    let _ = engine_tx.send(Msg::Shutdown);
+    if let Some((tx, _)) = &notifier_parts {
+        let _ = tx.send(Msg::Shutdown);
+    }
+    let summary = join(engine_thread, "engine").await?;
+    if let Some((_, thread)) = notifier_parts {
+        join(thread, "notifier").await?;
+    }
+    if let Some(which) = ended {
+        return Err(anyhow!("the {which} stopped unexpectedly"));
     }
     info!(
         succeeded = summary.succeeded,
@@ -69,6 +121,19 @@ pub async fn run(
         "certroll serve: stopped"
     );
     Ok(())
+}
+
+async fn join<T: Send + 'static>(
+    thread: std::thread::JoinHandle<Result<T, crate::store::StoreError>>,
+    what: &str,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .with_context(|| format!("the {what} thread could not be joined"))?
+    {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(anyhow!("the {what} thread panicked")),
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -3,10 +3,12 @@
 
 mod bench;
 mod certs;
+mod check;
 mod get;
 mod history;
 mod import;
 mod jobs;
+mod notifications;
 pub mod output;
 mod password;
 mod remove;
@@ -120,6 +122,12 @@ pub enum Command {
     Roll(roll::RollArgs),
     /// List, show, cancel or retry roll jobs
     Jobs(jobs::JobsArgs),
+    /// Health of every slot, for monitoring (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)
+    Check(check::CheckArgs),
+    /// The notification delivery queue: list, retry
+    Notifications(notifications::NotificationsArgs),
+    /// Send a test message through the notification channels
+    Notify(notifications::NotifyArgs),
     /// Measure the roll queue on this machine, in a scratch store (takes about 5 minutes; --quick: seconds)
     Bench(bench::BenchArgs),
     /// Run the background service: rolls each pending certificate at its instant
@@ -238,6 +246,9 @@ impl App {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    if let Command::Check(args) = &cli.command {
+        return check_with_unknown(&cli, args);
+    }
     let app = App::new(&cli)?;
     match cli.command {
         Command::Import(args) => import::run(&app, args),
@@ -249,6 +260,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Roll(args) => roll::run(&app, args),
         Command::Jobs(args) => jobs::run(&app, args),
         Command::Bench(args) => bench::run(&app, args),
+        Command::Notifications(args) => notifications::run(&app, args),
+        Command::Notify(args) => notifications::run_notify(&app, args),
+        Command::Check(args) => check::run(&app, args),
         Command::Serve => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -263,6 +277,20 @@ pub fn run(cli: Cli) -> Result<()> {
                 crate::service::shutdown_signal(),
             ))
         }
+    }
+}
+
+/// `check` reports any failure to look (configuration, store) as UNKNOWN
+/// (exit 3), as monitoring plugins do.
+fn check_with_unknown(cli: &Cli, args: &check::CheckArgs) -> Result<()> {
+    let result =
+        App::new(cli).and_then(|app| check::run(&app, check::CheckArgs { json: args.json }));
+    match result {
+        Err(e) if e.downcast_ref::<Reported>().is_none() => {
+            println!("CERTROLL UNKNOWN - {e:#}");
+            Err(Reported(3).into())
+        }
+        other => other,
     }
 }
 

@@ -1,5 +1,7 @@
 //! Notifications: the channels (email, webhook), the messages they carry,
-//! and the delivery of the outbox through outages.
+//! and the notifier that delivers the outbox through outages.
 
+pub mod channel;
 pub mod config;
 pub mod message;
+pub mod notifier;

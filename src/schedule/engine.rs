@@ -12,7 +12,7 @@
 //! within one poll interval without reading any table.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::Receiver;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
@@ -29,14 +29,7 @@ use crate::store::{
     describe_lateness,
 };
 
-/// Messages to a running engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Msg {
-    /// Look at the queue again now.
-    Wake,
-    /// Finish the roll in progress and stop.
-    Shutdown,
-}
+pub use super::wait::Msg;
 
 /// Tuning of the engine (from `[serve]` in the configuration).
 #[derive(Clone, Debug)]
@@ -143,7 +136,10 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, crate::schedule::cron::CronError> {
         let settings = EngineSettings::from(&config.serve);
-        let mut duties = Vec::new();
+        let mut duties = vec![(
+            Duty::new("expiry-scan", &config.expiry.schedule, config.timezone)?,
+            None,
+        )];
         if let Some(expr) = config.serve.maintenance.as_deref() {
             duties.push((Duty::new("maintenance", expr, config.timezone)?, None));
         }
@@ -187,6 +183,10 @@ impl Engine {
             *next = duty.next_after(now);
             info!(duty = duty.name, cron = duty.expr(), next = ?next, "duty scheduled");
         }
+        // The expiry watch also runs at start: a restart never skips a day.
+        if let Err(e) = self.expiry_scan(now) {
+            warn!(error = %e, "expiry scan failed");
+        }
         // Checkpoints happen in quiet moments, not inside a roll's commit.
         self.store.disable_auto_checkpoint()?;
         let mut version = self.store.data_version()?;
@@ -223,34 +223,16 @@ impl Engine {
                 }
             };
             self.checkpoint_if_quiet(wake);
-            // Sleep until then; each poll interval, look whether another
-            // process committed (one pragma, no table read).
-            let poll = Duration::from_std(self.settings.poll).unwrap_or(Duration::seconds(1));
-            loop {
-                let now = self.clock.now();
-                if wake.is_some_and(|w| w <= now) {
-                    break;
-                }
-                let deadline = wake.map_or(now + poll, |w| w.min(now + poll));
-                match rx.recv_timeout((deadline - now).to_std().unwrap_or_default()) {
-                    Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
-                        info!(owner = %self.owner, "engine stopping");
-                        return Ok(total);
-                    }
-                    Ok(Msg::Wake) => break,
-                    Err(RecvTimeoutError::Timeout) => match self.store.data_version() {
-                        Ok(v) if v != version => {
-                            debug!("another process changed the store");
-                            version = v;
-                            break;
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            warn!(error = %e, "cannot read the store's version");
-                            break;
-                        }
-                    },
-                }
+            let woke = super::wait::wait(
+                &self.store,
+                &rx,
+                self.clock.as_ref(),
+                wake,
+                self.settings.poll,
+                &mut version,
+            );
+            if woke == super::wait::Woke::Shutdown {
+                break;
             }
         }
         info!(owner = %self.owner, "engine stopping");
@@ -348,6 +330,7 @@ impl Engine {
             let started = std::time::Instant::now();
             let result = match name {
                 "maintenance" => self.store.maintenance(),
+                "expiry-scan" => self.expiry_scan(now).map(|_| ()),
                 _ => Ok(()),
             };
             match result {
@@ -481,6 +464,23 @@ impl Engine {
         Ok(())
     }
 
+    /// Runs the expiry watch at `now`; returns how many alerts it raised.
+    pub fn expiry_scan(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let alerts = expiry_scan(&mut self.store, &self.config, now)?;
+        for a in &alerts {
+            match a.severity {
+                crate::cert::types::EventSeverity::Info => {
+                    info!(slot = %a.slot, alert = %a.key.alert, thumbprint = %a.cert.thumbprint, "{}", a.message)
+                }
+                _ => {
+                    warn!(slot = %a.slot, alert = %a.key.alert, thumbprint = %a.cert.thumbprint, "{}", a.message)
+                }
+            }
+        }
+        info!(alerts = alerts.len(), "expiry scan done");
+        Ok(alerts.len())
+    }
+
     /// One pass for `certroll roll`: runs the jobs due now (or, with
     /// `early`, every scheduled job the filter selects), without waiting.
     pub fn run_once(
@@ -528,6 +528,23 @@ impl Engine {
         all.extend(results.lock().expect("results lock").drain(..));
         Ok((total, all))
     }
+}
+
+/// The expiry watch over `store` at `now` with `config`'s rules: records
+/// and returns the alerts due (each sent once).
+pub fn expiry_scan(
+    store: &mut Store,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Vec<crate::cert::expiry::ExpiryAlert>, StoreError> {
+    let ctx = crate::store::OpCtx {
+        now,
+        actor: "serve:expiry-watch".into(),
+    };
+    let rules = |slot: &SlotKey| config.expiry_rules(slot);
+    store.expiry_scan(&ctx, &|facts, sent| {
+        crate::cert::expiry::scan(facts, &rules, now, sent)
+    })
 }
 
 /// The policy a roll must still satisfy at its instant: errors fail it

@@ -5,4 +5,5 @@
 pub mod cron;
 pub mod engine;
 pub mod retry;
+pub mod wait;
 pub mod when;
