@@ -34,6 +34,7 @@ pub struct BenchPlan {
     pub spread_secs: i64,
     pub idle_n: usize,
     pub idle_secs: u64,
+    pub delivery_n: usize,
 }
 
 impl BenchPlan {
@@ -45,6 +46,7 @@ impl BenchPlan {
             spread_secs: 60,
             idle_n: 100_000,
             idle_secs: 60,
+            delivery_n: 10_000,
         }
     }
 
@@ -56,6 +58,7 @@ impl BenchPlan {
             spread_secs: 2,
             idle_n: 1_000,
             idle_secs: 2,
+            delivery_n: 200,
         }
     }
 }
@@ -287,7 +290,55 @@ pub fn run(
         )?;
     }
 
-    // 4. An idle `certroll serve` process over many scheduled rolls.
+    // 4. Notifications: events through the outbox to a local webhook.
+    if plan.delivery_n > 0 {
+        let n = plan.delivery_n;
+        let dir = root.join("delivery");
+        let (store, _) = prepared(&dir, "n", n, &a)?;
+        drop(store);
+        let (port, received) = receiver::start()?;
+        let config = Config::parse(
+            &format!(
+                "[serve]\nmaintenance = \"\"\n[notify]\nbatch_size = 64\n[[notify.webhook]]\nname = \"bench\"\nurl = \"http://127.0.0.1:{port}/hook\"\n"
+            ),
+            Path::new("bench.toml"),
+        )?;
+        let mut notifier = crate::notify::notifier::Notifier::new(
+            Store::open(&dir)?,
+            &config,
+            Arc::new(SystemClock),
+        )
+        .map_err(|e| anyhow!(e))?;
+        let t = Instant::now();
+        let mut delivered = 0;
+        while delivered < n {
+            let s = notifier.pass()?;
+            if s.retried + s.dead > 0 {
+                return Err(anyhow!(
+                    "{} benchmark deliveries failed",
+                    s.retried + s.dead
+                ));
+            }
+            delivered += s.delivered;
+            if t.elapsed() > std::time::Duration::from_secs(600) {
+                return Err(anyhow!("delivery did not finish in 10 minutes"));
+            }
+        }
+        let took = t.elapsed().as_secs_f64();
+        writeln!(
+            out,
+            "\n{n} events through the outbox to a local webhook (HTTP/1.1 keep-alive, 64 at once):"
+        )?;
+        writeln!(
+            out,
+            "  {:.3} s, {:.0} events/s, receiver got {}",
+            took,
+            n as f64 / took,
+            received.load(std::sync::atomic::Ordering::Relaxed)
+        )?;
+    }
+
+    // 5. An idle `certroll serve` process over many scheduled rolls.
     {
         let n = plan.idle_n;
         let dir = root.join("idle");
@@ -439,6 +490,69 @@ fn tempdir() -> Result<TempDir> {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+mod receiver {
+    //! A minimal HTTP/1.1 receiver with keep-alive, answering 200 to every
+    //! request: the far end of the delivery benchmark.
+
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    pub fn start() -> anyhow::Result<(u16, Arc<AtomicUsize>)> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { break };
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    let Ok(mut out) = stream.try_clone() else {
+                        return;
+                    };
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut len = 0usize;
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let h = h.trim_end();
+                            if h.is_empty() {
+                                break;
+                            }
+                            if let Some((k, v)) = h.split_once(':')
+                                && k.eq_ignore_ascii_case("content-length")
+                            {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0u8; len];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        c.fetch_add(1, Ordering::Relaxed);
+                        if out
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Ok((port, count))
     }
 }
 

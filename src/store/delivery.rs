@@ -469,17 +469,42 @@ impl Store {
 
     /// Everything the expiry watch and `check` look at, slot by slot.
     pub fn slot_facts(&self) -> Result<Vec<SlotFacts>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let (page, last) = self.slot_facts_page(after, 1000)?;
+            if page.is_empty() {
+                out.sort_by(|a: &SlotFacts, b: &SlotFacts| {
+                    (a.slot.usage_type.as_str(), a.slot.scope.key())
+                        .cmp(&(b.slot.usage_type.as_str(), b.slot.scope.key()))
+                });
+                return Ok(out);
+            }
+            out.extend(page);
+            after = last;
+        }
+    }
+
+    /// Up to `limit` slots with certificates whose row id is above `after`,
+    /// and the last row id read.
+    fn slot_facts_page(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<(Vec<SlotFacts>, i64), StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT s.scope, s.usage_type, s.current_cert, s.previous_cert, s.previous_since, s.updated_at,
                     s.pending_cert, s.effective_at,
                     (SELECT j.id || char(31) || coalesce(j.last_error, '') FROM jobs j
                      WHERE j.slot_id = s.id AND j.state IN ('failed', 'succeeded', 'cancelled', 'scheduled', 'running')
                      ORDER BY j.id DESC LIMIT 1),
                     (SELECT j.state FROM jobs j WHERE j.slot_id = s.id ORDER BY j.id DESC LIMIT 1)
+                    , s.id
              FROM slots s
-             WHERE s.current_cert IS NOT NULL OR s.previous_cert IS NOT NULL OR s.pending_cert IS NOT NULL
-             ORDER BY s.usage_type, s.scope_key",
-        )?;
+             WHERE s.id > ?1
+               AND (s.current_cert IS NOT NULL OR s.previous_cert IS NOT NULL OR s.pending_cert IS NOT NULL)
+             ORDER BY s.id LIMIT {limit}"
+        ))?;
         type Row = (
             String,
             String,
@@ -491,9 +516,10 @@ impl Store {
             Option<String>,
             Option<String>,
             Option<String>,
+            i64,
         );
         let rows: Vec<Row> = stmt
-            .query_map([], |r| {
+            .query_map([after], |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
@@ -505,9 +531,11 @@ impl Store {
                     r.get(7)?,
                     r.get(8)?,
                     r.get(9)?,
+                    r.get(10)?,
                 ))
             })?
             .collect::<Result<_, _>>()?;
+        let last = rows.last().map_or(after, |r| r.10);
         let facts = |id: i64| -> Result<CertFacts, StoreError> {
             let (thumbprint, subject, not_after): (String, String, String) = self
                 .conn
@@ -528,8 +556,19 @@ impl Store {
             })
         };
         let mut out = Vec::new();
-        for (scope, usage_type, cur, prev, prev_since, updated, pend, eff, last_job, last_state) in
-            rows
+        for (
+            scope,
+            usage_type,
+            cur,
+            prev,
+            prev_since,
+            updated,
+            pend,
+            eff,
+            last_job,
+            last_state,
+            _,
+        ) in rows
         {
             let failed_roll = match (last_job, last_state.as_deref()) {
                 (Some(j), Some("failed")) => {
@@ -558,7 +597,7 @@ impl Store {
                 failed_roll,
             });
         }
-        Ok(out)
+        Ok((out, last))
     }
 
     /// The expiry watch: in one transaction, reads the slots and what was
@@ -569,7 +608,25 @@ impl Store {
         ctx: &OpCtx,
         decide: ExpiryDecision<'_>,
     ) -> Result<Vec<ExpiryAlert>, StoreError> {
-        let facts = self.slot_facts()?;
+        // Page by page, so that memory stays small however many slots.
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let (facts, last) = self.slot_facts_page(after, 1000)?;
+            if facts.is_empty() {
+                return Ok(all);
+            }
+            after = last;
+            all.extend(self.expiry_scan_page(ctx, &facts, decide)?);
+        }
+    }
+
+    fn expiry_scan_page(
+        &mut self,
+        ctx: &OpCtx,
+        facts: &[SlotFacts],
+        decide: ExpiryDecision<'_>,
+    ) -> Result<Vec<ExpiryAlert>, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -604,7 +661,7 @@ impl Store {
                 }
             }
         }
-        let alerts = decide(&facts, &sent);
+        let alerts = decide(facts, &sent);
         for a in &alerts {
             tx.prepare_cached(
                 "INSERT INTO expiry_alerts (cert_id, scope_key, usage_type, alert, sent_at) VALUES (?1, ?2, ?3, ?4, ?5)",

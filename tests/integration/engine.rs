@@ -83,6 +83,7 @@ fn the_quick_benchmark_runs() {
         "lateness p50",
         "rolls at distinct instants",
         "idle `certroll serve`",
+        "events through the outbox to a local webhook",
     ] {
         assert!(r.stdout.contains(needle), "{needle} missing:\n{}", r.stdout);
     }

@@ -1,6 +1,7 @@
 //! Integration tests: the real `certroll` binary against fixtures made by
 //! OpenSSL (tests/data/gen-fixtures.sh), one module per capability.
 
+mod alerts;
 mod bad_input;
 mod commands;
 mod concurrency;
@@ -8,6 +9,7 @@ mod engine;
 mod import;
 mod keys_at_rest;
 mod migrations;
+mod peers;
 mod policy;
 mod rolls;
 mod util;
