@@ -90,6 +90,10 @@ pub struct Engine {
     observer: Option<Observer>,
 }
 
+/// How long before a roll's instant its changes are written (under the
+/// write lock), so that only the commit remains at the instant.
+const PREPARE_AHEAD: Duration = Duration::milliseconds(2);
+
 /// `host:pid:nonce`, unique per process run.
 pub fn owner_id() -> String {
     let nonce = format!("{:08x}", (random_jitter() * f64::from(u32::MAX)) as u32);
@@ -367,16 +371,20 @@ impl Engine {
             }
             let head = claimed[i].run_after;
             self.checkpoint_if_quiet(Some(head));
+            // Wake just before the instant, write the group's changes, and
+            // commit at the instant: the roll becomes visible at its instant
+            // plus the commit's own time (see execute_with).
             let now = self.clock.now();
-            if head > now {
-                std::thread::sleep((head - now).to_std().unwrap_or_default());
+            if head - PREPARE_AHEAD > now {
+                std::thread::sleep((head - PREPARE_AHEAD - now).to_std().unwrap_or_default());
             }
-            let now = self.clock.now();
+            let cutoff = self.clock.now().max(head);
             let end = claimed[i..]
                 .iter()
-                .position(|c| c.run_after > now)
+                .position(|c| c.run_after > cutoff)
                 .map_or(claimed.len(), |p| i + p);
-            let pass = self.execute(&claimed[i..end])?;
+            let instant = (head > self.clock.now()).then_some(head);
+            let pass = self.execute(&claimed[i..end], instant)?;
             total.add(&pass);
             i = end;
         }
@@ -385,7 +393,12 @@ impl Engine {
 
     /// Executes claimed jobs (due or not: `roll --now` runs them early) and
     /// handles the outcomes.
-    fn execute(&mut self, jobs: &[Claimed]) -> Result<PassSummary, StoreError> {
+    /// With `instant`, the jobs are written ahead and committed at it.
+    fn execute(
+        &mut self,
+        jobs: &[Claimed],
+        instant: Option<DateTime<Utc>>,
+    ) -> Result<PassSummary, StoreError> {
         let config = self.config.clone();
         let check = move |slot: &SlotKey, cert: &StoredCert, at: DateTime<Utc>| {
             roll_check(&config, slot, cert, at)
@@ -399,8 +412,18 @@ impl Engine {
             max_attempts: self.settings.retry.max_attempts,
             check: &check,
             clock: &now_fn,
+            at_instant: instant.is_some(),
         };
-        let results = match self.store.execute(jobs, &opts) {
+        let clock = self.clock.clone();
+        let mut wait_for_instant = move || {
+            if let Some(at) = instant {
+                let now = clock.now();
+                if at > now {
+                    std::thread::sleep((at - now).to_std().unwrap_or_default());
+                }
+            }
+        };
+        let results = match self.store.execute_with(jobs, &opts, &mut wait_for_instant) {
             Ok(r) => r,
             Err(e) => {
                 // Nothing was applied; the jobs are still ours.
@@ -518,7 +541,7 @@ impl Engine {
             if claimed.is_empty() {
                 break;
             }
-            let pass = self.execute(&claimed)?;
+            let pass = self.execute(&claimed, None)?;
             total.add(&pass);
             if pass.succeeded + pass.failed == 0 {
                 break;

@@ -189,6 +189,10 @@ pub struct ExecOptions<'a> {
     pub check: RollCheck<'a>,
     /// The clock, read for each job (lateness is per job).
     pub clock: &'a dyn Fn() -> DateTime<Utc>,
+    /// The jobs are prepared ahead of their instant and committed at it
+    /// (see `execute_with`): each takes effect at the later of the clock
+    /// and its `run_after`.
+    pub at_instant: bool,
 }
 
 const JOB_COLUMNS: &str =
@@ -490,11 +494,23 @@ impl Store {
         jobs: &[Claimed],
         opts: &ExecOptions<'_>,
     ) -> Result<Vec<JobResult>, StoreError> {
-        if let Some(results) = self.execute_batch(jobs, opts, false)? {
+        self.execute_with(jobs, opts, &mut || {})
+    }
+
+    /// As `execute`, calling `before_commit` between writing the batch and
+    /// committing it: the engine waits there for the jobs' instant, so a
+    /// roll becomes visible at its instant plus only the commit's own time.
+    pub fn execute_with(
+        &mut self,
+        jobs: &[Claimed],
+        opts: &ExecOptions<'_>,
+        before_commit: &mut dyn FnMut(),
+    ) -> Result<Vec<JobResult>, StoreError> {
+        if let Some(results) = self.execute_batch(jobs, opts, false, before_commit)? {
             return Ok(results);
         }
         Ok(self
-            .execute_batch(jobs, opts, true)?
+            .execute_batch(jobs, opts, true, before_commit)?
             .expect("with savepoints every job has an outcome"))
     }
 
@@ -504,6 +520,7 @@ impl Store {
         jobs: &[Claimed],
         opts: &ExecOptions<'_>,
         savepoints: bool,
+        before_commit: &mut dyn FnMut(),
     ) -> Result<Option<Vec<JobResult>>, StoreError> {
         let Store {
             conn, cert_cache, ..
@@ -514,8 +531,13 @@ impl Store {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut results = Vec::with_capacity(jobs.len());
         for job in jobs {
+            let now = (opts.clock)();
             let ctx = OpCtx {
-                now: (opts.clock)(),
+                now: if opts.at_instant {
+                    now.max(job.run_after)
+                } else {
+                    now
+                },
                 actor: opts.actor.to_string(),
             };
             let outcome = if savepoints {
@@ -553,6 +575,7 @@ impl Store {
                 outcome,
             });
         }
+        before_commit();
         tx.commit()?;
         Ok(Some(results))
     }

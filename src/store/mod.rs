@@ -631,6 +631,7 @@ mod tests {
                 max_attempts: 10,
                 check: &check,
                 clock: &clock,
+                at_instant: false,
             };
             store.execute(&claimed, &opts).unwrap();
             let more = store

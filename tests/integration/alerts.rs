@@ -554,3 +554,36 @@ fn check_exit_codes_follow_the_monitoring_plugin_convention() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("CERTROLL UNKNOWN - "));
 }
+
+#[test]
+fn a_webhook_over_https_trusts_its_configured_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_ca(tmp.path());
+    let (port, got) = start_tls_receiver(&cert, &key);
+    let channel = format!(
+        "[[notify.webhook]]\nname = \"tls-hook\"\nurl = \"https://localhost:{port}/hook\"\nca_file = \"{}\"\ntimeout_seconds = 5\n",
+        ca.display()
+    );
+    let env = Env::with_config(&channel);
+    let r = env.ok(&["notify", "test"]);
+    assert!(
+        r.stdout
+            .contains("tls-hook (webhook): delivered (HTTP 200)"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(got.lock().unwrap().len(), 1);
+    let body: serde_json::Value = serde_json::from_str(&got.lock().unwrap()[0].body).unwrap();
+    assert_eq!(body["kind"], "notify.test");
+
+    // The same server is not trusted without the CA.
+    let env = Env::with_config(&channel.replace(&format!("ca_file = \"{}\"\n", ca.display()), ""));
+    let r = env.run(&["notify", "test"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("tls-hook (webhook):") && r.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(got.lock().unwrap().len(), 1);
+}

@@ -275,3 +275,90 @@ fn serve_one(stream: TcpStream, secret: &[u8], status: u16) -> Option<Received> 
         signature_ok,
     })
 }
+
+/// An HTTPS receiver (rustls, the given certificate and key) answering 200
+/// and recording the requests: for webhooks to a private CA.
+pub fn start_tls_receiver(cert_pem: &Path, key_pem: &Path) -> (u16, Arc<Mutex<Vec<Received>>>) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let pem = |p: &Path, label: &str| -> Vec<Vec<u8>> {
+        certroll::cert::pem::parse_blocks(&std::fs::read_to_string(p).unwrap())
+            .unwrap()
+            .into_iter()
+            .filter(|b| b.label == label)
+            .map(|b| b.der)
+            .collect()
+    };
+    let certs: Vec<CertificateDer<'static>> = pem(cert_pem, "CERTIFICATE")
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        pem(key_pem, "PRIVATE KEY").remove(0),
+    ));
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { break };
+            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                continue;
+            };
+            let mut tls = rustls::StreamOwned::new(conn, stream);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match tls.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            if !head.ends_with(b"\r\n\r\n") {
+                // The handshake failed or the client went away: no request.
+                continue;
+            }
+            let text = String::from_utf8_lossy(&head).into_owned();
+            let headers: Vec<(String, String)> = text
+                .lines()
+                .skip(1)
+                .filter_map(|l| {
+                    l.split_once(':')
+                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                })
+                .collect();
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; len];
+            if tls.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let _ =
+                tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = tls.flush();
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+            sink.lock().unwrap().push(Received {
+                headers,
+                body: String::from_utf8_lossy(&body).into_owned(),
+                status: 200,
+                signature_ok: false,
+            });
+        }
+    });
+    (port, got)
+}
