@@ -33,6 +33,7 @@ pub mod cert;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod deploy;
 pub mod logging;
 pub mod notify;
 pub mod schedule;

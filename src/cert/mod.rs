@@ -7,6 +7,7 @@ pub mod expiry;
 pub mod key;
 pub mod names;
 pub mod pem;
+pub mod pfx;
 pub mod policy;
 pub mod slot;
 pub mod types;

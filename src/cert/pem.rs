@@ -119,3 +119,29 @@ mod tests {
         assert!(blocks[0].has_headers);
     }
 }
+
+/// Encodes DER as one PEM block, 64 base64 characters a line.
+pub fn encode(label: &str, der: &[u8]) -> String {
+    let b64 = Base64::encode_string(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+#[cfg(test)]
+mod encode_tests {
+    use super::*;
+
+    #[test]
+    fn encode_round_trips() {
+        let der: Vec<u8> = (0..=255).collect();
+        let text = encode("CERTIFICATE", &der);
+        assert!(text.lines().all(|l| l.len() <= 64));
+        let blocks = parse_blocks(&text).unwrap();
+        assert_eq!(blocks[0].der, der);
+    }
+}

@@ -4,6 +4,7 @@
 mod bench;
 mod certs;
 mod check;
+mod export;
 mod get;
 mod history;
 mod import;
@@ -118,6 +119,8 @@ pub enum Command {
     Remove(remove::RemoveArgs),
     /// Show the audit trail
     History(history::HistoryArgs),
+    /// Write a stored certificate with its private key and chain to a PFX file
+    Export(export::ExportArgs),
     /// Run the roll jobs that are due now (or with --now, promote pending certificates early)
     Roll(roll::RollArgs),
     /// List, show, cancel or retry roll jobs
@@ -257,6 +260,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Certs(args) => certs::run(&app, args),
         Command::Remove(args) => remove::run(&app, args),
         Command::History(args) => history::run(&app, args),
+        Command::Export(args) => export::run(&app, args),
         Command::Roll(args) => roll::run(&app, args),
         Command::Jobs(args) => jobs::run(&app, args),
         Command::Bench(args) => bench::run(&app, args),

@@ -6,6 +6,7 @@ mod bad_input;
 mod commands;
 mod concurrency;
 mod engine;
+mod export;
 mod import;
 mod keys_at_rest;
 mod migrations;

@@ -1,0 +1,148 @@
+//! Writing files the way a deployment must: atomically (a temporary file in
+//! the same directory, written, fsynced, given its owner and mode, renamed
+//! over the target, then the directory fsynced), so a reader sees the old
+//! file or the new one, never a torn one, and a crash leaves one of the two.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Owner and mode of a written file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ownership {
+    pub mode: u32,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn io_context(path: &Path, what: &str, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: cannot {what} ({e})", path.display()))
+}
+
+/// Writes `content` to `path` atomically with `own`; creates missing parent
+/// directories (mode 0755).
+pub fn write_atomic(path: &Path, content: &[u8], own: Ownership) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .create(dir)
+        .map_err(|e| io_context(dir, "create the directory", e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.certroll-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(own.mode)
+            .open(&tmp)
+            .map_err(|e| io_context(&tmp, "create a temporary file", e))?;
+        f.write_all(content)
+            .map_err(|e| io_context(&tmp, "write", e))?;
+        if own.uid.is_some() || own.gid.is_some() {
+            std::os::unix::fs::fchown(&f, own.uid, own.gid)
+                .map_err(|e| io_context(&tmp, "change the owner of", e))?;
+        }
+        // The umask may have narrowed the mode at creation.
+        f.set_permissions(std::fs::Permissions::from_mode(own.mode))
+            .map_err(|e| io_context(&tmp, "set the mode of", e))?;
+        f.sync_all().map_err(|e| io_context(&tmp, "fsync", e))?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(|e| io_context(path, "rename into place", e))?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Whether `path` holds exactly `content`.
+pub fn has_content(path: &Path, content: &[u8]) -> bool {
+    std::fs::read(path).is_ok_and(|c| c == content)
+}
+
+/// Whether `path` exists with `own`'s mode (and owner, when one is set).
+pub fn has_ownership(path: &Path, own: Ownership) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).is_ok_and(|m| {
+        m.mode() & 0o7777 == own.mode
+            && own.uid.is_none_or(|u| u == m.uid())
+            && own.gid.is_none_or(|g| g == m.gid())
+    })
+}
+
+/// The uid of a user name (or a number).
+pub fn user_id(name: &str) -> Result<u32, String> {
+    if let Ok(n) = name.parse() {
+        return Ok(n);
+    }
+    let c = CString::new(name).map_err(|_| format!("bad user name '{name}'"))?;
+    // SAFETY: getpwnam returns a pointer into static storage or null; it is
+    // read at once, on this thread.
+    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+    if pw.is_null() {
+        return Err(format!("no user '{name}'"));
+    }
+    // SAFETY: pw is non-null and points at a valid passwd entry.
+    Ok(unsafe { (*pw).pw_uid })
+}
+
+/// The gid of a group name (or a number).
+pub fn group_id(name: &str) -> Result<u32, String> {
+    if let Ok(n) = name.parse() {
+        return Ok(n);
+    }
+    let c = CString::new(name).map_err(|_| format!("bad group name '{name}'"))?;
+    // SAFETY: as for getpwnam.
+    let gr = unsafe { libc::getgrnam(c.as_ptr()) };
+    if gr.is_null() {
+        return Err(format!("no group '{name}'"));
+    }
+    // SAFETY: gr is non-null and points at a valid group entry.
+    Ok(unsafe { (*gr).gr_gid })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_atomically_with_the_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b/key.pem");
+        let own = Ownership {
+            mode: 0o600,
+            uid: None,
+            gid: None,
+        };
+        write_atomic(&p, b"one", own).unwrap();
+        assert!(has_content(&p, b"one"));
+        assert!(has_ownership(&p, own));
+        write_atomic(&p, b"two", Ownership { mode: 0o640, ..own }).unwrap();
+        assert!(has_content(&p, b"two"));
+        assert!(has_ownership(&p, Ownership { mode: 0o640, ..own }));
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+        assert_eq!(user_id("root").unwrap(), 0);
+        assert_eq!(group_id("0").unwrap(), 0);
+        assert!(user_id("no-such-user-certroll").is_err());
+    }
+}

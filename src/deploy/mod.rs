@@ -1,0 +1,5 @@
+//! Deployment: the certificates each server should have, written as files
+//! to its targets, with reload commands, per-server state, staging ahead of
+//! a roll, and the replication status.
+
+pub mod files;
