@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::cert::policy::{Policy, PolicyOverrides};
 use crate::cert::{TypeRegistry, UsageType};
+pub use crate::deploy::config::{DeploySettings, ServerConfig, TargetConfig};
 pub use crate::notify::config::{CheckConfig, ExpiryConfig, NotifyConfig};
 
 /// The system-wide configuration file, used when no other is named.
@@ -52,6 +53,23 @@ struct RawConfig {
     expiry: ExpiryConfig,
     #[serde(default)]
     check: CheckConfig,
+    #[serde(default)]
+    deploy: DeploySettings,
+    #[serde(default)]
+    server: Vec<ServerConfig>,
+    #[serde(default)]
+    target: Vec<TargetConfig>,
+    #[serde(default)]
+    http: HttpConfig,
+}
+
+/// `[http]`: the service's HTTP listener (off unless `listen` is set).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on, e.g. "127.0.0.1:8440".
+    pub listen: Option<String>,
 }
 
 /// `[serve]`: how the service runs the roll queue.
@@ -112,6 +130,10 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub expiry: ExpiryConfig,
     pub check: CheckConfig,
+    pub deploy: DeploySettings,
+    pub servers: Vec<ServerConfig>,
+    pub targets: Vec<TargetConfig>,
+    pub http: HttpConfig,
 }
 
 impl Default for Config {
@@ -222,6 +244,27 @@ impl Config {
                 "[check] critical_days must not exceed warning_days".into(),
             ));
         }
+        crate::deploy::config::validate(&raw.server, &raw.target).map_err(&invalid)?;
+        for t in &raw.target {
+            for name in &t.types {
+                types
+                    .parse(name)
+                    .map_err(|e| invalid(format!("[[target]] '{}': {e}", t.name)))?;
+            }
+            if t.types.len() != 1 && t.file.iter().any(|f| !f.path.contains("{type}")) {
+                return Err(invalid(format!(
+                    "[[target]] '{}': a target for several types needs {{type}} in its file paths",
+                    t.name
+                )));
+            }
+        }
+        if let Some(addr) = &raw.http.listen {
+            addr.parse::<std::net::SocketAddr>().map_err(|_| {
+                invalid(format!(
+                    "[http] listen: '{addr}' is not an address like 127.0.0.1:8440"
+                ))
+            })?;
+        }
         Ok(Config {
             source: path.map(Path::to_path_buf),
             data_dir: raw.data_dir,
@@ -233,6 +276,10 @@ impl Config {
             notify: raw.notify,
             expiry: raw.expiry,
             check: raw.check,
+            deploy: raw.deploy,
+            servers: raw.server,
+            targets: raw.target,
+            http: raw.http,
         })
     }
 
@@ -253,6 +300,11 @@ impl Config {
                     .into(),
             ),
         }
+    }
+
+    /// Whether a type's keys are published as a JWKS.
+    pub fn publishes_jwks(&self, usage_type: &UsageType) -> bool {
+        self.try_policy(usage_type).is_some_and(|p| p.publish_jwks)
     }
 
     /// Days before expiry at which the watch alerts for a type.
@@ -353,6 +405,9 @@ mod tests {
         assert_eq!(example.notify, defaults.notify);
         assert_eq!(example.expiry, defaults.expiry);
         assert_eq!(example.check, defaults.check);
+        assert_eq!(example.deploy, defaults.deploy);
+        assert!(example.servers.is_empty() && example.targets.is_empty());
+        assert_eq!(example.http, defaults.http);
         for name in defaults.types.names() {
             let t = UsageType::from_canonical(name);
             assert_eq!(example.policy(&t), defaults.policy(&t), "{name}");
@@ -372,6 +427,7 @@ mod tests {
             sha1_signature: Some(crate::cert::policy::Level::Warn),
             recommended_lead_hours: Some(0),
             expiry_thresholds_days: Some(vec![]),
+            publish_jwks: Some(true),
         };
         let every = RawConfig {
             data_dir: Some(PathBuf::new()),
@@ -396,10 +452,27 @@ mod tests {
             },
             expiry: ExpiryConfig::default(),
             check: CheckConfig::default(),
+            deploy: DeploySettings::default(),
+            server: vec![ServerConfig {
+                name: "s".into(),
+                pool: Some("p".into()),
+                site: Some("x".into()),
+            }],
+            target: vec![toml::from_str(
+                "name = \"t\"\nscope = \"global\"\ntypes = []\nreload = \"r\"\nreload_timeout_seconds = 1\nowner = \"o\"\ngroup = \"g\"\n\
+                 [[file]]\nkind = \"pfx\"\npath = \"p\"\npending_path = \"q\"\nmode = \"0600\"\nowner = \"o\"\ngroup = \"g\"\n\
+                 password_file = \"/f\"\npassword_env = \"E\"\nlegacy = false\n",
+            )
+            .unwrap()],
+            http: HttpConfig {
+                listen: Some("127.0.0.1:1".into()),
+            },
         };
         let text = std::fs::read_to_string(&path).unwrap();
         let table = toml::Value::try_from(&every).unwrap();
-        let sections = ["policy", "serve", "notify", "expiry", "check"];
+        let sections = [
+            "policy", "serve", "notify", "expiry", "check", "deploy", "server", "target", "http",
+        ];
         let mut keys: Vec<&String> = table
             .as_table()
             .unwrap()
@@ -407,9 +480,18 @@ mod tests {
             .filter(|k| !sections.contains(&k.as_str()))
             .collect();
         keys.extend(table["policy"]["Default"].as_table().unwrap().keys());
-        for section in ["serve", "expiry", "check"] {
+        for section in ["serve", "expiry", "check", "deploy", "http"] {
             keys.extend(table[section].as_table().unwrap().keys());
         }
+        keys.extend(table["server"][0].as_table().unwrap().keys());
+        keys.extend(
+            table["target"][0]
+                .as_table()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "file"),
+        );
+        keys.extend(table["target"][0]["file"][0].as_table().unwrap().keys());
         let notify = table["notify"].as_table().unwrap();
         keys.extend(notify.keys().filter(|k| *k != "email" && *k != "webhook"));
         keys.extend(notify["email"][0].as_table().unwrap().keys());

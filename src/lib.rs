@@ -21,8 +21,14 @@
 //! - [`clock`]: the one way time enters (real, or driven in tests).
 //! - [`schedule`]: effective dates, retry policy, cron duties, and the
 //!   engine that runs due roll jobs (the only place that sleeps).
-//! - [`service`]: `certroll serve`: the engine on its thread, signals,
-//!   shutdown.
+//! - [`notify`]: alert channels (email, webhooks) and the notifier that
+//!   delivers the outbox.
+//! - [`deploy`]: servers and targets, the per-server resolution of each
+//!   type's certificate, atomic file writes, reload commands and the
+//!   deployer loop (`serve` and `certroll agent`).
+//! - [`http`]: `serve`'s optional HTTP listener (the JWKS documents).
+//! - [`service`]: `certroll serve`: the engine, notifier and deployer on
+//!   their threads, signals, shutdown.
 //! - [`cli`]: clap definitions, one file per command, output formatting and
 //!   exit codes.
 //! - [`bench`]: `certroll bench`, the roll queue measured on this machine.
@@ -34,6 +40,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod deploy;
+pub mod http;
 pub mod logging;
 pub mod notify;
 pub mod schedule;

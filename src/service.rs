@@ -16,6 +16,7 @@ use tracing::info;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::deploy::deployer::Deployer;
 use crate::notify::notifier::Notifier;
 use crate::schedule::engine::{Engine, Msg};
 use crate::store::Store;
@@ -50,7 +51,7 @@ pub async fn run(
         let (tx, rx) = mpsc::channel::<Msg>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         let done = done_tx.clone();
-        let (cfg, dir) = (config.clone(), data_dir.to_path_buf());
+        let (cfg, dir, clock) = (config.clone(), data_dir.to_path_buf(), clock.clone());
         let thread = std::thread::Builder::new()
             .name("certroll-notify".into())
             .spawn(move || {
@@ -87,6 +88,41 @@ pub async fn run(
         }
         notifier_parts = Some((tx, thread));
     }
+    let mut deployer_parts = None;
+    if !config.servers.is_empty() && !config.targets.is_empty() {
+        let deployer = Deployer::new(Store::open(data_dir)?, config.clone(), clock.clone(), None);
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let done = done_tx.clone();
+        let thread = std::thread::Builder::new()
+            .name("certroll-deploy".into())
+            .spawn(move || {
+                let result = deployer.run(rx);
+                let _ = done.blocking_send("deployer");
+                result
+            })
+            .context("cannot start the deployer thread")?;
+        deployer_parts = Some((tx, thread));
+    }
+    let (stop_http, mut http_stop) = tokio::sync::watch::channel(false);
+    let mut http_task = None;
+    if let Some(addr) = &config.http.listen {
+        let addr: std::net::SocketAddr = addr.parse().context("[http] listen")?;
+        let (cfg, dir) = (config.clone(), data_dir.to_path_buf());
+        let stop = async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        };
+        // Bound now: a taken port stops serve at start.
+        let listener = match crate::http::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = engine_tx.send(Msg::Shutdown);
+                let _ = join(engine_thread, "engine").await;
+                return Err(e);
+            }
+        };
+        let task = tokio::spawn(crate::http::serve(listener, cfg, dir, stop));
+        http_task = Some(task);
+    }
     drop(done_tx);
     info!(
         owner = %owner,
@@ -94,6 +130,7 @@ pub async fn run(
         config = %config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into()),
         timezone = %config.timezone,
         channels = config.notify.channel_names().collect::<Vec<_>>().join(","),
+        servers = config.servers.len(),
         "certroll serve: ready"
     );
     let ended = tokio::select! {
@@ -103,13 +140,27 @@ pub async fn run(
     if ended.is_none() {
         info!("shutdown requested: finishing the work in progress");
     }
+    let _ = stop_http.send(true);
+    if let Some(task) = http_task {
+        match task.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP listener"),
+            Err(e) => tracing::warn!(error = %e, "HTTP listener task"),
+            Ok(Ok(())) => {}
+        }
+    }
     let _ = engine_tx.send(Msg::Shutdown);
     if let Some((tx, _)) = &notifier_parts {
+        let _ = tx.send(Msg::Shutdown);
+    }
+    if let Some((tx, _)) = &deployer_parts {
         let _ = tx.send(Msg::Shutdown);
     }
     let summary = join(engine_thread, "engine").await?;
     if let Some((_, thread)) = notifier_parts {
         join(thread, "notifier").await?;
+    }
+    if let Some((_, thread)) = deployer_parts {
+        join(thread, "deployer").await?;
     }
     if let Some(which) = ended {
         return Err(anyhow!("the {which} stopped unexpectedly"));
@@ -134,6 +185,40 @@ async fn join<T: Send + 'static>(
         Ok(r) => Ok(r?),
         Err(_) => Err(anyhow!("the {what} thread panicked")),
     }
+}
+
+/// `certroll agent --server NAME`: only the deployer, for one server,
+/// until `shutdown`.
+pub async fn run_agent(
+    config: Arc<Config>,
+    data_dir: &Path,
+    clock: Arc<dyn Clock>,
+    server: String,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let deployer = Deployer::new(Store::open(data_dir)?, config, clock, Some(server.clone()));
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("certroll-deploy".into())
+        .spawn(move || {
+            let result = deployer.run(rx);
+            let _ = done_tx.send(());
+            result
+        })
+        .context("cannot start the deployer thread")?;
+    info!(server = %server, data_dir = %data_dir.display(), "certroll agent: ready");
+    let ended = tokio::select! {
+        _ = shutdown => false,
+        _ = done_rx => true,
+    };
+    let _ = tx.send(Msg::Shutdown);
+    join(thread, "deployer").await?;
+    if ended {
+        return Err(anyhow!("the deployer stopped unexpectedly"));
+    }
+    info!(server = %server, "certroll agent: stopped");
+    Ok(())
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -51,6 +51,9 @@ pub struct Policy {
     /// Days before expiry at which the expiry watch alerts for this type;
     /// `None`: the `[expiry]` default.
     pub expiry_thresholds_days: Option<Vec<u32>>,
+    /// Publish the slot's keys as a JSON Web Key Set (deploy files of kind
+    /// jwks, and /.well-known/jwks.json).
+    pub publish_jwks: bool,
 }
 
 impl Policy {
@@ -68,11 +71,13 @@ impl Policy {
             sha1_signature: Level::Warn,
             recommended_lead_hours: 0,
             expiry_thresholds_days: None,
+            publish_jwks: false,
         };
         match usage_type {
             "OAuthTokenIssuer" => {
                 p.require_sip_domain = true;
                 p.recommended_lead_hours = 24;
+                p.publish_jwks = true;
             }
             "AudioVideoAuthentication" => p.recommended_lead_hours = 8,
             _ => {}
@@ -118,6 +123,9 @@ impl Policy {
         if let Some(v) = &o.expiry_thresholds_days {
             self.expiry_thresholds_days = Some(v.clone());
         }
+        if let Some(v) = o.publish_jwks {
+            self.publish_jwks = v;
+        }
         Ok(())
     }
 }
@@ -154,6 +162,7 @@ pub struct PolicyOverrides {
     pub sha1_signature: Option<Level>,
     pub recommended_lead_hours: Option<u32>,
     pub expiry_thresholds_days: Option<Vec<u32>>,
+    pub publish_jwks: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -191,13 +191,21 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
     };
 
     if let Some(at) = at {
+        args.when.check_staging(app, &store, &slots)?;
         let plans = store.plan_schedule(&cert.thumbprint, &slots, at, args.force)?;
         refuse_conflicts(&plans)?;
         let (changes, job_ids) = if args.what_if {
             (plans, Vec::new())
         } else {
-            let report =
-                store.schedule(Some(&new), &cert.thumbprint, &slots, at, args.force, &ctx)?;
+            let report = store.schedule_with(
+                Some(&new),
+                &cert.thumbprint,
+                &slots,
+                at,
+                args.force,
+                args.when.require_staged,
+                &ctx,
+            )?;
             (report.changes, report.job_ids)
         };
         if !args.json {

@@ -15,6 +15,7 @@ mod password;
 mod remove;
 mod roll;
 mod set;
+mod status;
 
 use std::path::{Path, PathBuf};
 
@@ -131,6 +132,10 @@ pub enum Command {
     Notifications(notifications::NotificationsArgs),
     /// Send a test message through the notification channels
     Notify(notifications::NotifyArgs),
+    /// Replication status: per server and type, the certificate it should have and the one it has
+    Status(status::StatusArgs),
+    /// Run only the deployment, for one server (for pools where each server runs its own process)
+    Agent(status::AgentArgs),
     /// Measure the roll queue on this machine, in a scratch store (takes about 5 minutes; --quick: seconds)
     Bench(bench::BenchArgs),
     /// Run the background service: rolls each pending certificate at its instant
@@ -143,7 +148,7 @@ Logs go to stderr (journald under systemd)."
 
 impl Command {
     pub fn is_serve(&self) -> bool {
-        matches!(self, Command::Serve)
+        matches!(self, Command::Serve) || matches!(self, Command::Agent(a) if !a.once)
     }
 }
 
@@ -176,9 +181,32 @@ pub struct WhenArgs {
     /// IANA time zone for a WHEN without an offset [default: timezone from the configuration, else UTC]
     #[arg(long, value_name = "TZ", requires = "effective_date")]
     pub timezone: Option<String>,
+
+    /// Hold the roll until every server that takes the slot has staged the certificate
+    /// (its targets' pending_path files); promote at [deploy] staging_deadline_minutes anyway
+    #[arg(long, requires = "roll")]
+    pub require_staged: bool,
 }
 
 impl WhenArgs {
+    /// With --require-staged, refuses slots that no configured server
+    /// stages (nothing could ever release the roll).
+    pub fn check_staging(&self, app: &App, store: &Store, slots: &[SlotKey]) -> Result<()> {
+        if !self.require_staged {
+            return Ok(());
+        }
+        let units = crate::deploy::deployer::units(store, &app.config, None)?;
+        for slot in slots {
+            if crate::deploy::plan::stagers(&units, slot).is_empty() {
+                return Err(UsageError(format!(
+                    "--require-staged: no configured server stages {slot}: give a [[target.file]] covering its servers a pending_path"
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
     /// The instant of a scheduled roll, or `None` to assign now.
     pub fn instant(&self, app: &App) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
         let Some(when) = &self.effective_date else {
@@ -267,6 +295,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Notifications(args) => notifications::run(&app, args),
         Command::Notify(args) => notifications::run_notify(&app, args),
         Command::Check(args) => check::run(&app, args),
+        Command::Status(args) => status::run(&app, args),
+        Command::Agent(args) => status::run_agent(&app, args),
         Command::Serve => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

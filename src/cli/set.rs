@@ -176,12 +176,21 @@ pub fn run(app: &App, args: SetArgs) -> Result<()> {
     let mut all = findings(app, &types, &cert.info, cert.has_private_key, at);
     all.extend(lead_time_findings(app, &store, &slots, at)?);
     enforce(&all, args.force)?;
+    args.when.check_staging(app, &store, &slots)?;
     let plans = store.plan_schedule(&thumbprint, &slots, at, args.force)?;
     refuse_conflicts(&plans)?;
     let (changes, job_ids) = if args.what_if {
         (plans, Vec::new())
     } else {
-        let report = store.schedule(None, &thumbprint, &slots, at, args.force, &ctx)?;
+        let report = store.schedule_with(
+            None,
+            &thumbprint,
+            &slots,
+            at,
+            args.force,
+            args.when.require_staged,
+            &ctx,
+        )?;
         (report.changes, report.job_ids)
     };
     print_schedule(

@@ -2,4 +2,7 @@
 //! to its targets, with reload commands, per-server state, staging ahead of
 //! a roll, and the replication status.
 
+pub mod config;
+pub mod deployer;
 pub mod files;
+pub mod plan;

@@ -384,16 +384,80 @@ impl Engine {
                 .position(|c| c.run_after > cutoff)
                 .map_or(claimed.len(), |p| i + p);
             let instant = (head > self.clock.now()).then_some(head);
-            let pass = self.execute(&claimed[i..end], instant)?;
+            let ready = self.staging_gate(&claimed[i..end])?;
+            let pass = self.execute(&ready, instant)?;
             total.add(&pass);
             i = end;
         }
         Ok((total, false))
     }
 
+    /// Of jobs that require staging, holds those whose servers have not all
+    /// staged the certificate (re-checked each poll interval; `roll.held`
+    /// once past the instant), and lets through those at the staging
+    /// deadline with `roll.forced`. Returns the jobs to run now.
+    fn staging_gate(&mut self, jobs: &[Claimed]) -> Result<Vec<Claimed>, StoreError> {
+        if !jobs.iter().any(|j| j.require_staged) {
+            return Ok(jobs.to_vec());
+        }
+        let units = crate::deploy::deployer::units(&self.store, &self.config, None)?;
+        let deadline = Duration::minutes(self.config.deploy.staging_deadline_minutes.into());
+        let mut ready = Vec::new();
+        for job in jobs {
+            if !job.require_staged {
+                ready.push(job.clone());
+                continue;
+            }
+            let pairs = crate::deploy::plan::stagers(&units, &job.slot);
+            let lagging =
+                self.store
+                    .not_staged(job.slot.usage_type.as_str(), &job.thumbprint, &pairs)?;
+            let now = self.clock.now();
+            let ctx = crate::store::OpCtx {
+                now,
+                actor: format!("serve:{}", self.owner),
+            };
+            let names = lagging
+                .iter()
+                .map(|(s, t)| format!("{s} ({t})"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if lagging.is_empty() {
+                ready.push(job.clone());
+            } else if now >= job.due_at + deadline {
+                let message = format!(
+                    "{}: promoting {} at the staging deadline although {} server(s) have not staged it: {names}",
+                    job.slot,
+                    job.thumbprint,
+                    lagging.len()
+                );
+                warn!(job.id = job.id, slot = %job.slot, "{message}");
+                self.store
+                    .note_forced(&job.slot, &message, job.id, &lagging, &ctx)?;
+                ready.push(job.clone());
+            } else {
+                let event = (now >= job.due_at && job.held_since.is_none()).then(|| {
+                    let message = format!(
+                        "{}: the roll to {} is held: {} server(s) have not staged it yet: {names}",
+                        job.slot,
+                        job.thumbprint,
+                        lagging.len()
+                    );
+                    warn!(job.id = job.id, slot = %job.slot, "{message}");
+                    (&job.slot, message, serde_json::json!({"job_id": job.id, "thumbprint": job.thumbprint, "not_staged": lagging}))
+                });
+                let again =
+                    now + Duration::from_std(self.settings.poll).unwrap_or(Duration::seconds(1));
+                self.store
+                    .hold_job(&self.owner, job.id, again, event, &ctx)?;
+            }
+        }
+        Ok(ready)
+    }
+
     /// Executes claimed jobs (due or not: `roll --now` runs them early) and
-    /// handles the outcomes.
-    /// With `instant`, the jobs are written ahead and committed at it.
+    /// handles the outcomes. With `instant`, the jobs are written ahead and
+    /// committed at it.
     fn execute(
         &mut self,
         jobs: &[Claimed],
@@ -538,6 +602,15 @@ impl Engine {
                 self.settings.batch_size,
                 filter,
             )?;
+            if claimed.is_empty() {
+                break;
+            }
+            // `roll --now` is the operator's explicit override of staging.
+            let claimed = if early {
+                claimed
+            } else {
+                self.staging_gate(&claimed)?
+            };
             if claimed.is_empty() {
                 break;
             }

@@ -145,6 +145,10 @@ pub struct Claimed {
     pub run_after: DateTime<Utc>,
     pub attempts: u32,
     pub lease_expires_at: DateTime<Utc>,
+    /// The roll waits until every server has staged the certificate.
+    pub require_staged: bool,
+    /// Since when it has been held past its instant for staging.
+    pub held_since: Option<DateTime<Utc>>,
 }
 
 /// The outcome of executing one claimed job.
@@ -307,6 +311,22 @@ impl Store {
         replace: bool,
         ctx: &OpCtx,
     ) -> Result<ScheduleReport, StoreError> {
+        self.schedule_with(import, thumbprint, slots, at, replace, false, ctx)
+    }
+
+    /// As `schedule`; with `require_staged` the roll waits until every
+    /// server that takes the slot has staged the certificate.
+    #[allow(clippy::too_many_arguments)]
+    pub fn schedule_with(
+        &mut self,
+        import: Option<&NewCert<'_>>,
+        thumbprint: &str,
+        slots: &[SlotKey],
+        at: DateTime<Utc>,
+        replace: bool,
+        require_staged: bool,
+        ctx: &OpCtx,
+    ) -> Result<ScheduleReport, StoreError> {
         let sealed = self.seal_for_import(import, thumbprint)?;
         let tx = self
             .conn
@@ -356,10 +376,10 @@ impl Store {
                     }
                     write_state(&tx, slot_id, &t.after, ctx.now)?;
                     tx.prepare_cached(
-                        "INSERT INTO jobs (slot_id, cert_id, due_at, run_after, state, created_at, created_by)
-                         VALUES (?1, ?2, ?3, ?3, 'scheduled', ?4, ?5)",
+                        "INSERT INTO jobs (slot_id, cert_id, due_at, run_after, state, created_at, created_by, require_staged)
+                         VALUES (?1, ?2, ?3, ?3, 'scheduled', ?4, ?5, ?6)",
                     )?
-                    .execute(params![slot_id, cert_id, ts(at), ts(ctx.now), ctx.actor])?;
+                    .execute(params![slot_id, cert_id, ts(at), ts(ctx.now), ctx.actor, require_staged])?;
                     let job_id = tx.last_insert_rowid();
                     job_ids.push(job_id);
                     let when = at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
@@ -430,7 +450,8 @@ impl Store {
              RETURNING id, slot_id, cert_id, due_at, run_after, attempts, lease_expires_at,
                        (SELECT scope FROM slots WHERE slots.id = slot_id),
                        (SELECT usage_type FROM slots WHERE slots.id = slot_id),
-                       (SELECT thumbprint FROM certificates WHERE certificates.id = cert_id)"
+                       (SELECT thumbprint FROM certificates WHERE certificates.id = cert_id),
+                       require_staged, held_since"
         );
         let mut args: Vec<String> = vec![owner.to_string(), ts(now + lease), ts(now)];
         if let Some(d) = due_before {
@@ -456,13 +477,25 @@ impl Store {
                     r.get::<_, String>(7)?,
                     r.get::<_, String>(8)?,
                     r.get::<_, String>(9)?,
+                    (r.get::<_, bool>(10)?, r.get::<_, Option<String>>(11)?),
                 ))
             })?
             .collect::<Result<_, _>>()?;
         tx.commit()?;
         let mut out = Vec::with_capacity(rows.len());
-        for (id, slot_id, cert_id, due, run_after, attempts, lease_exp, scope, t, thumbprint) in
-            rows
+        for (
+            id,
+            slot_id,
+            cert_id,
+            due,
+            run_after,
+            attempts,
+            lease_exp,
+            scope,
+            t,
+            thumbprint,
+            (require_staged, held),
+        ) in rows
         {
             out.push(Claimed {
                 id,
@@ -477,6 +510,8 @@ impl Store {
                 run_after: parse_ts(&run_after)?,
                 attempts,
                 lease_expires_at: parse_ts(&lease_exp)?,
+                require_staged,
+                held_since: held.as_deref().map(parse_ts).transpose()?,
             });
         }
         out.sort_by_key(|a| (a.run_after, a.id));

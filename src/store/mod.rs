@@ -14,6 +14,7 @@
 mod audit;
 mod certs;
 mod delivery;
+mod deployments;
 mod jobs;
 pub mod keyring;
 mod schema;
@@ -34,6 +35,7 @@ pub use certs::{ImportOutcome, NewCert, StoredCert};
 pub use delivery::{
     ClaimedDelivery, Delivery, DeliveryLimits, DeliveryOutcome, FanOut, OutboxEvent,
 };
+pub use deployments::{DeployEvent, DeployState};
 pub use jobs::{
     Claimed, ExecOptions, Job, JobFilter, JobResult, JobState, NextWake, RollCheck, RollOutcome,
     ScheduleReport, describe_lateness,

@@ -181,6 +181,30 @@ UPDATE slots SET previous_since = updated_at WHERE previous_cert IS NOT NULL;
 -- Events written before delivery existed are history, not news.
 UPDATE outbox SET fanned_out_at = created_at;
 "#,
+    // v4: deployment state per server, type, target and role (current or
+    // staged pending), and rolls that wait for staging.
+    r#"
+CREATE TABLE deployments (
+    server            TEXT NOT NULL,
+    usage_type        TEXT NOT NULL,
+    target            TEXT NOT NULL,
+    role              TEXT NOT NULL CHECK (role IN ('current', 'pending')),
+    wanted            TEXT,
+    deployed          TEXT,
+    state             TEXT NOT NULL CHECK (state IN ('ok', 'failed')),
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    last_attempt_at   TEXT,
+    next_attempt_at   TEXT,
+    last_error        TEXT,
+    deployed_at       TEXT,
+    out_of_date_since TEXT,
+    lagging_alerted   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (server, usage_type, target, role)
+) STRICT, WITHOUT ROWID;
+
+ALTER TABLE jobs ADD COLUMN require_staged INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN held_since TEXT;
+"#,
 ];
 
 /// The schema version this build writes.

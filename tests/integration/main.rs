@@ -5,6 +5,7 @@ mod alerts;
 mod bad_input;
 mod commands;
 mod concurrency;
+mod deploy;
 mod engine;
 mod export;
 mod import;

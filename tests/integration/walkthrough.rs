@@ -38,7 +38,8 @@ fn the_readme_walkthrough_works_as_written() {
     std::fs::create_dir(&out).unwrap();
     // What the walkthrough leaves behind, for the assertions below.
     let epilogue = r#"
-cp oauth1.crt oauth2.crt oauth3.crt "$OUT/"
+cp oauth1.crt oauth2.crt oauth3.crt oauth4.crt reloads.log "$OUT/"
+certroll status --json > "$OUT/status.json"
 certroll get --json > "$OUT/get.json"
 certroll history --json > "$OUT/history.json"
 "#;
@@ -102,13 +103,44 @@ certroll history --json > "$OUT/history.json"
     assert!(stdout.contains(&format!("current   {t3}")), "{stdout}");
     assert!(stdout.contains(&format!("previous  {t2}")), "{stdout}");
 
+    // The pool: fe03 lagged, recovered, and the roll to oauth4 reached
+    // every server; the exported PFX read back.
+    let t4 = thumb("oauth4.crt");
+    assert!(
+        stdout.contains("OUT OF DATE") && stdout.contains("the service refused the certificate"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("status exited 1: fe03 is out of date"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("subject=CN = oauth4.contoso.com"),
+        "{stdout}"
+    );
+    let reloads = std::fs::read_to_string(out.join("reloads.log")).unwrap();
+    for s in ["fe01", "fe02", "fe03"] {
+        assert!(
+            reloads.contains(&format!("{s}.contoso.com:  -> {t3}")),
+            "{reloads}"
+        );
+        assert!(
+            reloads.contains(&format!("{s}.contoso.com: {t3} -> {t4}")),
+            "{reloads}"
+        );
+    }
+    assert_eq!(reloads.lines().count(), 6, "{reloads}");
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("status.json")).unwrap()).unwrap();
+    assert_eq!(status["up_to_date"], true);
+    assert_eq!(status["rows"].as_array().unwrap().len(), 3);
+
     let get: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("get.json")).unwrap()).unwrap();
     assert_eq!(get[0]["type"], "OAuthTokenIssuer");
     assert_eq!(get[0]["scope"], "global");
-    assert_eq!(get[0]["current"]["thumbprint"], t3);
-    assert_eq!(get[0]["previous"]["thumbprint"], t2);
-    assert_eq!(get[0]["previous"]["friendly_name"], "OAuth 2027");
+    assert_eq!(get[0]["current"]["thumbprint"], t4);
+    assert_eq!(get[0]["previous"]["thumbprint"], t3);
     assert!(get[0]["pending"].is_null());
 
     let history: serde_json::Value =
@@ -122,9 +154,12 @@ certroll history --json > "$OUT/history.json"
     assert_eq!(
         actions,
         [
-            "import", "assign", "import", "assign", "import", "schedule", "roll"
+            "import", "assign", "import", "assign", "import", "schedule", "roll", "import",
+            "schedule", "roll"
         ]
     );
     assert_eq!(history[3]["after"]["previous"], t1);
     assert_eq!(history[6]["after"]["current"], t3);
+    assert_eq!(history[3]["after"]["current"], t2);
+    assert_eq!(history[9]["after"]["current"], t4);
 }

@@ -1,0 +1,177 @@
+//! `certroll status` (the seeds' Get-CsManagementStoreReplicationStatus)
+//! and `certroll agent`.
+
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow};
+use clap::Args;
+use serde_json::json;
+
+use super::output::{self, short_opt};
+use super::{App, Reported, UsageError};
+use crate::clock::SystemClock;
+use crate::deploy::deployer::{Deployer, units};
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 every server up to date, 1 a server is out of date (or its last deployment failed), \
+2 usage or configuration error."
+)]
+pub struct StatusArgs {
+    /// Only this server
+    #[arg(long, value_name = "NAME")]
+    pub server: Option<String>,
+
+    /// Only these usage type(s)
+    #[arg(long = "type", value_name = "T[,T..]")]
+    pub types: Option<String>,
+
+    /// Print the rows as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The server (a [[server]] name of the configuration) to deploy to
+    #[arg(long, value_name = "NAME")]
+    pub server: String,
+
+    /// One pass, then exit (exit 1 if a deployment failed)
+    #[arg(long)]
+    pub once: bool,
+}
+
+pub fn run(app: &App, args: StatusArgs) -> Result<()> {
+    if app.config.servers.is_empty() {
+        return Err(UsageError("no [[server]] is configured".into()).into());
+    }
+    if let Some(s) = &args.server
+        && !app
+            .config
+            .servers
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(s))
+    {
+        return Err(UsageError(format!("no [[server]] named '{s}'")).into());
+    }
+    let types = match &args.types {
+        Some(t) => app.parse_types(t)?,
+        None => Vec::new(),
+    };
+    let store = app.open_store()?;
+    let states = store.deployment_states(args.server.as_deref())?;
+    let mut rows = Vec::new();
+    for u in units(&store, &app.config, args.server.as_deref())? {
+        if !types.is_empty() && !types.contains(&u.usage_type) {
+            continue;
+        }
+        let st = states.iter().find(|s| {
+            s.server == u.server.name
+                && s.usage_type == u.usage_type.as_str()
+                && s.target == u.target.name
+                && s.role == u.role.as_str()
+        });
+        let has = st.and_then(|s| s.deployed.clone());
+        let ok = st.is_some_and(|s| s.state == "ok") && has == u.wanted;
+        rows.push((u, st.cloned(), has, ok));
+    }
+    let lagging = rows.iter().filter(|r| !r.3).count();
+    if args.json {
+        output::print_json(&json!({
+            "up_to_date": lagging == 0,
+            "rows": rows.iter().map(|(u, st, has, ok)| json!({
+                "server": u.server.name,
+                "pool": u.server.pool,
+                "site": u.server.site,
+                "type": u.usage_type.to_string(),
+                "target": u.target.name,
+                "role": u.role.as_str(),
+                "slot": u.slot.to_string(),
+                "should_have": u.wanted,
+                "has": has,
+                "up_to_date": ok,
+                "last_attempt_at": st.as_ref().and_then(|s| s.last_attempt_at).map(output::time),
+                "deployed_at": st.as_ref().and_then(|s| s.deployed_at).map(output::time),
+                "attempts": st.as_ref().map_or(0, |s| s.attempts),
+                "last_error": st.as_ref().and_then(|s| s.last_error.clone()),
+                "next_attempt_at": st.as_ref().and_then(|s| s.next_attempt_at).map(output::time),
+            })).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        if rows.is_empty() {
+            println!("nothing to deploy: no configured server takes an assigned certificate");
+        }
+        for (u, st, has, ok) in &rows {
+            let mut line = format!(
+                "{:<24} {:<22} {:<12} {:<8} should {}  has {}  {}",
+                u.server.name,
+                u.usage_type.as_str(),
+                u.target.name,
+                u.role.as_str(),
+                short_opt(u.wanted.as_deref()),
+                short_opt(has.as_deref()),
+                if *ok { "up to date" } else { "OUT OF DATE" }
+            );
+            if let Some(s) = st {
+                if let Some(t) = s.last_attempt_at {
+                    line.push_str(&format!(", last attempt {}", output::time(t)));
+                }
+                if let Some(e) = &s.last_error {
+                    line.push_str(&format!(" ({e})"));
+                }
+            } else {
+                line.push_str(", never attempted (is certroll serve or agent running?)");
+            }
+            println!("{line}");
+        }
+    }
+    if lagging > 0 {
+        return Err(Reported(super::EXIT_FAILED).into());
+    }
+    Ok(())
+}
+
+pub fn run_agent(app: &App, args: AgentArgs) -> Result<()> {
+    if !app
+        .config
+        .servers
+        .iter()
+        .any(|c| c.name.eq_ignore_ascii_case(&args.server))
+    {
+        return Err(UsageError(format!(
+            "no [[server]] named '{}' in the configuration",
+            args.server
+        ))
+        .into());
+    }
+    let config = Arc::new(app.config.clone());
+    if args.once {
+        let mut d = Deployer::new(
+            app.open_store()?,
+            config,
+            Arc::new(SystemClock),
+            Some(args.server.clone()),
+        );
+        let s = d.pass()?;
+        println!(
+            "{}: {} unit(s) deployed, {} failed",
+            args.server, s.deployed, s.failed
+        );
+        if s.failed > 0 {
+            return Err(Reported(super::EXIT_FAILED).into());
+        }
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(crate::service::run_agent(
+        config,
+        &app.data_dir,
+        Arc::new(SystemClock),
+        args.server,
+        crate::service::shutdown_signal(),
+    ))
+}

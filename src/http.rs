@@ -1,0 +1,149 @@
+//! `serve`'s HTTP listener, off unless `[http] listen` is set (loopback in
+//! the example): `/.well-known/jwks.json` publishes the keys of the global
+//! slot of every type marked `publish_jwks` (current, pending, previous), so
+//! relying parties learn the next key before it signs and keep the old one
+//! through the overlap; `/jwks.json?type=T&scope=S` publishes one slot's.
+//! It stops with the service.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::cert::{Scope, SlotKey};
+use crate::config::Config;
+use crate::deploy::deployer::jwks_for_slot;
+use crate::store::Store;
+
+#[derive(Clone)]
+struct AppState {
+    store: Arc<Mutex<Store>>,
+    config: Arc<Config>,
+}
+
+#[derive(Deserialize)]
+struct SlotQuery {
+    #[serde(rename = "type")]
+    usage_type: String,
+    scope: Option<String>,
+}
+
+fn json_response(v: Value) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "max-age=60"),
+        ],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"error": message}).to_string(),
+    )
+        .into_response()
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(error(StatusCode::SERVICE_UNAVAILABLE, e)),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+async fn well_known(State(st): State<AppState>) -> Response {
+    let r = blocking(move || {
+        let store = st
+            .store
+            .lock()
+            .map_err(|_| "store lock poisoned".to_string())?;
+        let mut keys = Vec::new();
+        for t in st.config.types.names() {
+            let t = crate::cert::UsageType::from_canonical(t);
+            if st.config.publishes_jwks(&t) {
+                let doc = jwks_for_slot(&store, &SlotKey::new(Scope::Global, t))
+                    .map_err(|e| e.to_string())?;
+                keys.extend(doc["keys"].as_array().cloned().unwrap_or_default());
+            }
+        }
+        Ok(json!({ "keys": keys }))
+    })
+    .await;
+    match r {
+        Ok(v) => json_response(v),
+        Err(resp) => resp,
+    }
+}
+
+async fn one_slot(State(st): State<AppState>, Query(q): Query<SlotQuery>) -> Response {
+    let t = match st.config.types.parse(&q.usage_type) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let scope = match Scope::parse(q.scope.as_deref().unwrap_or("global")) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if !st.config.publishes_jwks(&t) {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("{t} keys are not published (publish_jwks)"),
+        );
+    }
+    let r = blocking(move || {
+        let store = st
+            .store
+            .lock()
+            .map_err(|_| "store lock poisoned".to_string())?;
+        jwks_for_slot(&store, &SlotKey::new(scope, t)).map_err(|e| e.to_string())
+    })
+    .await;
+    match r {
+        Ok(v) => json_response(v),
+        Err(resp) => resp,
+    }
+}
+
+/// Binds the listener (so a taken port fails at start).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("[http] listen {addr}: {e}"))
+}
+
+/// Serves on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: Arc<Config>,
+    data_dir: PathBuf,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = Store::open(&data_dir)?;
+    let state = AppState {
+        store: Arc::new(Mutex::new(store)),
+        config,
+    };
+    let app = Router::new()
+        .route("/.well-known/jwks.json", get(well_known))
+        .route("/jwks.json", get(one_slot))
+        .with_state(state);
+    tracing::info!(addr = %listener.local_addr()?, "HTTP listener ready");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

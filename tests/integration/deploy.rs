@@ -1,0 +1,572 @@
+//! Issue 5: deployment to every server of a pool, replication status,
+//! staging, JWKS.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use chrono::{Duration, Utc};
+
+use crate::peers::free_port;
+use crate::util::*;
+
+const SERVERS: [&str; 3] = ["fe01.contoso.com", "fe02.contoso.com", "fe03.contoso.com"];
+
+/// A pool of three servers whose files go under `srv/`; fe03's reload fails
+/// (for `fail_role`) until the file `fixed` exists.
+fn pool_config(dir: &Path, fail_role: &str, extra: &str) -> String {
+    let mut c = String::from(
+        "sip_domain = \"contoso.com\"\n[deploy]\nretry_base_seconds = 1\nretry_max_seconds = 1\nlagging_after_minutes = 0\n",
+    );
+    c.push_str(extra);
+    for s in SERVERS {
+        c.push_str(&format!(
+            "[[server]]\nname = \"{s}\"\npool = \"pool01.contoso.com\"\n"
+        ));
+    }
+    let d = dir.display();
+    c.push_str(&format!(
+        r#"[[target]]
+name = "files"
+scope = "pool:pool01.contoso.com"
+types = ["OAuthTokenIssuer"]
+reload = '''
+if [ "$CERTROLL_SERVER" = fe03.contoso.com ] && [ "$CERTROLL_ROLE" = {fail_role} ] && [ ! -e {d}/fixed ]; then
+  echo "the service refused the certificate" >&2; exit 3
+fi
+echo "$CERTROLL_SERVER $CERTROLL_ROLE $CERTROLL_OLD_THUMBPRINT $CERTROLL_NEW_THUMBPRINT" >> {d}/reloads.log
+'''
+reload_timeout_seconds = 10
+[[target.file]]
+kind = "fullchain"
+path = "{d}/srv/{{server}}/{{type}}/fullchain.pem"
+pending_path = "{d}/srv/{{server}}/{{type}}/next/fullchain.pem"
+[[target.file]]
+kind = "key"
+path = "{d}/srv/{{server}}/{{type}}/key.pem"
+[[target.file]]
+kind = "cert"
+path = "{d}/srv/{{server}}/{{type}}/cert.pem"
+mode = "0640"
+[[target.file]]
+kind = "jwks"
+path = "{d}/srv/{{server}}/{{type}}/jwks.json"
+"#
+    ));
+    c
+}
+
+fn file(dir: &Path, server: &str, name: &str) -> PathBuf {
+    dir.join("srv")
+        .join(server)
+        .join("OAuthTokenIssuer")
+        .join(name)
+}
+
+fn fullchain_of(crt: &str) -> String {
+    // The leaf, then its issuers (the fixtures' chain is int, root).
+    let mut out = std::fs::read_to_string(fixture(crt)).unwrap();
+    out.push_str(&std::fs::read_to_string(fixture("int.crt.pem")).unwrap());
+    out.push_str(&std::fs::read_to_string(fixture("root.crt.pem")).unwrap());
+    out
+}
+
+fn status(env: &Env) -> (i32, serde_json::Value) {
+    let r = env.run(&["status", "--json"]);
+    (r.code, r.json())
+}
+
+fn up_to_date(env: &Env) -> bool {
+    status(env).0 == 0
+}
+
+#[test]
+fn an_assignment_and_a_roll_reach_every_server_and_a_lagging_one_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let env = Env::with_config(&pool_config(dir, "current", ""));
+    assert_eq!(
+        env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
+            .code,
+        0
+    );
+    let serve = env.serve();
+    wait_until(20, "fe01 and fe02", || {
+        SERVERS[..2].iter().all(|s| {
+            std::fs::read_to_string(file(dir, s, "fullchain.pem"))
+                .is_ok_and(|c| c == fullchain_of("oauth1.crt.pem"))
+        })
+    });
+    // fe03's reload fails: status shows it lagging and exits 1.
+    wait_until(20, "fe03 to fail", || {
+        let (_, v) = status(&env);
+        v["rows"].as_array().unwrap().iter().any(|r| {
+            r["server"] == SERVERS[2]
+                && r["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("refused"))
+        })
+    });
+    let (code, v) = status(&env);
+    assert_eq!(code, 1);
+    let fe03 = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["server"] == SERVERS[2] && r["role"] == "current")
+        .unwrap()
+        .clone();
+    assert_eq!(fe03["up_to_date"], false);
+    assert_eq!(fe03["should_have"], thumbprint("oauth1.crt.pem"));
+    assert!(fe03["has"].is_null());
+    let text = env.run(&["status"]).stdout;
+    assert!(
+        text.contains("OUT OF DATE") && text.contains("the service refused the certificate"),
+        "{text}"
+    );
+    wait_until(10, "the alerts", || {
+        sql_i64(
+            &env,
+            "SELECT count(*) FROM outbox WHERE kind IN ('deploy.failed', 'replication.lagging')",
+        ) == 2
+    });
+
+    // Fixed: the retry brings it up to date.
+    std::fs::write(dir.join("fixed"), "").unwrap();
+    wait_until(20, "fe03 to recover", || up_to_date(&env));
+    assert_eq!(
+        sql_i64(
+            &env,
+            "SELECT count(*) FROM outbox WHERE kind = 'deploy.recovered'"
+        ),
+        1
+    );
+
+    // A roll reaches all three.
+    let r = env.import(
+        "oauth2-windows.pfx",
+        &[
+            "--type",
+            "OAuthTokenIssuer",
+            "--effective-date",
+            "+1s",
+            "--roll",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    wait_until(20, "the rolled certificate on every server", || {
+        SERVERS.iter().all(|s| {
+            std::fs::read_to_string(file(dir, s, "fullchain.pem"))
+                .is_ok_and(|c| c == fullchain_of("oauth2.crt.pem"))
+        })
+    });
+    wait_until(20, "status up to date", || up_to_date(&env));
+    assert_eq!(serve.stop(), 0);
+
+    // Modes: key 0600 by default, cert as configured, fullchain 0644.
+    for s in SERVERS {
+        let mode = |n: &str| {
+            std::fs::metadata(file(dir, s, n))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("key.pem"), 0o600);
+        assert_eq!(mode("cert.pem"), 0o640);
+        assert_eq!(mode("fullchain.pem"), 0o644);
+        let key = std::fs::read_to_string(file(dir, s, "key.pem")).unwrap();
+        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
+    }
+    // The reload ran once per change and server, and was told what changed.
+    let log = std::fs::read_to_string(dir.join("reloads.log")).unwrap();
+    let (t1, t2) = (thumbprint("oauth1.crt.pem"), thumbprint("oauth2.crt.pem"));
+    for s in SERVERS {
+        assert!(log.contains(&format!("{s} current  {t1}")), "{log}");
+        assert!(log.contains(&format!("{s} current {t1} {t2}")), "{log}");
+    }
+    // Each server reloaded its current certificate twice for a change of
+    // certificate; other reloads of the current unit are for a JWKS that
+    // changed (the pending key appeared or left) and keep the thumbprint.
+    let changes = log.lines().filter(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        f[1] == "current" && f[2] != f[3]
+    });
+    assert_eq!(changes.count(), 6, "{log}");
+    for l in log
+        .lines()
+        .filter(|l| l.split(' ').nth(1) == Some("current"))
+    {
+        let f: Vec<&str> = l.split(' ').collect();
+        assert!(f[2] != f[3] || f[3] == t1 || f[3] == t2, "{log}");
+    }
+}
+
+#[test]
+fn a_reader_never_sees_a_torn_file_during_1000_deployments() {
+    use certroll::cert::{Scope, SlotKey, UsageType};
+    use certroll::deploy::deployer::Deployer;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    std::fs::write(dir.join("fixed"), "").unwrap();
+    let env = Env::with_config(&pool_config(&dir, "current", ""));
+    let config = std::sync::Arc::new(certroll::config::Config::load(Some(&env.config)).unwrap());
+    let (a, b) = (entry("oauth1-openssl3.pfx"), entry("oauth2-windows.pfx"));
+    let pool = SlotKey::new(
+        Scope::Pool("pool01.contoso.com".into()),
+        UsageType::from_canonical("OAuthTokenIssuer"),
+    );
+    let mut s = store(&env);
+    s.assign(
+        Some(&new_cert(&a)),
+        &a.cert.thumbprint,
+        std::slice::from_ref(&pool),
+        &test_ctx(),
+    )
+    .unwrap();
+    s.import(&new_cert(&b), &test_ctx()).unwrap();
+    let mut deployer = Deployer::new(
+        store(&env),
+        config,
+        std::sync::Arc::new(certroll::clock::SystemClock),
+        Some(SERVERS[0].into()),
+    );
+    deployer.pass().unwrap();
+
+    let path = file(&dir, SERVERS[0], "fullchain.pem");
+    let good = [
+        fullchain_of("oauth1.crt.pem"),
+        fullchain_of("oauth2.crt.pem"),
+    ];
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (path, good, stop) = (path.clone(), good.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let c = std::fs::read_to_string(&path).unwrap();
+                assert!(
+                    good.contains(&c),
+                    "a torn or foreign file was visible:\n{c}"
+                );
+                reads += 1;
+            }
+            reads
+        })
+    };
+    for i in 0..1000 {
+        let e = if i % 2 == 0 { &b } else { &a };
+        s.assign(
+            None,
+            &e.cert.thumbprint,
+            std::slice::from_ref(&pool),
+            &test_ctx(),
+        )
+        .unwrap();
+        let done = deployer.pass().unwrap();
+        assert_eq!(done.failed, 0);
+        assert!(done.deployed >= 1, "deployment {i} wrote nothing");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads = reader.join().unwrap();
+    assert!(reads > 1000, "the reader read only {reads} times");
+    // No temporary file is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn require_staged_holds_the_roll_until_the_last_server_staged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let env = Env::with_config(&pool_config(dir, "pending", ""));
+    let pool = [
+        "--type",
+        "OAuthTokenIssuer",
+        "--scope",
+        "pool:pool01.contoso.com",
+    ];
+    let mut args = vec!["import"];
+    args.extend(pool);
+    assert_eq!(env.import("oauth1-openssl3.pfx", &pool).code, 0);
+    let serve = env.serve();
+    wait_until(20, "the current certificate everywhere", || {
+        SERVERS
+            .iter()
+            .all(|s| file(dir, s, "fullchain.pem").exists())
+    });
+    let mut roll = pool.to_vec();
+    roll.extend(["--effective-date", "+2s", "--roll", "--require-staged"]);
+    let r = env.import("oauth2-windows.pfx", &roll);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let due = Utc::now() + Duration::seconds(2);
+    // fe01 and fe02 stage; fe03's staging fails.
+    wait_until(20, "staging on fe01 and fe02", || {
+        SERVERS[..2]
+            .iter()
+            .all(|s| file(dir, s, "next/fullchain.pem").exists())
+    });
+    wait_past(due + Duration::milliseconds(1500));
+    let slot = env.ok(&["get", "--json"]).json();
+    assert_eq!(
+        slot[0]["current"]["thumbprint"],
+        thumbprint("oauth1.crt.pem"),
+        "promoted before fe03 staged"
+    );
+    wait_until(10, "roll.held", || {
+        sql_i64(&env, "SELECT count(*) FROM outbox WHERE kind = 'roll.held'") == 1
+    });
+    let job = env.ok(&["jobs", "show", "1", "--json"]).json();
+    assert_eq!(job["state"], "scheduled");
+
+    std::fs::write(dir.join("fixed"), "").unwrap();
+    wait_until(20, "the roll once fe03 staged", || {
+        env.ok(&["get", "--json"]).json()[0]["current"]["thumbprint"]
+            == thumbprint("oauth2.crt.pem")
+    });
+    let job = env.ok(&["jobs", "show", "1", "--json"]).json();
+    assert_eq!(job["state"], "succeeded");
+    assert!(job["lateness_ms"].as_f64().unwrap() > 1500.0, "{job}");
+    // After the roll nothing is pending: the staged files are removed, the
+    // new certificate is current everywhere.
+    wait_until(20, "staged files removed", || {
+        SERVERS
+            .iter()
+            .all(|s| !file(dir, s, "next/fullchain.pem").exists())
+    });
+    wait_until(20, "up to date", || up_to_date(&env));
+    assert_eq!(serve.stop(), 0);
+
+    // Without staging paths, --require-staged is refused.
+    let env = Env::new();
+    assert_eq!(
+        env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
+            .code,
+        0
+    );
+    env.import(
+        "oauth2-windows.pfx",
+        &[
+            "--type",
+            "OAuthTokenIssuer",
+            "--effective-date",
+            "+1h",
+            "--roll",
+            "--require-staged",
+        ],
+    )
+    .assert_one_line_error(
+        2,
+        &[
+            "--require-staged",
+            "no configured server stages OAuthTokenIssuer@global",
+        ],
+    );
+}
+
+#[test]
+fn at_the_staging_deadline_the_roll_is_promoted_with_an_alert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // A deadline of zero minutes: promote at the instant whoever lags.
+    let env = Env::with_config(&pool_config(
+        dir,
+        "pending",
+        "staging_deadline_minutes = 0\n",
+    ));
+    let pool = [
+        "--type",
+        "OAuthTokenIssuer",
+        "--scope",
+        "pool:pool01.contoso.com",
+    ];
+    assert_eq!(env.import("oauth1-openssl3.pfx", &pool).code, 0);
+    let serve = env.serve();
+    let mut roll = pool.to_vec();
+    roll.extend(["--effective-date", "+2s", "--roll", "--require-staged"]);
+    assert_eq!(env.import("oauth2-windows.pfx", &roll).code, 0);
+    wait_until(20, "the forced roll", || {
+        env.ok(&["get", "--json"]).json()[0]["current"]["thumbprint"]
+            == thumbprint("oauth2.crt.pem")
+    });
+    let forced = sql_i64(
+        &env,
+        "SELECT count(*) FROM outbox WHERE kind = 'roll.forced' AND payload LIKE '%fe03.contoso.com%'",
+    );
+    assert_eq!(forced, 1);
+    assert_eq!(
+        sql_i64(&env, "SELECT count(*) FROM outbox WHERE kind = 'roll.held'"),
+        0
+    );
+    assert_eq!(serve.stop(), 0);
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    Base64UrlUnpadded::encode_string(bytes)
+}
+
+/// Checks a JWK against the fixture certificate it describes.
+fn check_jwk(k: &serde_json::Value, crt: &str) {
+    use base64ct::{Base64, Encoding};
+    let pem = std::fs::read_to_string(fixture(crt)).unwrap();
+    let der = certroll::cert::pem::parse_blocks(&pem)
+        .unwrap()
+        .remove(0)
+        .der;
+    let info = certroll::cert::CertInfo::from_der(&der).unwrap();
+    assert_eq!(k["kid"], info.thumbprint);
+    assert_eq!(k["use"], "sig");
+    assert_eq!(k["kty"], "RSA");
+    assert_eq!(k["e"], "AQAB");
+    let certroll::cert::x509::PublicKeyMaterial::Rsa { n, .. } = &info.public_key else {
+        panic!()
+    };
+    assert_eq!(k["n"], b64url(n));
+    let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
+    let sha256 = ring::digest::digest(&ring::digest::SHA256, &der);
+    assert_eq!(k["x5t"], b64url(sha1.as_ref()));
+    assert_eq!(k["x5t#S256"], b64url(sha256.as_ref()));
+    assert_eq!(
+        Base64::decode_vec(k["x5c"][0].as_str().unwrap()).unwrap(),
+        der
+    );
+    assert_eq!(k["x5c"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn the_jwks_lists_the_next_key_before_the_roll_and_the_old_one_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("fixed"), "").unwrap();
+    let port = free_port();
+    let env = Env::with_config(&pool_config(
+        dir,
+        "current",
+        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+    ));
+    // The pool's slot for the files, the global one for the well-known URL.
+    assert_eq!(
+        env.import(
+            "oauth1-openssl3.pfx",
+            &[
+                "--type",
+                "OAuthTokenIssuer",
+                "--scope",
+                "pool:pool01.contoso.com"
+            ]
+        )
+        .code,
+        0
+    );
+    let t1 = thumbprint("oauth1.crt.pem");
+    env.ok(&["set", "--type", "OAuthTokenIssuer", "--thumbprint", &t1]);
+    let serve = env.serve();
+    let get = |path: &str| -> serde_json::Value {
+        let out = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", &format!("import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:{port}{path}').read().decode())")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    wait_until(20, "the JWKS file", || {
+        file(dir, SERVERS[0], "jwks.json").exists()
+    });
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        v["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Scheduled: the pending key is published before it signs.
+    for scope in ["pool:pool01.contoso.com", "global"] {
+        let r = env.import(
+            "oauth2-windows.pfx",
+            &[
+                "--type",
+                "OAuthTokenIssuer",
+                "--scope",
+                scope,
+                "--effective-date",
+                "+3s",
+                "--roll",
+            ],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let t2 = thumbprint("oauth2.crt.pem");
+    wait_until(20, "the pending key in the file", || {
+        std::fs::read_to_string(file(dir, SERVERS[0], "jwks.json")).is_ok_and(|c| c.contains(&t2))
+    });
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file(dir, SERVERS[0], "jwks.json")).unwrap())
+            .unwrap();
+    assert_eq!(keys(&doc), [t1.clone(), t2.clone()]);
+    check_jwk(&doc["keys"][0], "oauth1.crt.pem");
+    assert_eq!(
+        keys(&get("/.well-known/jwks.json")),
+        [t1.clone(), t2.clone()]
+    );
+
+    // After the roll: current, then previous, kept through the overlap.
+    wait_until(20, "the roll", || {
+        env.get_json()[0]["current"]["thumbprint"] == t2
+    });
+    wait_until(20, "the rolled key first", || {
+        std::fs::read_to_string(file(dir, SERVERS[0], "jwks.json")).is_ok_and(|c| {
+            serde_json::from_str::<serde_json::Value>(&c)
+                .is_ok_and(|v| keys(&v) == [t2.clone(), t1.clone()])
+        })
+    });
+    wait_until(10, "the well-known document", || {
+        keys(&get("/.well-known/jwks.json")) == [t2.clone(), t1.clone()]
+    });
+    let one = get("/jwks.json?type=oauthtokenissuer&scope=pool:pool01.contoso.com");
+    assert_eq!(keys(&one), [t2.clone(), t1.clone()]);
+    check_jwk(&one["keys"][0], "oauth2.crt.pem");
+    assert_eq!(serve.stop(), 0);
+}
+
+#[test]
+fn an_agent_deploys_only_its_own_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("fixed"), "").unwrap();
+    let env = Env::with_config(&pool_config(dir, "current", ""));
+    assert_eq!(
+        env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
+            .code,
+        0
+    );
+    let r = env.ok(&["agent", "--server", SERVERS[1], "--once"]);
+    assert!(
+        r.stdout
+            .contains("fe02.contoso.com: 1 unit(s) deployed, 0 failed"),
+        "{}",
+        r.stdout
+    );
+    assert!(file(dir, SERVERS[1], "fullchain.pem").exists());
+    assert!(!file(dir, SERVERS[0], "fullchain.pem").exists());
+    let r = env.run(&["status", "--server", SERVERS[1]]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let r = env.run(&["status"]);
+    assert_eq!(r.code, 1, "fe01 and fe03 were never deployed: {}", r.stdout);
+    assert!(r.stdout.contains("never attempted"), "{}", r.stdout);
+    assert_eq!(
+        env.run(&["agent", "--server", "nobody.contoso.com", "--once"])
+            .code,
+        2
+    );
+}
