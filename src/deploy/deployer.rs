@@ -173,6 +173,7 @@ impl Deployer {
                 role.as_str().to_string(),
             ));
             let has_jwks = unit.role == DeployRole::Current
+                && self.config.publishes_jwks(&unit.usage_type)
                 && unit.files.iter().any(|(f, _)| f.kind == FileKind::Jwks);
             let settled = prev.is_some_and(|p| {
                 p.state == "ok" && p.deployed == unit.wanted && p.wanted == unit.wanted
@@ -370,7 +371,11 @@ impl Deployer {
                     pfx::build(&cert.info, &cert.chain, &key, &pw, &opts)?
                 }
                 FileKind::Jwks => {
-                    if unit.role == DeployRole::Pending {
+                    // The pending key is in the current unit's document;
+                    // types without publish_jwks publish none.
+                    if unit.role == DeployRole::Pending
+                        || !self.config.publishes_jwks(&unit.usage_type)
+                    {
                         continue;
                     }
                     serde_json::to_vec_pretty(&self.jwks_of(unit).map_err(|e| e.to_string())?)

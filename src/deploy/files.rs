@@ -145,4 +145,43 @@ mod tests {
         assert_eq!(group_id("0").unwrap(), 0);
         assert!(user_id("no-such-user-certroll").is_err());
     }
+
+    #[test]
+    fn gives_the_file_its_owner_and_group() {
+        use std::os::unix::fs::MetadataExt;
+        // As root, hand the file to nobody:nogroup; otherwise to ourselves
+        // (the only chown allowed), which still goes through fchown.
+        // SAFETY: plain getters without side effects.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let (to_uid, to_gid) = if uid == 0 { (65534, 65534) } else { (uid, gid) };
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cert.pem");
+        let own = Ownership {
+            mode: 0o640,
+            uid: Some(to_uid),
+            gid: Some(to_gid),
+        };
+        write_atomic(&p, b"pem", own).unwrap();
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (to_uid, to_gid, 0o640)
+        );
+        assert!(has_ownership(&p, own));
+        // A different owner wanted: the file does not have it.
+        assert!(!has_ownership(
+            &p,
+            Ownership {
+                uid: Some(to_uid + 1),
+                ..own
+            }
+        ));
+        assert!(!has_ownership(
+            &p,
+            Ownership {
+                gid: Some(to_gid + 1),
+                ..own
+            }
+        ));
+    }
 }

@@ -570,3 +570,129 @@ fn an_agent_deploys_only_its_own_server() {
         2
     );
 }
+
+#[test]
+fn pfx_and_chain_files_read_back_and_an_unchanged_unit_is_left_alone() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().display();
+    let config = format!(
+        r#"sip_domain = "contoso.com"
+[policy.OAuthTokenIssuer]
+publish_jwks = false
+[[server]]
+name = "fe01.contoso.com"
+[[target]]
+name = "iis"
+types = ["OAuthTokenIssuer"]
+reload = "echo \"$CERTROLL_CHANGED_FILES\" >> {d}/reloads.log"
+[[target.file]]
+kind = "pfx"
+path = "{d}/{{server}}/modern.pfx"
+password_env = "CERTROLL_TEST_PFX_PASSWORD"
+[[target.file]]
+kind = "pfx"
+path = "{d}/{{server}}/legacy.pfx"
+password_file = "{d}/pfx.pw"
+legacy = true
+[[target.file]]
+kind = "chain"
+path = "{d}/{{server}}/chain.pem"
+[[target.file]]
+kind = "jwks"
+path = "{d}/{{server}}/jwks.json"
+"#
+    );
+    std::fs::write(tmp.path().join("pfx.pw"), "Leg4cy!\n").unwrap();
+    let env = Env::with_config(&config);
+    assert_eq!(
+        env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
+            .code,
+        0
+    );
+    let agent = |env: &Env| {
+        let mut cmd = env.command(&["agent", "--server", "fe01.contoso.com", "--once"]);
+        cmd.env("CERTROLL_TEST_PFX_PASSWORD", "M0dern!");
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(agent(&env).contains("1 unit(s) deployed, 0 failed"));
+    let dir = tmp.path().join("fe01.contoso.com");
+    for (name, pass, info) in [
+        ("modern.pfx", "M0dern!", "AES-256"),
+        ("legacy.pfx", "Leg4cy!", "TripleDES"),
+    ] {
+        let p = dir.join(name);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{name}"
+        );
+        let o = std::process::Command::new("openssl")
+            .args([
+                "pkcs12",
+                "-nodes",
+                "-info",
+                "-passin",
+                &format!("pass:{pass}"),
+                "-in",
+            ])
+            .arg(&p)
+            .output()
+            .unwrap();
+        let (text, err) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        assert!(o.status.success(), "{name}: {err}");
+        assert!(err.contains(info), "{name}: {err}");
+        assert_eq!(text.matches("BEGIN CERTIFICATE").count(), 3, "{name}");
+        assert!(text.contains("BEGIN PRIVATE KEY"), "{name}");
+    }
+    // publish_jwks is off for the type: no JWKS file.
+    assert!(!dir.join("jwks.json").exists());
+    let chain = std::fs::read_to_string(dir.join("chain.pem")).unwrap();
+    let mut want = std::fs::read_to_string(fixture("int.crt.pem")).unwrap();
+    want.push_str(&std::fs::read_to_string(fixture("root.crt.pem")).unwrap());
+    assert_eq!(chain, want);
+
+    // Nothing changed: nothing is rewritten and the reload does not run.
+    let inodes = |dir: &Path| -> Vec<(u64, i64)> {
+        ["modern.pfx", "legacy.pfx", "chain.pem"]
+            .iter()
+            .map(|n| {
+                std::fs::metadata(dir.join(n))
+                    .map(|m| (m.ino(), m.mtime_nsec()))
+                    .unwrap()
+            })
+            .collect()
+    };
+    let before = inodes(&dir);
+    assert!(agent(&env).contains("0 unit(s) deployed, 0 failed"));
+    assert_eq!(inodes(&dir), before);
+    let log = std::fs::read_to_string(tmp.path().join("reloads.log")).unwrap();
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(
+        log.contains("modern.pfx") && log.contains("chain.pem"),
+        "{log}"
+    );
+
+    // A file changed behind certroll's back is repaired at the next pass.
+    std::fs::write(dir.join("chain.pem"), "tampered").unwrap();
+    assert!(agent(&env).contains("1 unit(s) deployed, 0 failed"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("chain.pem")).unwrap(),
+        want
+    );
+    let log = std::fs::read_to_string(tmp.path().join("reloads.log")).unwrap();
+    assert_eq!(
+        log.lines().nth(1),
+        Some(format!("{d}/fe01.contoso.com/chain.pem").as_str()),
+        "{log}"
+    );
+}
