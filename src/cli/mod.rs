@@ -4,6 +4,7 @@
 mod bench;
 mod certs;
 mod check;
+mod docs;
 mod export;
 mod get;
 mod history;
@@ -138,6 +139,10 @@ pub enum Command {
     Agent(status::AgentArgs),
     /// Measure the roll queue on this machine, in a scratch store (takes about 5 minutes; --quick: seconds)
     Bench(bench::BenchArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell)
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (or write every page into a directory)
+    Man(docs::ManArgs),
     /// Run the background service: rolls each pending certificate at its instant
     #[command(
         after_help = "Runs until SIGINT or SIGTERM, then finishes the roll in progress and exits 0. \
@@ -280,6 +285,12 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Command::Check(args) = &cli.command {
         return check_with_unknown(&cli, args);
     }
+    // Neither reads the configuration or the store.
+    match cli.command {
+        Command::Completions(args) => return docs::completions(args),
+        Command::Man(args) => return docs::man(args),
+        _ => {}
+    }
     let app = App::new(&cli)?;
     match cli.command {
         Command::Import(args) => import::run(&app, args),
@@ -297,6 +308,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check(args) => check::run(&app, args),
         Command::Status(args) => status::run(&app, args),
         Command::Agent(args) => status::run_agent(&app, args),
+        Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
         Command::Serve => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -11,6 +11,7 @@ mod export;
 mod import;
 mod keys_at_rest;
 mod migrations;
+mod ops;
 mod peers;
 mod policy;
 mod rolls;
