@@ -9,11 +9,15 @@ use serde_json::json;
 use super::output;
 use super::{App, Reported};
 use crate::cert::expiry::{Health, health};
+use crate::store::JobState;
 
 #[derive(Debug, Args)]
 #[command(
     after_help = "Exit codes (monitoring plugins): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the store or \
-configuration cannot be read). Thresholds: warning_days and critical_days in [check]."
+configuration cannot be read). Thresholds: warning_days and critical_days in [check]; a deployment \
+still failing after [deploy] lagging_after_minutes is a WARNING.\n\n\
+The summary line ends with performance data: | days_left_min=N;WARN:;CRIT:;; slots=N slots_warning=N \
+slots_critical=N rolls_scheduled=N rolls_failed=N notifications_dead=N servers_out_of_date=N."
 )]
 pub struct CheckArgs {
     /// Print the details as JSON (after the summary line's status, in "status")
@@ -48,8 +52,42 @@ pub fn run(app: &App, args: CheckArgs) -> Result<()> {
         .filter(|(_, s, _)| s == "dead")
         .map(|(_, _, n)| n)
         .sum();
+    let jobs = store.job_counts()?;
+    let jobs_in = |state: JobState| {
+        jobs.iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n)
+    };
+    // Servers still out of date past [deploy] lagging_after_minutes.
+    let deploy_rows = if app.config.servers.is_empty() {
+        Vec::new()
+    } else {
+        crate::deploy::status::rows(&store, &app.config, None)?
+    };
+    let lag = chrono::Duration::minutes(app.config.deploy.lagging_after_minutes.into());
+    let mut lagging: Vec<String> = deploy_rows
+        .iter()
+        .filter(|r| !r.up_to_date)
+        .filter_map(|r| {
+            let st = r.state.as_ref()?;
+            let since = st.out_of_date_since?;
+            (since + lag <= now).then(|| {
+                format!(
+                    "{}: {} {} not deployed since {} ({})",
+                    r.unit.server.name,
+                    r.unit.usage_type,
+                    r.unit.role.as_str(),
+                    output::time(since),
+                    st.last_error.as_deref().unwrap_or("no error recorded")
+                )
+            })
+        })
+        .collect();
+    lagging.sort();
+    lagging.dedup();
+
     let mut status = slots.iter().map(|s| s.health).max().unwrap_or(Health::Ok);
-    if dead > 0 {
+    if dead > 0 || !lagging.is_empty() {
         status = status.max(Health::Warning);
     }
     let count = |h: Health| slots.iter().filter(|s| s.health == h).count();
@@ -77,14 +115,47 @@ pub fn run(app: &App, args: CheckArgs) -> Result<()> {
     if let Some(w) = &worst {
         summary.push_str(&format!(" - {w}"));
     }
+    if !lagging.is_empty() {
+        summary.push_str(&format!("; {} deployment(s) lagging", lagging.len()));
+    }
     if slots.is_empty() {
         summary = format!("CERTROLL {} - no certificate assigned", status.as_str());
     }
+    // Performance data, as monitoring plugins print it after a '|':
+    // label=value;warn;crit;min;max. "30:" alerts below 30.
+    let mut perf = Vec::new();
+    if let Some(min) = slots.iter().filter_map(|s| s.days_left).min() {
+        perf.push(format!(
+            "days_left_min={min};{}:;{}:;;",
+            app.config.check.warning_days, app.config.check.critical_days
+        ));
+    }
+    let counts = [
+        ("slots", slots.len() as i64),
+        ("slots_warning", count(Health::Warning) as i64),
+        ("slots_critical", count(Health::Critical) as i64),
+        (
+            "rolls_scheduled",
+            jobs_in(JobState::Scheduled) + jobs_in(JobState::Running),
+        ),
+        ("rolls_failed", jobs_in(JobState::Failed)),
+        ("notifications_dead", dead),
+        (
+            "servers_out_of_date",
+            crate::deploy::status::servers_out_of_date(&deploy_rows) as i64,
+        ),
+    ];
+    perf.extend(counts.iter().map(|(k, v)| format!("{k}={v};;;0;")));
+    let perfdata = perf.join(" ");
     if args.json {
         output::print_json(&json!({
             "status": status.as_str(),
             "summary": summary,
             "dead_notifications": dead,
+            "lagging_deployments": lagging,
+            "perfdata": counts.iter().map(|(k, v)| (k.to_string(), json!(v)))
+                .chain(slots.iter().filter_map(|s| s.days_left).min().map(|m| ("days_left_min".to_string(), json!(m))))
+                .collect::<serde_json::Map<_, _>>(),
             "slots": slots.iter().map(|s| json!({
                 "scope": s.slot.scope.to_string(),
                 "type": s.slot.usage_type.to_string(),
@@ -94,11 +165,14 @@ pub fn run(app: &App, args: CheckArgs) -> Result<()> {
             })).collect::<Vec<_>>(),
         }))?;
     } else {
-        println!("{summary}");
+        println!("{summary} | {perfdata}");
         for s in &slots {
             for (h, p) in &s.problems {
                 println!("{} {}: {p}", h.as_str(), s.slot);
             }
+        }
+        for l in &lagging {
+            println!("WARNING {l}");
         }
     }
     match code(status) {

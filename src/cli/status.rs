@@ -10,7 +10,8 @@ use serde_json::json;
 use super::output::{self, short_opt};
 use super::{App, Reported, UsageError};
 use crate::clock::SystemClock;
-use crate::deploy::deployer::{Deployer, units};
+use crate::deploy::deployer::Deployer;
+use crate::deploy::status::{StatusRow, rows};
 
 #[derive(Debug, Args)]
 #[command(
@@ -60,27 +61,15 @@ pub fn run(app: &App, args: StatusArgs) -> Result<()> {
         None => Vec::new(),
     };
     let store = app.open_store()?;
-    let states = store.deployment_states(args.server.as_deref())?;
-    let mut rows = Vec::new();
-    for u in units(&store, &app.config, args.server.as_deref())? {
-        if !types.is_empty() && !types.contains(&u.usage_type) {
-            continue;
-        }
-        let st = states.iter().find(|s| {
-            s.server == u.server.name
-                && s.usage_type == u.usage_type.as_str()
-                && s.target == u.target.name
-                && s.role == u.role.as_str()
-        });
-        let has = st.and_then(|s| s.deployed.clone());
-        let ok = st.is_some_and(|s| s.state == "ok") && has == u.wanted;
-        rows.push((u, st.cloned(), has, ok));
-    }
-    let lagging = rows.iter().filter(|r| !r.3).count();
+    let rows: Vec<StatusRow> = rows(&store, &app.config, args.server.as_deref())?
+        .into_iter()
+        .filter(|r| types.is_empty() || types.contains(&r.unit.usage_type))
+        .collect();
+    let lagging = rows.iter().filter(|r| !r.up_to_date).count();
     if args.json {
         output::print_json(&json!({
             "up_to_date": lagging == 0,
-            "rows": rows.iter().map(|(u, st, has, ok)| json!({
+            "rows": rows.iter().map(|StatusRow { unit: u, state: st, has, up_to_date: ok }| json!({
                 "server": u.server.name,
                 "pool": u.server.pool,
                 "site": u.server.site,
@@ -102,7 +91,13 @@ pub fn run(app: &App, args: StatusArgs) -> Result<()> {
         if rows.is_empty() {
             println!("nothing to deploy: no configured server takes an assigned certificate");
         }
-        for (u, st, has, ok) in &rows {
+        for StatusRow {
+            unit: u,
+            state: st,
+            has,
+            up_to_date: ok,
+        } in &rows
+        {
             let mut line = format!(
                 "{:<24} {:<22} {:<12} {:<8} should {}  has {}  {}",
                 u.server.name,

@@ -6,3 +6,4 @@ pub mod config;
 pub mod deployer;
 pub mod files;
 pub mod plan;
+pub mod status;

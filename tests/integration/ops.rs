@@ -80,3 +80,91 @@ fn man_pages_render_for_every_command() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The performance data after the '|' of a plugin's first line.
+fn perfdata(first_line: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let (_, perf) = first_line.split_once(" | ").expect("perfdata after ' | '");
+    perf.split_whitespace()
+        .map(|item| {
+            let (label, rest) = item.split_once('=').expect("label=value");
+            (
+                label.to_string(),
+                rest.split(';').map(String::from).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn check_prints_perfdata_and_warns_about_a_lagging_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = Env::with_config(&format!(
+        "sip_domain = \"contoso.com\"\n[deploy]\nlagging_after_minutes = 0\n\
+         [[server]]\nname = \"fe01.contoso.com\"\n[[target]]\nname = \"t\"\nreload = \"echo no >&2; exit 1\"\n\
+         [[target.file]]\nkind = \"cert\"\npath = \"{}/{{server}}/{{type}}.pem\"\n",
+        tmp.path().display()
+    ));
+    let pem = short_lived_pem(env.dir.path(), "w", 20);
+    env.ok(&[
+        "import",
+        "--path",
+        pem.to_str().unwrap(),
+        "--type",
+        "OAuthTokenIssuer",
+        "--force",
+    ]);
+    env.import(
+        "oauth2.pfx",
+        &[
+            "--type",
+            "OAuthTokenIssuer",
+            "--effective-date",
+            "+5d",
+            "--roll",
+        ],
+    );
+    let r = env.run(&["check"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let p = perfdata(r.stdout.lines().next().unwrap());
+    let days: i64 = p["days_left_min"][0].parse().unwrap();
+    assert!((19..=20).contains(&days), "{p:?}");
+    assert_eq!(p["days_left_min"][1..3], ["30:", "7:"]);
+    for (k, v) in [
+        ("slots", "1"),
+        ("slots_warning", "0"),
+        ("rolls_scheduled", "1"),
+        ("rolls_failed", "0"),
+        ("notifications_dead", "0"),
+    ] {
+        assert_eq!(p[k][0], v, "{k}: {p:?}");
+    }
+    // Never deployed yet: out of date, but not lagging (nothing failed).
+    assert_eq!(p["servers_out_of_date"][0], "1");
+
+    // The reload fails: past lagging_after_minutes that is a WARNING.
+    let mut agent = env.command(&["agent", "--server", "fe01.contoso.com", "--once"]);
+    assert_eq!(agent.output().unwrap().status.code(), Some(1));
+    let r = env.run(&["check"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let first = r.stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("CERTROLL WARNING") && first.contains("1 deployment(s) lagging"),
+        "{first}"
+    );
+    assert!(
+        r.stdout
+            .contains("WARNING fe01.contoso.com: OAuthTokenIssuer current not deployed since"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("the reload command failed (exit status: 1): no"),
+        "{}",
+        r.stdout
+    );
+    let v = env.run(&["check", "--json"]).json();
+    assert_eq!(v["perfdata"]["servers_out_of_date"], 1);
+    assert_eq!(v["perfdata"]["rolls_scheduled"], 1);
+    assert_eq!(v["lagging_deployments"].as_array().unwrap().len(), 1);
+}
