@@ -1,9 +1,15 @@
 //! `serve`'s HTTP listener, off unless `[http] listen` is set (loopback in
-//! the example): `/.well-known/jwks.json` publishes the keys of the global
-//! slot of every type marked `publish_jwks` (current, pending, previous), so
-//! relying parties learn the next key before it signs and keep the old one
-//! through the overlap; `/jwks.json?type=T&scope=S` publishes one slot's.
-//! It stops with the service.
+//! the example). It stops with the service.
+//!
+//! - `/.well-known/jwks.json` publishes the keys of the global slot of
+//!   every type marked `publish_jwks` (current, pending, previous), so
+//!   relying parties learn the next key before it signs and keep the old
+//!   one through the overlap; `/jwks.json?type=T&scope=S` one slot's.
+//! - `/healthz`: the process answers (200).
+//! - `/readyz`: 200 when the store answers and grants its write lock within
+//!   a second and every loop of the service runs; 503 with the reasons
+//!   otherwise.
+//! - `/metrics`: Prometheus text exposition (see [`crate::metrics`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,12 +26,14 @@ use serde_json::{Value, json};
 use crate::cert::{Scope, SlotKey};
 use crate::config::Config;
 use crate::deploy::deployer::jwks_for_slot;
-use crate::store::Store;
+use crate::metrics::{self, Registry, Snapshot};
+use crate::store::{Store, StoreError};
 
 #[derive(Clone)]
 struct AppState {
     store: Arc<Mutex<Store>>,
     config: Arc<Config>,
+    registry: Arc<Registry>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +126,84 @@ async fn one_slot(State(st): State<AppState>, Query(q): Query<SlotQuery>) -> Res
     }
 }
 
+async fn healthz() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "ok\n",
+    )
+        .into_response()
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    let registry = st.registry.clone();
+    let r = blocking(move || {
+        let mut problems = Vec::new();
+        match st.store.lock() {
+            Ok(mut store) => {
+                if let Err(e) = store.probe() {
+                    problems.push(format!("store: {e}"));
+                }
+            }
+            Err(_) => problems.push("store: lock poisoned".into()),
+        }
+        for name in registry.stopped_loops() {
+            problems.push(format!("{name}: stopped"));
+        }
+        Ok(problems)
+    })
+    .await;
+    match r {
+        Ok(p) if p.is_empty() => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "ready\n",
+        )
+            .into_response(),
+        Ok(p) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("not ready: {}\n", p.join("; ")),
+        )
+            .into_response(),
+        Err(resp) => resp,
+    }
+}
+
+fn snapshot(store: &Store, config: &Config) -> Result<Snapshot, StoreError> {
+    Ok(Snapshot {
+        slots: store.slot_facts()?,
+        jobs: store.job_counts()?,
+        deliveries: store.delivery_counts()?,
+        deployments: if config.servers.is_empty() {
+            Vec::new()
+        } else {
+            crate::deploy::status::rows(store, config, None)?
+        },
+    })
+}
+
+async fn metrics_text(State(st): State<AppState>) -> Response {
+    let r = blocking(move || {
+        let store = st
+            .store
+            .lock()
+            .map_err(|_| "store lock poisoned".to_string())?;
+        let snap = snapshot(&store, &st.config).map_err(|e| e.to_string())?;
+        Ok(metrics::render(&st.registry, &snap))
+    })
+    .await;
+    match r {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(resp) => resp,
+    }
+}
+
 /// Binds the listener (so a taken port fails at start).
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
@@ -130,16 +216,23 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     config: Arc<Config>,
     data_dir: PathBuf,
+    registry: Arc<Registry>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = Store::open(&data_dir)?;
+    let mut store = Store::open(&data_dir)?;
+    // A probe or scrape that waits longer for a lock says "not ready".
+    store.set_busy_timeout(std::time::Duration::from_secs(1))?;
     let state = AppState {
         store: Arc::new(Mutex::new(store)),
         config,
+        registry,
     };
     let app = Router::new()
         .route("/.well-known/jwks.json", get(well_known))
         .route("/jwks.json", get(one_slot))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
         .with_state(state);
     tracing::info!(addr = %listener.local_addr()?, "HTTP listener ready");
     axum::serve(listener, app)

@@ -26,12 +26,14 @@
 //! - [`deploy`]: servers and targets, the per-server resolution of each
 //!   type's certificate, atomic file writes, reload commands and the
 //!   deployer loop (`serve` and `certroll agent`).
-//! - [`http`]: `serve`'s optional HTTP listener (the JWKS documents).
+//! - [`http`]: `serve`'s optional HTTP listener: JWKS documents, health,
+//!   readiness and [`metrics`] (Prometheus text, rendered without I/O).
 //! - [`service`]: `certroll serve`: the engine, notifier and deployer on
 //!   their threads, signals, shutdown.
 //! - [`cli`]: clap definitions, one file per command, output formatting and
 //!   exit codes.
 //! - [`bench`]: `certroll bench`, the roll queue measured on this machine.
+//! - [`sdnotify`]: READY=1 / STOPPING=1 for systemd's `Type=notify`.
 //! - [`logging`]: tracing to stderr, text or JSON, `-v`/`-q`/`RUST_LOG`.
 
 pub mod bench;
@@ -42,7 +44,9 @@ pub mod config;
 pub mod deploy;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod schedule;
+pub mod sdnotify;
 pub mod service;
 pub mod store;

@@ -1,6 +1,8 @@
 //! `certroll serve`: the background service. It runs the engine (rolls,
-//! duties) and, when channels are configured, the notifier (alerts), each
-//! on its own thread with its own store connection, and owns shutdown: on
+//! duties) and, when channels are configured, the notifier (alerts), when
+//! servers are, the deployer, each on its own thread with its own store
+//! connection, and the optional HTTP listener; it tells systemd when it is
+//! ready and when it stops (sd_notify), and owns shutdown: on
 //! SIGINT or SIGTERM the engine finishes the roll in progress, the
 //! notifier the sends in progress, and the process exits 0; if either
 //! stops on its own (the store became unusable) the process exits with its
@@ -17,6 +19,7 @@ use tracing::info;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::deploy::deployer::Deployer;
+use crate::metrics::{LoopGuard, Registry};
 use crate::notify::notifier::Notifier;
 use crate::schedule::engine::{Engine, Msg};
 use crate::store::Store;
@@ -29,17 +32,23 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let store = Store::open(data_dir)?;
-    let engine = Engine::new(store, config.clone(), clock.clone())?;
+    let registry = Arc::new(Registry::default());
+    let engine = Engine::new(store, config.clone(), clock.clone())?.with_metrics(registry.clone());
     let owner = engine.owner().to_string();
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<&'static str>(2);
+    // Each loop says when it ends. Unbounded: a loop that ends during
+    // shutdown, when nobody reads any more, must never block on it.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
 
     let (engine_tx, engine_rx) = mpsc::channel::<Msg>();
     let done = done_tx.clone();
+    let reg = registry.clone();
+    registry.set_loop("engine", true);
     let engine_thread = std::thread::Builder::new()
         .name("certroll-engine".into())
         .spawn(move || {
+            let _running = LoopGuard::new(&reg, "engine");
             let result = engine.run(engine_rx);
-            let _ = done.blocking_send("engine");
+            let _ = done.send("engine");
             result
         })
         .context("cannot start the engine thread")?;
@@ -52,9 +61,12 @@ pub async fn run(
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         let done = done_tx.clone();
         let (cfg, dir, clock) = (config.clone(), data_dir.to_path_buf(), clock.clone());
+        let reg = registry.clone();
+        registry.set_loop("notifier", true);
         let thread = std::thread::Builder::new()
             .name("certroll-notify".into())
             .spawn(move || {
+                let _running = LoopGuard::new(&reg, "notifier");
                 let built = Store::open(&dir)
                     .map_err(|e| e.to_string())
                     .and_then(|store| Notifier::new(store, &cfg, clock));
@@ -69,7 +81,7 @@ pub async fn run(
                     }
                 };
                 let result = notifier.run(rx);
-                let _ = done.blocking_send("notifier");
+                let _ = done.send("notifier");
                 result
             })
             .context("cannot start the notifier thread")?;
@@ -93,11 +105,14 @@ pub async fn run(
         let deployer = Deployer::new(Store::open(data_dir)?, config.clone(), clock.clone(), None);
         let (tx, rx) = mpsc::channel::<Msg>();
         let done = done_tx.clone();
+        let reg = registry.clone();
+        registry.set_loop("deployer", true);
         let thread = std::thread::Builder::new()
             .name("certroll-deploy".into())
             .spawn(move || {
+                let _running = LoopGuard::new(&reg, "deployer");
                 let result = deployer.run(rx);
-                let _ = done.blocking_send("deployer");
+                let _ = done.send("deployer");
                 result
             })
             .context("cannot start the deployer thread")?;
@@ -120,7 +135,13 @@ pub async fn run(
                 return Err(e);
             }
         };
-        let task = tokio::spawn(crate::http::serve(listener, cfg, dir, stop));
+        let task = tokio::spawn(crate::http::serve(
+            listener,
+            cfg,
+            dir,
+            registry.clone(),
+            stop,
+        ));
         http_task = Some(task);
     }
     drop(done_tx);
@@ -133,6 +154,7 @@ pub async fn run(
         servers = config.servers.len(),
         "certroll serve: ready"
     );
+    crate::sdnotify::notify("READY=1\nSTATUS=certroll serve: ready");
     let ended = tokio::select! {
         _ = shutdown => None,
         which = done_rx.recv() => which,
@@ -140,12 +162,16 @@ pub async fn run(
     if ended.is_none() {
         info!("shutdown requested: finishing the work in progress");
     }
+    crate::sdnotify::notify("STOPPING=1\nSTATUS=certroll serve: stopping");
     let _ = stop_http.send(true);
     if let Some(task) = http_task {
-        match task.await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP listener"),
-            Err(e) => tracing::warn!(error = %e, "HTTP listener task"),
-            Ok(Ok(())) => {}
+        // In-flight requests finish; a client that stalls does not hold
+        // the shutdown for more than a few seconds.
+        match tokio::time::timeout(std::time::Duration::from_secs(5), task).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP listener"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP listener task"),
+            Ok(Ok(Ok(()))) => {}
+            Err(_) => tracing::warn!("HTTP listener: requests still open after 5 s, dropped"),
         }
     }
     let _ = engine_tx.send(Msg::Shutdown);

@@ -25,6 +25,7 @@ pub struct CertFacts {
     pub id: i64,
     pub thumbprint: String,
     pub label: String,
+    pub not_before: DateTime<Utc>,
     pub not_after: DateTime<Utc>,
 }
 
@@ -393,6 +394,7 @@ mod tests {
             id,
             thumbprint: format!("{id:040}"),
             label: format!("cert{id}"),
+            not_before: at(expires_day - 365),
             not_after: at(expires_day),
         }
     }

@@ -88,6 +88,7 @@ pub struct Engine {
     owner: String,
     duties: Vec<(Duty, Option<DateTime<Utc>>)>,
     observer: Option<Observer>,
+    metrics: Option<Arc<crate::metrics::Registry>>,
 }
 
 /// How long before a roll's instant its changes are written (under the
@@ -155,11 +156,18 @@ impl Engine {
             owner: owner_id(),
             duties,
             observer: None,
+            metrics: None,
         })
     }
 
     pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = owner.into();
+        self
+    }
+
+    /// Records rolls and expiry scans into `metrics` (serve's /metrics).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Registry>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -510,6 +518,12 @@ impl Engine {
                     late,
                 } => {
                     pass.succeeded += 1;
+                    if let Some(m) = &self.metrics {
+                        m.roll_succeeded(
+                            lateness.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6,
+                            *late,
+                        );
+                    }
                     let from = transition.before.current.as_deref().unwrap_or("none");
                     if *late {
                         warn!(job.id = r.job_id, slot = %r.slot, from = %from, to = %r.thumbprint,
@@ -521,6 +535,9 @@ impl Engine {
                 }
                 RollOutcome::Failed { reason, .. } => {
                     pass.failed += 1;
+                    if let Some(m) = &self.metrics {
+                        m.roll_failed();
+                    }
                     error!(job.id = r.job_id, slot = %r.slot, thumbprint = %r.thumbprint, reason = %reason,
                            "roll failed; the slot is unchanged");
                 }
@@ -565,6 +582,9 @@ impl Engine {
             }
         }
         info!(alerts = alerts.len(), "expiry scan done");
+        if let Some(m) = &self.metrics {
+            m.expiry_scanned(now);
+        }
         Ok(alerts.len())
     }
 

@@ -537,12 +537,12 @@ impl Store {
             .collect::<Result<_, _>>()?;
         let last = rows.last().map_or(after, |r| r.10);
         let facts = |id: i64| -> Result<CertFacts, StoreError> {
-            let (thumbprint, subject, not_after): (String, String, String) = self
-                .conn
-                .prepare_cached(
-                    "SELECT thumbprint, subject, not_after FROM certificates WHERE id = ?1",
-                )?
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let (thumbprint, subject, not_before, not_after): (String, String, String, String) =
+                self.conn
+                    .prepare_cached(
+                        "SELECT thumbprint, subject, not_before, not_after FROM certificates WHERE id = ?1",
+                    )?
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
             let label = subject
                 .split(", ")
                 .find_map(|p| p.strip_prefix("CN="))
@@ -552,6 +552,7 @@ impl Store {
                 id,
                 thumbprint,
                 label,
+                not_before: parse_ts(&not_before)?,
                 not_after: parse_ts(&not_after)?,
             })
         };

@@ -279,6 +279,18 @@ impl Store {
         Ok(())
     }
 
+    /// Readiness: the database answers a read and its write lock can be
+    /// taken within the busy timeout (what every roll needs).
+    pub fn probe(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.rollback()?;
+        Ok(())
+    }
+
     /// Size of the write-ahead log, in bytes.
     pub fn wal_bytes(&self) -> u64 {
         std::fs::metadata(self.dir.join("certroll.db-wal")).map_or(0, |m| m.len())

@@ -168,3 +168,236 @@ fn check_prints_perfdata_and_warns_about_a_lagging_server() {
     assert_eq!(v["perfdata"]["rolls_scheduled"], 1);
     assert_eq!(v["lagging_deployments"].as_array().unwrap().len(), 1);
 }
+
+type Families = std::collections::HashMap<
+    String,
+    openmetrics_parser::MetricFamily<
+        openmetrics_parser::PrometheusType,
+        openmetrics_parser::PrometheusValue,
+    >,
+>;
+
+/// Parses a scrape as Prometheus does; panics on anything malformed.
+fn parse_metrics(text: &str) -> Families {
+    openmetrics_parser::prometheus::parse_prometheus(text)
+        .unwrap_or_else(|e| panic!("not Prometheus text ({e:?}):\n{text}"))
+        .families
+}
+
+/// The value of the sample of `family` whose labels include `labels`.
+fn value(f: &Families, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    use openmetrics_parser::PrometheusValue as V;
+    let fam = f.get(family)?;
+    fam.iter_samples()
+        .find(|s| {
+            let set = s.get_labelset().unwrap();
+            labels
+                .iter()
+                .all(|(k, v)| set.get_label_value(k) == Some(*v))
+        })
+        .map(|s| match &s.value {
+            V::Gauge(n) | V::Unknown(n) => n.as_f64(),
+            V::Counter(c) => c.value.as_f64(),
+            V::Histogram(h) => h.count.unwrap_or(0) as f64,
+            V::Summary(s) => s.count.unwrap_or(0) as f64,
+        })
+}
+
+fn not_after(crt: &str) -> f64 {
+    let info = certroll::cert::CertInfo::from_der(
+        &certroll::cert::pem::parse_blocks(&std::fs::read_to_string(fixture(crt)).unwrap())
+            .unwrap()
+            .remove(0)
+            .der,
+    )
+    .unwrap();
+    info.not_after.timestamp() as f64
+}
+
+#[test]
+fn metrics_readiness_and_health_over_a_scenario() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = crate::peers::free_port();
+    let hook = crate::peers::Receiver::start(b"s3cret", vec![400]);
+    let env = Env::with_config(&format!(
+        "sip_domain = \"contoso.com\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
+         [[notify.webhook]]\nname = \"hooks\"\nurl = \"{}\"\n\
+         [[server]]\nname = \"fe01.contoso.com\"\n[[target]]\nname = \"files\"\ntypes = [\"OAuthTokenIssuer\"]\n\
+         [[target.file]]\nkind = \"cert\"\npath = \"{}/{{server}}.pem\"\n",
+        hook.url(),
+        tmp.path().display()
+    ));
+    assert_eq!(
+        env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
+            .code,
+        0
+    );
+    let r = env.import(
+        "oauth2-windows.pfx",
+        &[
+            "--type",
+            "OAuthTokenIssuer",
+            "--effective-date",
+            "+3s",
+            "--roll",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let serve = env.serve();
+    wait_until(20, "the listener", || http_get(port, "/healthz").is_ok());
+    assert_eq!(
+        http_get(port, "/healthz").unwrap(),
+        (200, "ok\n".to_string())
+    );
+
+    // Before the roll: the next instant is published.
+    let before = parse_metrics(&http_get(port, "/metrics").unwrap().1);
+    let t2 = thumbprint("oauth2.crt.pem");
+    let next = value(
+        &before,
+        "certroll_roll_next_timestamp_seconds",
+        &[("thumbprint", &t2)],
+    )
+    .expect("next roll");
+    let job = env.ok(&["jobs", "show", "1", "--json"]).json();
+    let due = chrono::DateTime::parse_from_rfc3339(job["due_at"].as_str().unwrap()).unwrap();
+    assert!(
+        (next - due.timestamp_millis() as f64 / 1000.0).abs() < 0.001,
+        "{next} vs {due}"
+    );
+    assert_eq!(
+        value(&before, "certroll_jobs", &[("state", "scheduled")]),
+        Some(1.0)
+    );
+
+    // After it: the roll, its lateness, the dead delivery, the deployment.
+    wait_until(20, "the roll", || {
+        env.get_json()[0]["current"]["thumbprint"] == t2
+    });
+    wait_until(20, "a dead delivery", || {
+        value(
+            &parse_metrics(&http_get(port, "/metrics").unwrap().1),
+            "certroll_outbox_dead",
+            &[("channel", "hooks")],
+        )
+        .is_some_and(|v| v >= 1.0)
+    });
+    wait_until(20, "fe01 up to date", || {
+        value(
+            &parse_metrics(&http_get(port, "/metrics").unwrap().1),
+            "certroll_deployment_up_to_date",
+            &[("server", "fe01.contoso.com")],
+        ) == Some(1.0)
+    });
+    let (status, text) = http_get(port, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    let m = parse_metrics(&text);
+    let t1 = thumbprint("oauth1.crt.pem");
+    let cur = [
+        ("type", "OAuthTokenIssuer"),
+        ("scope", "global"),
+        ("role", "current"),
+        ("thumbprint", t2.as_str()),
+    ];
+    assert_eq!(
+        value(&m, "certroll_certificate_not_after_timestamp_seconds", &cur),
+        Some(not_after("oauth2.crt.pem"))
+    );
+    assert!(
+        value(
+            &m,
+            "certroll_certificate_not_before_timestamp_seconds",
+            &cur
+        )
+        .is_some()
+    );
+    let prev = [("role", "previous"), ("thumbprint", t1.as_str())];
+    assert_eq!(
+        value(
+            &m,
+            "certroll_certificate_not_after_timestamp_seconds",
+            &prev
+        ),
+        Some(not_after("oauth1.crt.pem"))
+    );
+    assert_eq!(value(&m, "certroll_roll_next_timestamp_seconds", &[]), None);
+    assert_eq!(
+        value(&m, "certroll_jobs", &[("state", "succeeded")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&m, "certroll_rolls_total", &[("outcome", "succeeded")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&m, "certroll_rolls_total", &[("outcome", "failed")]),
+        Some(0.0)
+    );
+    assert_eq!(value(&m, "certroll_roll_lateness_seconds", &[]), Some(1.0));
+    assert_eq!(
+        value(&m, "certroll_outbox_depth", &[("channel", "hooks")]),
+        Some(0.0)
+    );
+    for l in ["engine", "notifier", "deployer"] {
+        assert_eq!(
+            value(&m, "certroll_loop_running", &[("loop", l)]),
+            Some(1.0),
+            "{l}"
+        );
+    }
+    let scan =
+        value(&m, "certroll_expiry_scan_last_timestamp_seconds", &[]).expect("a scan at start");
+    assert!((chrono::Utc::now().timestamp() as f64 - scan).abs() < 120.0);
+    assert!(
+        text.contains("# TYPE certroll_roll_lateness_seconds histogram"),
+        "{text}"
+    );
+
+    // Ready; not ready while another process holds the store's write lock.
+    assert_eq!(
+        http_get(port, "/readyz").unwrap(),
+        (200, "ready\n".to_string())
+    );
+    let lock = rusqlite::Connection::open(env.data.join("certroll.db")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (status, body) = http_get(port, "/readyz").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.starts_with("not ready: store:") && body.contains("locked"),
+        "{body}"
+    );
+    lock.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(http_get(port, "/readyz").unwrap().0, 200);
+
+    // SIGTERM while clients scrape: every answer is whole, and serve exits 0.
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let whole = std::sync::Arc::new(AtomicUsize::new(0));
+    let scrapers: Vec<_> = (0..3)
+        .map(|_| {
+            let (stop, whole) = (stop.clone(), whole.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match http_get(port, "/metrics") {
+                        Ok((200, body)) => {
+                            parse_metrics(&body);
+                            whole.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok((code, body)) => panic!("{code}: {body}"),
+                        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => panic!("{e}"),
+                        Err(_) => {} // refused or reset: the listener is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    wait_until(10, "scrapes in flight", || {
+        whole.load(Ordering::Relaxed) >= 6
+    });
+    assert_eq!(serve.stop(), 0);
+    stop.store(true, Ordering::Relaxed);
+    for t in scrapers {
+        t.join().unwrap();
+    }
+}

@@ -528,3 +528,42 @@ pub fn cert_valid_until(dir: &Path, not_after: chrono::DateTime<chrono::Utc>) ->
     std::fs::write(&pem, both).unwrap();
     pem
 }
+
+/// A plain HTTP/1.1 GET on loopback: (status, body). The body is checked
+/// against Content-Length, so a truncated answer is an error, not a body.
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let bad =
+        |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{m}: {text:?}"));
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| bad("no header end"))?;
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| bad("no status"))?;
+    let length: Option<usize> = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse().ok())?
+    });
+    if let Some(n) = length
+        && n != body.len()
+    {
+        return Err(bad(&format!(
+            "body of {} bytes, Content-Length {n}",
+            body.len()
+        )));
+    }
+    Ok((status, body.to_string()))
+}
