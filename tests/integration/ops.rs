@@ -594,3 +594,182 @@ fn the_debian_package_holds_the_service_its_docs_and_a_conffile() {
         std::fs::read_to_string(repo("packaging/systemd/certroll.service")).unwrap()
     );
 }
+
+#[test]
+fn no_secret_reaches_the_logs_of_a_full_scenario_at_trace_level() {
+    use base64ct::{Base64, Encoding};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (ca, cert, key) = crate::peers::test_ca(dir);
+    let (user, smtp_pw) = ("certroll-mailer", "Sm7p-S3cret-pw!");
+    let smtp = crate::peers::Smtp::start_with_login(
+        dir,
+        crate::peers::free_port(),
+        &cert,
+        &key,
+        user,
+        smtp_pw,
+    );
+    let hook_secret = "hook-S3cret-value";
+    let hook = crate::peers::Receiver::start(b"hook-S3cret-value", vec![200]);
+    let deploy_pw = "Dep10y-PFX-pw";
+    std::fs::write(dir.join("smtp.pw"), format!("{smtp_pw}\n")).unwrap();
+    std::fs::write(dir.join("hook.secret"), format!("{hook_secret}\n")).unwrap();
+    std::fs::write(dir.join("deploy.pw"), format!("{deploy_pw}\n")).unwrap();
+    let d = dir.display();
+    let env = Env::with_config(&format!(
+        r#"sip_domain = "contoso.com"
+[[notify.email]]
+name = "mail"
+host = "localhost"
+port = {}
+tls = "starttls"
+from = "certroll@contoso.com"
+to = ["pki@contoso.com"]
+username = "{user}"
+password_file = "{d}/smtp.pw"
+ca_file = "{}"
+[[notify.webhook]]
+name = "hook"
+url = "{}"
+secret_file = "{d}/hook.secret"
+[[server]]
+name = "fe01.contoso.com"
+[[target]]
+name = "iis"
+types = ["OAuthTokenIssuer"]
+[[target.file]]
+kind = "pfx"
+path = "{d}/srv/{{server}}.pfx"
+password_file = "{d}/deploy.pw"
+[[target.file]]
+kind = "key"
+path = "{d}/srv/{{server}}.key"
+"#,
+        smtp.port,
+        ca.display(),
+        hook.url()
+    ));
+    let json = ["-vvv", "--log-format", "json"];
+    let mut logs = String::new();
+    let mut run = |args: &[&str], stdin: Option<&str>| {
+        let mut all = args.to_vec();
+        all.extend(json);
+        let r = match stdin {
+            Some(s) => env.run_with_stdin(&all, s),
+            None => env.run(&all),
+        };
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        logs.push_str(&r.stderr);
+    };
+    let pfx = |name: &str| fixture(name).to_str().unwrap().to_string();
+    let pw = password_file().to_str().unwrap().to_string();
+    run(
+        &[
+            "import",
+            "--path",
+            &pfx("oauth1-openssl3.pfx"),
+            "--password-file",
+            &pw,
+            "--type",
+            "OAuthTokenIssuer",
+        ],
+        None,
+    );
+    let serve = env.serve_with(&json);
+    run(
+        &[
+            "import",
+            "--path",
+            &pfx("oauth2-windows.pfx"),
+            "--password-file",
+            &pw,
+            "--type",
+            "OAuthTokenIssuer",
+            "--effective-date",
+            "+2s",
+            "--roll",
+        ],
+        None,
+    );
+    let t2 = thumbprint("oauth2.crt.pem");
+    wait_until(30, "the roll's mail", || {
+        smtp.messages().iter().any(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("rolled to"))
+        })
+    });
+    wait_until(30, "the roll's webhook", || {
+        hook.requests()
+            .iter()
+            .any(|r| r.body.contains("roll.succeeded"))
+    });
+    wait_until(30, "the deployed PFX", || {
+        std::fs::read(dir.join("srv/fe01.contoso.com.key")).is_ok_and(|k| !k.is_empty())
+            && env.run(&["status"]).stdout.contains(&t2[..8])
+            && env.run(&["status"]).code == 0
+    });
+    run(&["notify", "test"], None);
+    let out = env.path("export.pfx");
+    run(
+        &[
+            "export",
+            "--thumbprint",
+            &t2,
+            "--path",
+            out.to_str().unwrap(),
+            "--password-stdin",
+        ],
+        Some("Exp0rt-S3cret!\n"),
+    );
+    let log = serve.log.clone();
+    assert_eq!(serve.stop(), 0);
+    logs.push_str(&log.lock().unwrap());
+
+    // Every line is one JSON object with a time, a level and fields.
+    let mut lines = 0;
+    for line in logs.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string() && v["fields"].is_object(),
+            "{line}"
+        );
+        lines += 1;
+    }
+    assert!(lines > 50, "only {lines} log lines at trace level");
+    assert!(
+        logs.contains("\"level\":\"DEBUG\"") && logs.contains("\"level\":\"TRACE\""),
+        "-vvv logs debug and trace"
+    );
+    assert!(
+        logs.contains("\"message\":\"rolled\""),
+        "the roll is in the log"
+    );
+
+    // No secret, in clear or in the encodings protocols use.
+    let key_pem = std::fs::read_to_string(dir.join("srv/fe01.contoso.com.key")).unwrap();
+    let key_lines: Vec<&str> = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let mut secrets: Vec<String> = vec![
+        "Passw0rd!".into(),
+        smtp_pw.into(),
+        Base64::encode_string(smtp_pw.as_bytes()),
+        Base64::encode_string(format!("\0{user}\0{smtp_pw}").as_bytes()),
+        hook_secret.into(),
+        deploy_pw.into(),
+        "Exp0rt-S3cret!".into(),
+    ];
+    secrets.extend(key_lines.iter().step_by(5).map(|l| l.to_string()));
+    for s in &secrets {
+        let hit = logs.lines().find(|l| l.contains(s.as_str()));
+        assert!(
+            hit.is_none(),
+            "a secret is in the logs: {s}\n{}",
+            hit.unwrap_or_default()
+        );
+    }
+}

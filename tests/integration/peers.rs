@@ -53,6 +53,40 @@ impl Smtp {
         smtp
     }
 
+    /// Starts a server that requires STARTTLS and a login as `user` with
+    /// `password` (tests/support/smtp_auth.py).
+    pub fn start_with_login(
+        dir: &Path,
+        port: u16,
+        cert: &Path,
+        key: &Path,
+        user: &str,
+        password: &str,
+    ) -> Smtp {
+        let maildir = dir.join(format!("maildir-{port}"));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_auth.py");
+        let child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(cert)
+            .arg(key)
+            .args([user, password])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3-aiosmtpd (apt-get install python3-aiosmtpd)");
+        let smtp = Smtp {
+            child,
+            port,
+            maildir,
+        };
+        wait_until(20, "the SMTP server to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        smtp
+    }
+
     /// The messages received so far, decoded.
     pub fn messages(&self) -> Vec<serde_json::Value> {
         if !self.maildir.join("new").exists() {

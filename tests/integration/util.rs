@@ -307,11 +307,18 @@ pub struct Serve {
 }
 
 impl Env {
-    /// Starts `certroll serve -v` and waits until it says it is ready.
+    /// Starts `certroll serve -vv` and waits until it says it is ready.
     pub fn serve(&self) -> Serve {
+        self.serve_with(&["-vv"])
+    }
+
+    /// Starts `certroll serve` with `args` and waits until it is ready.
+    pub fn serve_with(&self, args: &[&str]) -> Serve {
         use std::io::BufRead;
+        let mut all = vec!["serve"];
+        all.extend_from_slice(args);
         let mut child = self
-            .command(&["serve", "-vv"])
+            .command(&all)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
