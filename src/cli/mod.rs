@@ -17,6 +17,7 @@ mod remove;
 mod roll;
 mod set;
 mod status;
+mod timeline;
 
 use std::path::{Path, PathBuf};
 
@@ -133,6 +134,8 @@ pub enum Command {
     Notifications(notifications::NotificationsArgs),
     /// Send a test message through the notification channels
     Notify(notifications::NotifyArgs),
+    /// Each slot's previous, current and pending certificates as bars on a date axis
+    Timeline(timeline::TimelineArgs),
     /// Replication status: per server and type, the certificate it should have and the one it has
     Status(status::StatusArgs),
     /// Run only the deployment, for one server (for pools where each server runs its own process)
@@ -307,6 +310,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Notify(args) => notifications::run_notify(&app, args),
         Command::Check(args) => check::run(&app, args),
         Command::Status(args) => status::run(&app, args),
+        Command::Timeline(args) => timeline::run(&app, args),
         Command::Agent(args) => status::run_agent(&app, args),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
         Command::Serve => {

@@ -41,20 +41,32 @@ pub enum WhenError {
     },
 }
 
-/// Parses `input` to a UTC instant strictly after `now`.
-pub fn parse_when(input: &str, tz: Tz, now: DateTime<Utc>) -> Result<DateTime<Utc>, WhenError> {
+/// Parses `input` to a UTC instant, past or future (`certroll timeline
+/// --at`); relative forms may also go back (`-7d`).
+pub fn parse_instant(input: &str, tz: Tz, now: DateTime<Utc>) -> Result<DateTime<Utc>, WhenError> {
     let s = input.trim();
+    let unrecognised = || WhenError::Unrecognised(input.to_string());
     let at = if let Some(rel) = s.strip_prefix('+') {
-        now + parse_relative(rel).ok_or_else(|| WhenError::Unrecognised(input.to_string()))?
+        now + parse_relative(rel).ok_or_else(unrecognised)?
+    } else if let Some(rel) = s.strip_prefix('-') {
+        now - parse_relative(rel).ok_or_else(unrecognised)?
     } else if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         t.with_timezone(&Utc)
     } else if let Some(naive) = parse_local(s) {
         resolve_local(input, naive, tz)?
     } else {
-        return Err(WhenError::Unrecognised(input.to_string()));
+        return Err(unrecognised());
     };
     // The store keeps instants to the millisecond; so does everything after.
-    let at = chrono::SubsecRound::trunc_subsecs(at, 3);
+    Ok(chrono::SubsecRound::trunc_subsecs(at, 3))
+}
+
+/// Parses `input` to a UTC instant strictly after `now`.
+pub fn parse_when(input: &str, tz: Tz, now: DateTime<Utc>) -> Result<DateTime<Utc>, WhenError> {
+    if input.trim().starts_with('-') {
+        return Err(WhenError::Unrecognised(input.to_string()));
+    }
+    let at = parse_instant(input, tz, now)?;
     if at <= now {
         return Err(WhenError::Past {
             input: input.to_string(),

@@ -773,3 +773,45 @@ path = "{d}/srv/{{server}}.key"
         );
     }
 }
+
+#[test]
+fn timeline_as_of_a_fixed_instant_matches_the_checked_in_expectation() {
+    let env = Env::with_config("sip_domain = \"contoso.com\"\ntimezone = \"Europe/London\"\n");
+    for pfx in ["oauth1-openssl3.pfx", "oauth2-windows.pfx"] {
+        assert_eq!(env.import(pfx, &["--type", "OAuthTokenIssuer"]).code, 0);
+    }
+    let r = env.import(
+        "ec384.pfx",
+        &[
+            "--type",
+            "OAuthTokenIssuer",
+            "--effective-date",
+            "2045-04-20 02:00",
+            "--roll",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = env
+        .ok(&["timeline", "--at", "2045-04-01", "--days", "90"])
+        .stdout;
+    // The only line that depends on the day the test runs: when oauth1
+    // became previous.
+    let mut out = out;
+    let at = out.find("previous since ").expect("a previous certificate") + "previous since ".len();
+    out.replace_range(at..at + "YYYY-MM-DD".len(), "TODAY");
+    let expected = std::fs::read_to_string(repo("tests/data/timeline/cli.txt")).unwrap();
+    assert_eq!(out, expected, "\n{out}");
+    // Piped, it has no colour; asked, it has.
+    assert!(!out.contains('\x1b'));
+    let coloured = env
+        .ok(&["timeline", "--at", "2045-04-01", "--color", "always"])
+        .stdout;
+    assert!(coloured.contains("\x1b[33m~"), "{coloured}");
+    // Filters, and an unknown --at.
+    assert_eq!(
+        env.ok(&["timeline", "--type", "Default"]).stdout,
+        "no certificate assigned\n"
+    );
+    env.run(&["timeline", "--at", "soon"])
+        .assert_one_line_error(2, &["--at", "'soon' is not a date"]);
+}
