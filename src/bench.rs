@@ -86,6 +86,7 @@ fn new_cert(e: &Entry) -> NewCert<'_> {
         key: e.key.as_ref(),
         friendly_name: None,
         source_file: Some("bench"),
+        request: None,
     }
 }
 

@@ -428,6 +428,7 @@ mod tests {
             recommended_lead_hours: Some(0),
             expiry_thresholds_days: Some(vec![]),
             publish_jwks: Some(true),
+            self_signed_allowed: Some(true),
         };
         let every = RawConfig {
             data_dir: Some(PathBuf::new()),

@@ -1,4 +1,4 @@
-//! Property tests: random and mutated bytes fed to the PFX, PEM, DER and
+//! Property tests: random and mutated bytes fed to the PFX, PKCS#7, PEM, DER and
 //! key parsers never panic; they parse or return a clean error.
 
 use certroll::cert::bundle::{Input, parse};
@@ -19,6 +19,8 @@ const FIXTURES: &[&str] = &[
     "ec1.sec1.pem",
     "oauth1.pkcs8-enc.pem",
     "oauth1.key.der",
+    "oauth1-chain.p7b",
+    "oauth1-chain.p7b.pem",
 ];
 
 fn fixture(i: usize) -> Vec<u8> {

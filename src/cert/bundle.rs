@@ -18,6 +18,7 @@ use super::x509::{CertError, CertInfo};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceFormat {
     Pkcs12,
+    Pkcs7,
     Pem,
     Der,
 }
@@ -26,6 +27,7 @@ impl fmt::Display for SourceFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             SourceFormat::Pkcs12 => "PKCS#12",
+            SourceFormat::Pkcs7 => "PKCS#7",
             SourceFormat::Pem => "PEM",
             SourceFormat::Der => "DER",
         })
@@ -123,6 +125,9 @@ pub struct Input<'a> {
 #[derive(Debug, PartialEq, Eq)]
 enum DerKind {
     Pkcs12,
+    /// A PKCS#7/CMS ContentInfo (a CA's `.p7b` response): it opens with
+    /// its content type's OID.
+    Pkcs7,
     Certificate,
     PrivateKey,
     Unknown,
@@ -144,6 +149,7 @@ fn sniff_der(data: &[u8]) -> DerKind {
         // PKCS#8, PKCS#1 and SEC1 keys start with version 0 or 1.
         (Some(0x02), Some(0x01), Some(0x00 | 0x01)) => DerKind::PrivateKey,
         (Some(0x30), _, _) => DerKind::Certificate,
+        (Some(0x06), _, _) => DerKind::Pkcs7,
         (Some(0x02), _, _) => DerKind::Pkcs12,
         _ => DerKind::Unknown,
     }
@@ -169,7 +175,12 @@ pub fn parse(input: &Input<'_>) -> Result<Parsed, ImportError> {
             return Err(ImportError::NotRecognised);
         }
         let order: Vec<String> = certs.iter().map(|(_, c)| c.thumbprint.clone()).collect();
-        (SourceFormat::Pem, certs, keys, Some(order))
+        let format = if String::from_utf8_lossy(input.data).contains("-----BEGIN PKCS7-----") {
+            SourceFormat::Pkcs7
+        } else {
+            SourceFormat::Pem
+        };
+        (format, certs, keys, Some(order))
     } else {
         match sniff_der(input.data) {
             DerKind::Pkcs12 => {
@@ -179,6 +190,10 @@ pub fn parse(input: &Input<'_>) -> Result<Parsed, ImportError> {
             DerKind::Certificate => {
                 let cert = CertInfo::from_der(input.data)?;
                 (SourceFormat::Der, vec![(None, cert)], Vec::new(), None)
+            }
+            DerKind::Pkcs7 => {
+                let certs = read_pkcs7(input.data)?;
+                (SourceFormat::Pkcs7, certs, Vec::new(), None)
             }
             DerKind::PrivateKey => return Err(ImportError::KeyOnly),
             DerKind::Unknown => return Err(ImportError::NotRecognised),
@@ -346,6 +361,59 @@ fn read_pkcs12(
     Ok((certs, keys))
 }
 
+const OID_SIGNED_DATA: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+
+/// The outer PKCS#7/CMS structure.
+#[derive(der::Sequence)]
+struct ContentInfo<'a> {
+    content_type: der::asn1::ObjectIdentifier,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
+    content: der::asn1::AnyRef<'a>,
+}
+
+/// The certificates of a PKCS#7/CMS SignedData (a CA's response or a
+/// `.p7b` chain, usually "degenerate": certificates and no signature).
+fn read_pkcs7(data: &[u8]) -> Result<Named<CertInfo>, ImportError> {
+    use der::{Reader, SliceReader, Tag, TagNumber, Tagged};
+    let bad = |e: &dyn fmt::Display| ImportError::Der(format!("PKCS#7: {e}"));
+    let info = ContentInfo::from_der(data).map_err(|e| bad(&e))?;
+    if info.content_type != OID_SIGNED_DATA {
+        return Err(bad(&format!(
+            "content type {} is not SignedData",
+            info.content_type
+        )));
+    }
+    // SignedData ::= SEQUENCE { version, digestAlgorithms, encapContentInfo,
+    //   certificates [0] IMPLICIT SET OF Certificate OPTIONAL, crls [1] ..., signerInfos }
+    if info.content.tag() != Tag::Sequence {
+        return Err(bad(&"SignedData is not a SEQUENCE"));
+    }
+    let mut fields = SliceReader::new(info.content.value()).map_err(|e| bad(&e))?;
+    let mut certs = Vec::new();
+    while !fields.is_finished() {
+        let field: der::asn1::AnyRef<'_> = fields.decode().map_err(|e| bad(&e))?;
+        let is_certs =
+            matches!(field.tag(), Tag::ContextSpecific { number, .. } if number == TagNumber(0));
+        if !is_certs {
+            continue;
+        }
+        let mut set = SliceReader::new(field.value()).map_err(|e| bad(&e))?;
+        while !set.is_finished() {
+            let cert: der::asn1::AnyRef<'_> = set.decode().map_err(|e| bad(&e))?;
+            // Other certificate formats (attribute certificates) are skipped.
+            if cert.tag() == Tag::Sequence {
+                let der = der::Encode::to_der(&cert).map_err(|e| bad(&e))?;
+                certs.push((None, CertInfo::from_der(&der)?));
+            }
+        }
+    }
+    if certs.is_empty() {
+        return Err(ImportError::NoCertificate);
+    }
+    Ok(certs)
+}
+
 fn read_pem(
     data: &[u8],
     password: Option<&str>,
@@ -358,6 +426,7 @@ fn read_pem(
             "CERTIFICATE" | "X509 CERTIFICATE" => {
                 certs.push((None, CertInfo::from_der(&block.der)?))
             }
+            "PKCS7" | "CMS" | "PKCS #7 SIGNED DATA" => certs.extend(read_pkcs7(&block.der)?),
             _ => {
                 if let Some(key) = pem_key(&block, password)? {
                     keys.push((None, key));
@@ -527,6 +596,48 @@ mod tests {
         );
         assert_eq!(sniff_der(b"hello"), DerKind::Unknown);
         assert_eq!(sniff_der(&[0x30]), DerKind::Unknown);
+    }
+
+    #[test]
+    fn a_pkcs7_chain_in_der_or_pem_yields_the_leaf_with_its_chain() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fixtures/");
+        for (file, format) in [
+            ("oauth1-chain.p7b", SourceFormat::Pkcs7),
+            ("oauth1-chain.p7b.pem", SourceFormat::Pkcs7),
+        ] {
+            let data = std::fs::read(format!("{dir}{file}")).unwrap();
+            let parsed = parse(&Input {
+                data: &data,
+                key_file: None,
+                password: None,
+            })
+            .unwrap();
+            assert_eq!(parsed.format, format, "{file}");
+            let [entry] = parsed.entries.as_slice() else {
+                panic!("{file}: {:?}", parsed.entries)
+            };
+            assert_eq!(entry.cert.subject_cn.as_deref(), Some("oauth1.contoso.com"));
+            let chain: Vec<_> = entry
+                .chain
+                .iter()
+                .map(|c| c.subject_cn.clone().unwrap())
+                .collect();
+            assert_eq!(
+                chain,
+                ["certroll Test Issuing CA", "certroll Test Root CA"],
+                "{file}"
+            );
+            assert!(entry.key.is_none());
+        }
+        // Truncated: a clean error, no panic.
+        let data = std::fs::read(format!("{dir}oauth1-chain.p7b")).unwrap();
+        let err = parse(&Input {
+            data: &data[..data.len() / 2],
+            key_file: None,
+            password: None,
+        })
+        .unwrap_err();
+        assert!(matches!(err, ImportError::Der(_)), "{err:?}");
     }
 
     #[test]

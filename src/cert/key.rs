@@ -126,6 +126,68 @@ impl PrivateKey {
     pub fn matches(&self, cert: &CertInfo) -> bool {
         public_keys_equal(&self.public, &cert.public_key)
     }
+
+    /// The public half.
+    pub fn public(&self) -> &PublicKeyMaterial {
+        &self.public
+    }
+
+    /// Exact strength: bit length of the RSA modulus, or the curve's size.
+    pub fn bits(&self) -> u32 {
+        match &self.public {
+            PublicKeyMaterial::Rsa { n, .. } => super::x509::bit_len(n),
+            PublicKeyMaterial::Ec { curve, .. } => curve.bits(),
+            PublicKeyMaterial::Ed25519(_) => 256,
+            PublicKeyMaterial::Unsupported(_) => 0,
+        }
+    }
+
+    /// [`PublicKeyMaterial::fingerprint`] of the public half.
+    pub fn public_fingerprint(&self) -> Option<String> {
+        self.public.fingerprint()
+    }
+}
+
+impl PublicKeyMaterial {
+    /// SHA-256 (upper-case hex) of a canonical form of the public key: the
+    /// same for a private key and for every certificate issued for it, so
+    /// that a CA's response can be matched to the request that made the
+    /// key. EC points are taken uncompressed. `None` for keys certroll
+    /// cannot compare.
+    pub fn fingerprint(&self) -> Option<String> {
+        let mut canon: Vec<u8> = Vec::new();
+        match self {
+            PublicKeyMaterial::Rsa { n, e } => {
+                canon.extend_from_slice(b"rsa\0");
+                canon.extend_from_slice(&(n.len() as u32).to_be_bytes());
+                canon.extend_from_slice(n);
+                canon.extend_from_slice(e);
+            }
+            PublicKeyMaterial::Ec { curve, point } => {
+                let uncompressed = match curve {
+                    Curve::P256 => p256::PublicKey::from_sec1_bytes(point)
+                        .ok()?
+                        .to_sec1_bytes()
+                        .into_vec(),
+                    Curve::P384 => p384::PublicKey::from_sec1_bytes(point)
+                        .ok()?
+                        .to_sec1_bytes()
+                        .into_vec(),
+                    _ => point.clone(),
+                };
+                canon.extend_from_slice(b"ec\0");
+                canon.extend_from_slice(curve.name().as_bytes());
+                canon.push(0);
+                canon.extend_from_slice(&uncompressed);
+            }
+            PublicKeyMaterial::Ed25519(k) => {
+                canon.extend_from_slice(b"ed25519\0");
+                canon.extend_from_slice(k);
+            }
+            PublicKeyMaterial::Unsupported(_) => return None,
+        }
+        Some(super::x509::sha256_hex(&canon))
+    }
 }
 
 fn wrap_pkcs8(

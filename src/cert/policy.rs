@@ -54,6 +54,9 @@ pub struct Policy {
     /// Publish the slot's keys as a JSON Web Key Set (deploy files of kind
     /// jwks, and /.well-known/jwks.json).
     pub publish_jwks: bool,
+    /// `certroll request --self-signed` may make certificates for this
+    /// type (token signing needs no CA; TLS does).
+    pub self_signed_allowed: bool,
 }
 
 impl Policy {
@@ -72,12 +75,14 @@ impl Policy {
             recommended_lead_hours: 0,
             expiry_thresholds_days: None,
             publish_jwks: false,
+            self_signed_allowed: false,
         };
         match usage_type {
             "OAuthTokenIssuer" => {
                 p.require_sip_domain = true;
                 p.recommended_lead_hours = 24;
                 p.publish_jwks = true;
+                p.self_signed_allowed = true;
             }
             "AudioVideoAuthentication" => p.recommended_lead_hours = 8,
             _ => {}
@@ -126,6 +131,9 @@ impl Policy {
         if let Some(v) = o.publish_jwks {
             self.publish_jwks = v;
         }
+        if let Some(v) = o.self_signed_allowed {
+            self.self_signed_allowed = v;
+        }
         Ok(())
     }
 }
@@ -163,6 +171,7 @@ pub struct PolicyOverrides {
     pub recommended_lead_hours: Option<u32>,
     pub expiry_thresholds_days: Option<Vec<u32>>,
     pub publish_jwks: Option<bool>,
+    pub self_signed_allowed: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -175,7 +175,7 @@ pub(crate) fn trim_be(bytes: &[u8]) -> &[u8] {
     &bytes[start..]
 }
 
-fn bit_len(be: &[u8]) -> u32 {
+pub(crate) fn bit_len(be: &[u8]) -> u32 {
     let be = trim_be(be);
     match be.first() {
         None => 0,

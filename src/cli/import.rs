@@ -19,7 +19,8 @@ use crate::store::NewCert;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The file to import: PFX/PKCS#12, PEM (certificate, chain and key in one file) or DER
+    /// The file to import: PFX/PKCS#12, PEM (certificate, chain and key in one file), DER, or a CA's
+    /// response to a certroll request (PEM, DER or PKCS#7 .p7b chain): it joins the waiting key
     #[arg(long, value_name = "FILE")]
     pub path: PathBuf,
 
@@ -135,7 +136,34 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
 
     let mut store = app.open_store()?;
     let existing = store.lookup_exact(&cert.thumbprint)?;
-    let has_key = entry.key.is_some() || existing.as_ref().is_some_and(|c| c.has_private_key);
+    // A CA's response: the key waits in the store with its request.
+    let mut answered = None;
+    if entry.key.is_none() && !existing.as_ref().is_some_and(|c| c.has_private_key) {
+        if let Some(fp) = cert.public_key.fingerprint() {
+            answered = store.pending_request_for(&fp)?;
+        }
+        if answered.is_none() {
+            let waiting = store.pending_request_count()?;
+            if waiting > 0 {
+                eprintln!(
+                    "note: {name}: certificate {} answers none of the {waiting} waiting request(s): its public key is none of theirs",
+                    short(&cert.thumbprint)
+                );
+            }
+        }
+    }
+    let request_key = answered.as_ref().map(|(_, k)| k);
+    let has_key = entry.key.is_some()
+        || request_key.is_some()
+        || existing.as_ref().is_some_and(|c| c.has_private_key);
+    if let Some((req, _)) = &answered
+        && types.is_empty()
+    {
+        // The response is checked against the types it was requested for.
+        let req_types = app.parse_types(&req.usage_type)?;
+        let all = findings(app, &req_types, cert, true, now);
+        enforce(&all, args.force)?;
+    }
 
     if cert.not_after < now {
         return Err(anyhow!(
@@ -168,14 +196,19 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
     let new = NewCert {
         cert,
         chain: &entry.chain,
-        key: entry.key.as_ref(),
-        friendly_name: entry.friendly_name.as_deref(),
+        key: entry.key.as_ref().or(request_key),
+        friendly_name: entry.friendly_name.as_deref().or(answered
+            .as_ref()
+            .and_then(|(r, _)| r.friendly_name.as_deref())),
         source_file: source.as_deref(),
+        request: answered.as_ref().map(|(r, _)| r.id),
     };
     // What the import adds (the store's upsert decides the same way).
     let status = match &existing {
         None => Status::New,
-        Some(e) if !e.has_private_key && entry.key.is_some() => Status::KeyAdded,
+        Some(e) if !e.has_private_key && (entry.key.is_some() || request_key.is_some()) => {
+            Status::KeyAdded
+        }
         Some(e) if e.chain.is_empty() && !entry.chain.is_empty() => Status::ChainAdded,
         Some(_) => Status::Unchanged,
     };
@@ -213,8 +246,12 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
                 "{}",
                 import_line(&args, &parsed, cert, has_key, status, now)
             );
+            print_answered(&answered, args.what_if);
         }
-        let cert_json = stored_json(&store)?;
+        let mut cert_json = stored_json(&store)?;
+        if let Some((r, _)) = &answered {
+            cert_json["request"] = json!(r.id);
+        }
         return print_schedule(
             &changes,
             &job_ids,
@@ -242,12 +279,14 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
             "certificate": stored_json(&store)?,
             "changes": changes.iter().map(output::assign_change_json).collect::<Vec<_>>(),
             "notes": parsed.notes,
+            "request": answered.as_ref().map(|(r, _)| r.id),
         }));
     }
     println!(
         "{}",
         import_line(&args, &parsed, cert, has_key, status, now)
     );
+    print_answered(&answered, args.what_if);
     let prefix = if args.what_if { "what if: " } else { "" };
     for c in &changes {
         println!(
@@ -256,6 +295,27 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// "request 3 completed: ..." for a CA's response.
+fn print_answered(
+    answered: &Option<(crate::store::CertRequest, crate::cert::key::PrivateKey)>,
+    what_if: bool,
+) {
+    if let Some((r, _)) = answered {
+        println!(
+            "{}request {} {} for {} at {}: the certificate joins the private key made with it",
+            if what_if { "what if: " } else { "" },
+            r.id,
+            if what_if {
+                "would be completed"
+            } else {
+                "completed"
+            },
+            r.usage_type,
+            r.scope
+        );
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

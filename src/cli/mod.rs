@@ -14,6 +14,7 @@ mod notifications;
 pub mod output;
 mod password;
 mod remove;
+mod request;
 mod roll;
 mod set;
 mod status;
@@ -122,6 +123,10 @@ pub enum Command {
     Remove(remove::RemoveArgs),
     /// Show the audit trail
     History(history::HistoryArgs),
+    /// A new key and a certificate request for the CA (or, with --self-signed, a self-signed certificate)
+    Request(request::RequestArgs),
+    /// Certificate requests waiting for the CA's response: list, show, cancel
+    Requests(request::RequestsArgs),
     /// Write a stored certificate with its private key and chain to a PFX file
     Export(export::ExportArgs),
     /// Run the roll jobs that are due now (or with --now, promote pending certificates early)
@@ -303,6 +308,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Remove(args) => remove::run(&app, args),
         Command::History(args) => history::run(&app, args),
         Command::Export(args) => export::run(&app, args),
+        Command::Request(args) => request::run(&app, args),
+        Command::Requests(args) => request::run_requests(&app, args),
         Command::Roll(args) => roll::run(&app, args),
         Command::Jobs(args) => jobs::run(&app, args),
         Command::Bench(args) => bench::run(&app, args),

@@ -15,6 +15,9 @@ pub struct NewCert<'a> {
     pub key: Option<&'a PrivateKey>,
     pub friendly_name: Option<&'a str>,
     pub source_file: Option<&'a str>,
+    /// The waiting certificate request this certificate answers: it is
+    /// completed (and its copy of the key wiped) in the same transaction.
+    pub request: Option<i64>,
 }
 
 /// What an import did.
@@ -109,9 +112,23 @@ pub fn normalise_thumbprint(input: &str) -> Result<String, LookupError> {
 /// The sealed form of a key, bound to its certificate's thumbprint.
 pub(super) struct SealedKey(pub(super) Vec<u8>);
 
-/// Inserts the certificate, or completes the existing row (key, chain).
-/// Runs inside the caller's transaction; writes the audit row.
+/// Inserts the certificate, or completes the existing row (key, chain),
+/// and closes the request it answers. Runs inside the caller's
+/// transaction; writes the audit rows.
 pub(super) fn upsert(
+    tx: &Connection,
+    new: &NewCert<'_>,
+    sealed: Option<&SealedKey>,
+    ctx: &OpCtx,
+) -> Result<(i64, ImportOutcome), StoreError> {
+    let (id, outcome) = upsert_cert(tx, new, sealed, ctx)?;
+    if let Some(request) = new.request {
+        super::requests::complete(tx, request, id, &new.cert.thumbprint, ctx)?;
+    }
+    Ok((id, outcome))
+}
+
+fn upsert_cert(
     tx: &Connection,
     new: &NewCert<'_>,
     sealed: Option<&SealedKey>,

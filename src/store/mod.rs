@@ -17,6 +17,7 @@ mod delivery;
 mod deployments;
 mod jobs;
 pub mod keyring;
+mod requests;
 mod schema;
 mod slots;
 
@@ -40,6 +41,7 @@ pub use jobs::{
     Claimed, ExecOptions, Job, JobFilter, JobResult, JobState, NextWake, RollCheck, RollOutcome,
     ScheduleReport, describe_lateness,
 };
+pub use requests::{CertRequest, NewRequest};
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use slots::{AssignReport, SlotView};
 
@@ -119,6 +121,8 @@ pub enum StoreError {
     NoSuchSlot(String),
     #[error("no roll job {0}")]
     NoSuchJob(i64),
+    #[error("no certificate request {0}")]
+    NoSuchRequest(i64),
     /// The operation is refused for the reason given.
     #[error("{0}")]
     Refused(String),
@@ -392,6 +396,7 @@ mod tests {
             key: e.key.as_ref(),
             friendly_name: e.friendly_name.as_deref(),
             source_file: Some("test.pfx"),
+            request: None,
         }
     }
 

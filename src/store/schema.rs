@@ -205,6 +205,30 @@ CREATE TABLE deployments (
 ALTER TABLE jobs ADD COLUMN require_staged INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN held_since TEXT;
 "#,
+    // v5: certificate requests waiting for their CA's response. The key is
+    // sealed like a certificate's (bound to the public key's fingerprint)
+    // and wiped when the request is completed or cancelled.
+    r#"
+CREATE TABLE requests (
+    id            INTEGER PRIMARY KEY,
+    usage_type    TEXT NOT NULL,
+    scope         TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    sans          TEXT NOT NULL,
+    key_algorithm TEXT NOT NULL,
+    friendly_name TEXT,
+    public_key    TEXT NOT NULL,
+    csr           TEXT NOT NULL,
+    key_enc       BLOB,
+    state         TEXT NOT NULL CHECK (state IN ('pending', 'completed', 'cancelled')),
+    created_at    TEXT NOT NULL,
+    closed_at     TEXT,
+    cert_id       INTEGER REFERENCES certificates (id),
+    CHECK ((state = 'pending') = (key_enc IS NOT NULL))
+) STRICT;
+CREATE UNIQUE INDEX requests_pending_key ON requests (public_key) WHERE state = 'pending';
+CREATE INDEX requests_by_state ON requests (state, id);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -186,6 +186,9 @@ openssl pkcs8 -topk8 -in oauth1.key -v2 aes-256-cbc -passout "pass:$PASS" -out "
 openssl rsa -in oauth1.key -traditional -aes128 -passout "pass:$PASS" -out "$out/oauth1.legacy-enc.pem" 2>/dev/null
 openssl ec -in ec1.key -out "$out/ec1.sec1.pem" 2>/dev/null
 openssl ec -in ec384.key -out "$out/ec384.sec1.pem" 2>/dev/null
+# PKCS#7 chains (what a CA answers a request with), out of order, DER and PEM.
+openssl crl2pkcs7 -nocrl -certfile root.pem -certfile oauth1.pem -certfile int.pem -outform DER -out "$out/oauth1-chain.p7b"
+openssl crl2pkcs7 -nocrl -certfile root.pem -certfile oauth1.pem -certfile int.pem -out "$out/oauth1-chain.p7b.pem"
 # Broken files.
 head -c 700 "$out/oauth1-openssl3.pfx" >"$out/truncated.pfx"
 : >"$out/empty.pfx"

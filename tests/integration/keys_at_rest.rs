@@ -12,7 +12,7 @@ use crate::util::*;
 /// windows of its secret numbers (for RSA the second half of the key:
 /// private exponent, primes, CRT values; for EC the private scalar; the
 /// public parts are in the certificate, so they are not looked for).
-fn secrets_of(pkcs8: &[u8]) -> Vec<Vec<u8>> {
+pub fn secrets_of(pkcs8: &[u8]) -> Vec<Vec<u8>> {
     use pkcs8::der::Decode;
     let mut out = vec![pkcs8.to_vec()];
     let info = pkcs8::PrivateKeyInfoRef::from_der(pkcs8).unwrap();
@@ -27,7 +27,7 @@ fn secrets_of(pkcs8: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 

@@ -14,6 +14,7 @@ mod migrations;
 mod ops;
 mod peers;
 mod policy;
+mod request;
 mod rolls;
 mod util;
 mod walkthrough;

@@ -308,14 +308,7 @@ fn cancel_before_the_instant_changes_nothing() {
     assert!(slot["pending"].is_null());
     assert_eq!(job(&env, 1)["state"], "cancelled");
     assert_eq!(serve.stop(), 0);
-    let actions: Vec<String> = env
-        .ok(&["history", "--json"])
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["action"].as_str().unwrap().to_string())
-        .collect();
+    let actions = history_actions(&env);
     assert_eq!(actions.last().unwrap(), "cancel");
     assert!(!actions.contains(&"roll".to_string()));
     // A cancelled job cannot be cancelled again, nor retried.
@@ -528,14 +521,7 @@ fn an_existing_pending_roll_is_kept_unless_forced() {
     assert_eq!(job(&env, 1)["state"], "cancelled");
     assert_eq!(job(&env, 2)["state"], "scheduled");
     assert_eq!(env.get_json()[0]["pending"]["thumbprint"], t3);
-    let actions: Vec<String> = env
-        .ok(&["history", "--json"])
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["action"].as_str().unwrap().to_string())
-        .collect();
+    let actions = history_actions(&env);
     assert_eq!(&actions[actions.len() - 2..], ["cancel", "schedule"]);
 
     // The same certificate for the same instant again is a no-op.

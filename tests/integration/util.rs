@@ -226,13 +226,29 @@ impl Env {
 
 /// The thumbprint of a fixture certificate, as certroll computes it.
 pub fn thumbprint(crt_pem: &str) -> String {
+    thumbprint_of(&fixture(crt_pem))
+}
+
+/// The SHA-1 thumbprint of any PEM certificate file, as openssl computes it.
+pub fn thumbprint_of(pem: &Path) -> String {
     let out = Command::new("openssl")
         .args(["x509", "-noout", "-fingerprint", "-sha1", "-in"])
-        .arg(fixture(crt_pem))
+        .arg(pem)
         .output()
         .expect("openssl");
     let s = String::from_utf8(out.stdout).unwrap();
     s.trim().rsplit('=').next().unwrap().replace(':', "")
+}
+
+/// The audit log's actions, oldest first.
+pub fn history_actions(env: &Env) -> Vec<String> {
+    env.ok(&["history", "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Runs openssl in `dir`, asserting success.
@@ -423,6 +439,7 @@ pub fn new_cert(e: &certroll::cert::bundle::Entry) -> certroll::store::NewCert<'
         key: e.key.as_ref(),
         friendly_name: e.friendly_name.as_deref(),
         source_file: None,
+        request: None,
     }
 }
 

@@ -68,20 +68,7 @@ certroll history --json > "$OUT/history.json"
         "walkthrough failed:\n{stdout}\n{stderr}"
     );
 
-    let thumb = |f: &str| {
-        let o = Command::new("openssl")
-            .args(["x509", "-noout", "-fingerprint", "-sha1", "-in"])
-            .arg(out.join(f))
-            .output()
-            .unwrap();
-        String::from_utf8(o.stdout)
-            .unwrap()
-            .trim()
-            .rsplit('=')
-            .next()
-            .unwrap()
-            .replace(':', "")
-    };
+    let thumb = |f: &str| thumbprint_of(&out.join(f));
     let (t1, t2) = (thumb("oauth1.crt"), thumb("oauth2.crt"));
 
     // First `get`: oauth1 current, nothing previous; last `get`: flipped.

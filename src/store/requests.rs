@@ -1,0 +1,243 @@
+//! Certificate requests waiting for a CA's response. The private key of a
+//! request is sealed under the master key (bound to the public key's
+//! fingerprint) and never leaves the store in clear; when the response is
+//! imported the key moves to the certificate in the same transaction, and
+//! the request's copy is wiped. Cancelling wipes it too.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use serde::Serialize;
+
+use super::{OpCtx, Store, StoreError, audit, parse_ts, ts};
+use crate::cert::key::PrivateKey;
+
+/// A request as the store keeps it (without its key).
+#[derive(Clone, Debug, Serialize)]
+pub struct CertRequest {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub usage_type: String,
+    pub scope: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub key_algorithm: String,
+    pub friendly_name: Option<String>,
+    /// SHA-256 of the public key (see `PublicKeyMaterial::fingerprint`).
+    pub public_key: String,
+    pub csr: String,
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    /// The thumbprint of the certificate that completed it.
+    pub thumbprint: Option<String>,
+}
+
+/// A request to record.
+pub struct NewRequest<'a> {
+    pub usage_type: &'a str,
+    pub scope: &'a str,
+    pub subject: &'a str,
+    pub sans: &'a [String],
+    pub key_algorithm: &'a str,
+    pub friendly_name: Option<&'a str>,
+    pub key: &'a PrivateKey,
+    pub csr: &'a str,
+}
+
+const COLUMNS: &str =
+    "r.id, r.usage_type, r.scope, r.subject, r.sans, r.key_algorithm, r.friendly_name,
+    r.public_key, r.csr, r.state, r.created_at, r.closed_at, c.thumbprint";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CertRequest, StoreError>> {
+    let sans: String = r.get(4)?;
+    let created: String = r.get(10)?;
+    let closed: Option<String> = r.get(11)?;
+    let base = CertRequest {
+        id: r.get(0)?,
+        usage_type: r.get(1)?,
+        scope: r.get(2)?,
+        subject: r.get(3)?,
+        sans: Vec::new(),
+        key_algorithm: r.get(5)?,
+        friendly_name: r.get(6)?,
+        public_key: r.get(7)?,
+        csr: r.get(8)?,
+        state: r.get(9)?,
+        created_at: Utc::now(),
+        closed_at: None,
+        thumbprint: r.get(12)?,
+    };
+    Ok((|| {
+        Ok(CertRequest {
+            sans: serde_json::from_str(&sans)
+                .map_err(|e| StoreError::Corrupt(format!("request {}: sans ({e})", base.id)))?,
+            created_at: parse_ts(&created)?,
+            closed_at: closed.as_deref().map(parse_ts).transpose()?,
+            ..base
+        })
+    })())
+}
+
+fn aad(public_key: &str) -> Vec<u8> {
+    format!("request:{public_key}").into_bytes()
+}
+
+/// Closes a pending request inside the caller's transaction (the import of
+/// its certificate): state completed, the key wiped, the certificate
+/// linked, an audit row.
+pub(super) fn complete(
+    tx: &rusqlite::Connection,
+    request_id: i64,
+    cert_id: i64,
+    thumbprint: &str,
+    ctx: &OpCtx,
+) -> Result<(), StoreError> {
+    let n = tx.execute(
+        "UPDATE requests SET state = 'completed', key_enc = NULL, closed_at = ?1, cert_id = ?2
+         WHERE id = ?3 AND state = 'pending'",
+        params![ts(ctx.now), cert_id, request_id],
+    )?;
+    if n == 0 {
+        return Err(StoreError::Refused(format!(
+            "request {request_id} is no longer waiting (completed or cancelled meanwhile)"
+        )));
+    }
+    audit::record_cert(
+        tx,
+        ctx,
+        "request-completed",
+        thumbprint,
+        &format!("request {request_id}"),
+    )
+}
+
+impl Store {
+    /// Records a request and seals its key, in one transaction with its
+    /// audit row. Returns its id.
+    pub fn create_request(&mut self, new: &NewRequest<'_>, ctx: &OpCtx) -> Result<i64, StoreError> {
+        let fp = new
+            .key
+            .public_fingerprint()
+            .ok_or_else(|| StoreError::Corrupt("a key certroll cannot fingerprint".into()))?;
+        let sealed = self
+            .master_key(true)?
+            .seal(new.key.pkcs8_der(), &aad(&fp))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO requests (usage_type, scope, subject, sans, key_algorithm, friendly_name,
+                public_key, csr, key_enc, state, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10)",
+            params![
+                new.usage_type,
+                new.scope,
+                new.subject,
+                serde_json::to_string(new.sans).expect("JSON"),
+                new.key_algorithm,
+                new.friendly_name,
+                fp,
+                new.csr,
+                sealed,
+                ts(ctx.now),
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO audit_log (at, actor, action, scope, usage_type, detail) VALUES (?1, ?2, 'request', ?3, ?4, ?5)",
+            params![ts(ctx.now), ctx.actor, new.scope, new.usage_type, format!("request {id}: {}", new.subject)],
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Requests, newest first; `state` filters.
+    pub fn requests(&self, state: Option<&str>) -> Result<Vec<CertRequest>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM requests r LEFT JOIN certificates c ON c.id = r.cert_id
+             WHERE ?1 IS NULL OR r.state = ?1 ORDER BY r.id DESC"
+        ))?;
+        let rows = stmt.query_map([state], from_row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r??);
+        }
+        Ok(out)
+    }
+
+    pub fn request(&self, id: i64) -> Result<Option<CertRequest>, StoreError> {
+        let r = self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM requests r LEFT JOIN certificates c ON c.id = r.cert_id WHERE r.id = ?1"),
+                [id],
+                from_row,
+            )
+            .optional()?;
+        r.transpose()
+    }
+
+    /// The waiting request whose key has this public key fingerprint, with
+    /// its key unsealed.
+    pub fn pending_request_for(
+        &mut self,
+        public_key: &str,
+    ) -> Result<Option<(CertRequest, PrivateKey)>, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT id, key_enc FROM requests WHERE public_key = ?1 AND state = 'pending'",
+                [public_key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((id, blob)) = row else {
+            return Ok(None);
+        };
+        let der = self.master_key(false)?.open(&blob, &aad(public_key))?;
+        let key = PrivateKey::from_pkcs8_der(&der)
+            .map_err(|e| StoreError::Corrupt(format!("sealed key of request {id}: {e}")))?;
+        let req = self.request(id)?.expect("the row just read");
+        Ok(Some((req, key)))
+    }
+
+    /// How many requests wait for a response.
+    pub fn pending_request_count(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM requests WHERE state = 'pending'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Cancels a waiting request and wipes its key, with its audit row.
+    pub fn cancel_request(&mut self, id: i64, ctx: &OpCtx) -> Result<CertRequest, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let state: Option<String> = tx
+            .query_row("SELECT state FROM requests WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match state.as_deref() {
+            None => return Err(StoreError::NoSuchRequest(id)),
+            Some("pending") => {}
+            Some(other) => {
+                return Err(StoreError::Refused(format!(
+                    "request {id} is {other}, not waiting"
+                )));
+            }
+        }
+        tx.execute(
+            "UPDATE requests SET state = 'cancelled', key_enc = NULL, closed_at = ?1 WHERE id = ?2",
+            params![ts(ctx.now), id],
+        )?;
+        tx.execute(
+            "INSERT INTO audit_log (at, actor, action, detail) VALUES (?1, ?2, 'request-cancelled', ?3)",
+            params![ts(ctx.now), ctx.actor, format!("request {id}: its key was wiped")],
+        )?;
+        tx.commit()?;
+        Ok(self.request(id)?.expect("the row just updated"))
+    }
+}

@@ -1,0 +1,649 @@
+//! Issue 7: certificate requests for a CA, the CA's response, and
+//! self-signed token-signing certificates.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::*;
+
+/// An enterprise PKI as OpenSSL plays it: a root and an issuing CA, whose
+/// `sign` answers a CSR as AD CS would (the request's extensions copied).
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn new(dir: &Path) -> Pki {
+        let dir = dir.join("pki");
+        std::fs::create_dir_all(&dir).unwrap();
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "3650",
+                "-keyout",
+                "root.key",
+                "-out",
+                "root.pem",
+                "-subj",
+                "/CN=Contoso Root CA",
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "issuing.key",
+                "-out",
+                "issuing.csr",
+                "-subj",
+                "/CN=Contoso Issuing CA",
+            ],
+        );
+        std::fs::write(
+            dir.join("ca.ext"),
+            "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
+        )
+        .unwrap();
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "issuing.csr",
+                "-CA",
+                "root.pem",
+                "-CAkey",
+                "root.key",
+                "-CAcreateserial",
+                "-days",
+                "3000",
+                "-extfile",
+                "ca.ext",
+                "-out",
+                "issuing.pem",
+            ],
+        );
+        Pki { dir }
+    }
+
+    /// Signs `csr` for a year; returns the certificate (PEM).
+    fn sign(&self, csr: &Path, name: &str) -> PathBuf {
+        let out = self.dir.join(format!("{name}.pem"));
+        openssl(
+            &self.dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                csr.to_str().unwrap(),
+                "-CA",
+                "issuing.pem",
+                "-CAkey",
+                "issuing.key",
+                "-CAcreateserial",
+                "-days",
+                "365",
+                "-copy_extensions",
+                "copy",
+                "-out",
+                out.to_str().unwrap(),
+            ],
+        );
+        out
+    }
+
+    /// The response as a PKCS#7 chain (leaf, issuing CA, root), DER or PEM.
+    fn p7b(&self, leaf: &Path, der: bool) -> PathBuf {
+        let out = self.dir.join(if der {
+            "response.p7b"
+        } else {
+            "response.p7b.pem"
+        });
+        let mut args = vec![
+            "crl2pkcs7",
+            "-nocrl",
+            "-certfile",
+            leaf.to_str().unwrap(),
+            "-certfile",
+            "issuing.pem",
+            "-certfile",
+            "root.pem",
+            "-out",
+            out.to_str().unwrap(),
+        ];
+        if der {
+            args.extend(["-outform", "DER"]);
+        }
+        openssl(&self.dir, &args);
+        out
+    }
+}
+
+fn sql(env: &Env, q: &str) -> i64 {
+    sql_i64(env, q)
+}
+
+#[test]
+fn a_request_signed_by_the_ca_becomes_the_next_token_issuer() {
+    let env = Env::new();
+    let dir = env.dir.path().to_path_buf();
+    let pki = Pki::new(&dir);
+    assert_eq!(
+        env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
+            .code,
+        0
+    );
+    let csr = dir.join("oauth.csr");
+    let r = env.ok(&[
+        "request",
+        "--type",
+        "OAuthTokenIssuer",
+        "--subject-cn",
+        "oauth.contoso.com",
+        "--san",
+        "lync.contoso.com,meet.contoso.com",
+        "--organization",
+        "Contoso",
+        "--city",
+        "Redmond",
+        "--state",
+        "WA",
+        "--country",
+        "us",
+        "--key",
+        "rsa3072",
+        "--friendly-name",
+        "OAuth 2027",
+        "--output",
+        csr.to_str().unwrap(),
+    ]);
+    assert!(
+        r.stdout
+            .contains("request 1: CN=oauth.contoso.com, O=Contoso, L=Redmond, ST=WA, C=US"),
+        "{}",
+        r.stdout
+    );
+
+    // The CSR verifies, with the names and key size asked for.
+    let o = Command::new("openssl")
+        .args(["req", "-verify", "-noout", "-text", "-in"])
+        .arg(&csr)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stderr).contains("verify OK"),
+        "{text}"
+    );
+    assert!(text.contains("Public-Key: (3072 bit)"), "{text}");
+    assert!(
+        text.contains(
+            "DNS:oauth.contoso.com, DNS:lync.contoso.com, DNS:meet.contoso.com, DNS:contoso.com"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("TLS Web Server Authentication, TLS Web Client Authentication"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Subject: C = US, ST = WA, L = Redmond, O = Contoso, CN = oauth.contoso.com"),
+        "{text}"
+    );
+    // The key never left the store: only the CSR was written.
+    assert!(
+        !std::fs::read_to_string(&csr)
+            .unwrap()
+            .contains("PRIVATE KEY")
+    );
+    let pending = env
+        .ok(&["requests", "list", "--state", "pending", "--json"])
+        .json();
+    assert_eq!(pending.as_array().unwrap().len(), 1);
+    assert_eq!(pending[0]["key_algorithm"], "RSA 3072");
+    assert_eq!(
+        env.ok(&["requests", "show", "1", "--csr"]).stdout,
+        std::fs::read_to_string(&csr).unwrap()
+    );
+
+    // The CA answers with the certificate and its chain in one PEM file.
+    let leaf = pki.sign(&csr, "oauth");
+    let response = dir.join("response.pem");
+    let mut chain = std::fs::read_to_string(&leaf).unwrap();
+    chain.push_str(&std::fs::read_to_string(pki.dir.join("issuing.pem")).unwrap());
+    chain.push_str(&std::fs::read_to_string(pki.dir.join("root.pem")).unwrap());
+    std::fs::write(&response, chain).unwrap();
+    let r = env.ok(&[
+        "import",
+        "--path",
+        response.to_str().unwrap(),
+        "--type",
+        "OAuthTokenIssuer",
+        "--effective-date",
+        "+1h",
+        "--roll",
+    ]);
+    assert!(r.stdout.contains("request 1 completed"), "{}", r.stdout);
+    let t = thumbprint_of(&leaf);
+    let slot = env.get_json();
+    assert_eq!(slot[0]["pending"]["thumbprint"], t);
+    assert_eq!(slot[0]["pending"]["has_private_key"], true);
+    assert_eq!(slot[0]["pending"]["friendly_name"], "OAuth 2027");
+    let req = env.ok(&["requests", "show", "1", "--json"]).json();
+    assert_eq!(req["state"], "completed");
+    assert_eq!(req["thumbprint"], t);
+    // The request's copy of the key is gone; the certificate's is sealed.
+    assert_eq!(
+        sql(
+            &env,
+            "SELECT count(*) FROM requests WHERE key_enc IS NOT NULL"
+        ),
+        0
+    );
+
+    // The stored chain verifies up to the root, and the key is the CSR's.
+    let pfx = dir.join("out.pfx");
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "Exp0rt!\n").unwrap();
+    env.ok(&[
+        "export",
+        "--thumbprint",
+        &t,
+        "--path",
+        pfx.to_str().unwrap(),
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    openssl(
+        &dir,
+        &[
+            "pkcs12",
+            "-in",
+            "out.pfx",
+            "-passin",
+            "pass:Exp0rt!",
+            "-nokeys",
+            "-cacerts",
+            "-out",
+            "chain.pem",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "pkcs12",
+            "-in",
+            "out.pfx",
+            "-passin",
+            "pass:Exp0rt!",
+            "-nodes",
+            "-nocerts",
+            "-out",
+            "key.pem",
+        ],
+    );
+    let o = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(pki.dir.join("root.pem"))
+        .arg("-untrusted")
+        .arg(dir.join("chain.pem"))
+        .arg(&leaf)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let modulus = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(
+        modulus(&["rsa", "-in", "key.pem", "-noout", "-modulus"]),
+        modulus(&["req", "-in", "oauth.csr", "-noout", "-modulus"])
+    );
+    // The audit trail tells the story.
+    let actions = history_actions(&env);
+    assert_eq!(
+        actions[2..],
+        ["request", "import", "request-completed", "schedule"]
+    );
+}
+
+#[test]
+fn a_p7b_response_joins_its_key_and_a_stranger_is_told_it_answers_nothing() {
+    let env = Env::new();
+    let dir = env.dir.path().to_path_buf();
+    let pki = Pki::new(&dir);
+    let mut made = Vec::new();
+    for (i, key) in ["ec-p256", "rsa2048"].iter().enumerate() {
+        let csr = dir.join(format!("r{i}.csr"));
+        env.ok(&[
+            "request",
+            "--type",
+            "OAuthTokenIssuer",
+            "--subject-cn",
+            &format!("oauth{i}.contoso.com"),
+            "--key",
+            key,
+            "--output",
+            csr.to_str().unwrap(),
+        ]);
+        made.push(pki.sign(&csr, &format!("r{i}")));
+    }
+    // DER PKCS#7, imported without --type: checked against the requested
+    // type's policy, stored with its key, assigned nowhere.
+    let p7b = pki.p7b(&made[0], true);
+    let r = env.ok(&["import", "--path", p7b.to_str().unwrap(), "--json"]);
+    let v = r.json();
+    assert_eq!(v["format"], "PKCS#7");
+    assert_eq!(v["request"], 1);
+    assert_eq!(v["certificate"]["has_private_key"], true);
+    assert_eq!(v["certificate"]["chain"].as_array().unwrap().len(), 2);
+    assert_eq!(v["certificate"]["key_algorithm"], "EC P-256");
+
+    // A certificate for no request: imported without a key, and told so.
+    let stranger = fixture("oauth2.crt.pem");
+    let r = env.ok(&["import", "--path", stranger.to_str().unwrap()]);
+    assert!(
+        r.stderr
+            .contains("answers none of the 1 waiting request(s)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("no private key"), "{}", r.stdout);
+
+    // A cancelled request's key is wiped: its response comes in keyless.
+    let r = env.ok(&["requests", "cancel", "2"]);
+    assert!(r.stdout.contains("request 2 cancelled"), "{}", r.stdout);
+    assert_eq!(
+        sql(
+            &env,
+            "SELECT count(*) FROM requests WHERE id = 2 AND key_enc IS NULL AND state = 'cancelled'"
+        ),
+        1
+    );
+    let p7b = pki.p7b(&made[1], false);
+    let v = env
+        .ok(&["import", "--path", p7b.to_str().unwrap(), "--json"])
+        .json();
+    assert_eq!(v["format"], "PKCS#7");
+    assert!(v["request"].is_null());
+    assert_eq!(v["certificate"]["has_private_key"], false);
+    env.run(&["requests", "cancel", "2"])
+        .assert_one_line_error(1, &["request 2 is cancelled, not waiting"]);
+    env.run(&["requests", "show", "9"])
+        .assert_one_line_error(1, &["no certificate request 9"]);
+    let list = env.ok(&["requests", "list"]).stdout;
+    assert!(
+        list.contains("completed") && list.contains("cancelled"),
+        "{list}"
+    );
+}
+
+#[test]
+fn the_policy_is_checked_before_anything_is_made() {
+    let env = Env::with_config(
+        "sip_domain = \"contoso.com\"\n[policy.OAuthTokenIssuer]\nmin_rsa_bits = 3072\nrequired_names = [\"pool01.contoso.com\"]\n",
+    );
+    let out = env.path("req.csr");
+    let o = out.to_str().unwrap();
+    env.run(&["request", "--type", "OAuthTokenIssuer", "--output", o])
+        .assert_one_line_error(
+            1,
+            &[
+                "rule key-strength",
+                "2048-bit RSA",
+                "at least 3072",
+                "rule required-name",
+                "'pool01.contoso.com'",
+            ],
+        );
+    env.run(&[
+        "request",
+        "--type",
+        "OAuthTokenIssuer",
+        "--key",
+        "rsa3072",
+        "--output",
+        o,
+    ])
+    .assert_one_line_error(1, &["rule required-name", "--san"]);
+    env.run(&[
+        "request",
+        "--type",
+        "OAuthTokenIssuer",
+        "--san",
+        "bad_name.contoso.com",
+        "--output",
+        o,
+    ])
+    .assert_one_line_error(2, &["'bad_name.contoso.com' is not a DNS name"]);
+    env.run(&[
+        "request",
+        "--type",
+        "Default",
+        "--self-signed",
+        "--subject-cn",
+        "web.contoso.com",
+    ])
+    .assert_one_line_error(1, &["Default policy, rule self-signed"]);
+    env.run(&[
+        "request",
+        "--type",
+        "OAuthTokenIssuer",
+        "--effective-date",
+        "+1d",
+        "--roll",
+    ])
+    .assert_one_line_error(2, &["a request has none yet"]);
+    let r = env.run(&["request", "--type", "OAuthTokenIssuer", "--key", "dsa1024"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("unknown key type 'dsa1024'"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists(), "nothing written");
+    assert_eq!(
+        env.ok(&["requests", "list"]).stdout.trim(),
+        "no certificate requests"
+    );
+
+    // With the names and the key size right, it goes through; an existing
+    // output file needs --force.
+    let args = [
+        "request",
+        "--type",
+        "OAuthTokenIssuer",
+        "--key",
+        "ec-p384",
+        "--san",
+        "pool01.contoso.com",
+        "--output",
+        o,
+    ];
+    let env = Env::with_config(
+        "sip_domain = \"contoso.com\"\n[policy.OAuthTokenIssuer]\nrequired_names = [\"pool01.contoso.com\"]\n",
+    );
+    env.ok(&args);
+    env.run(&args)
+        .assert_one_line_error(1, &["req.csr", "exists", "--force"]);
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    env.ok(&forced);
+    assert_eq!(
+        env.ok(&["requests", "list", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // Without --output the CSR goes to stdout, the words to stderr.
+    let r = env.ok(&[
+        "request",
+        "--type",
+        "OAuthTokenIssuer",
+        "--key",
+        "ec-p256",
+        "--san",
+        "pool01.contoso.com",
+    ]);
+    assert!(
+        r.stdout.starts_with("-----BEGIN CERTIFICATE REQUEST-----"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.starts_with("request 3: CN=contoso.com"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_self_signed_token_issuer_is_assigned_then_another_rolls_in() {
+    let env = Env::new();
+    let pem = env.path("first.pem");
+    let r = env.ok(&[
+        "request",
+        "--type",
+        "OAuthTokenIssuer",
+        "--self-signed",
+        "--days",
+        "730",
+        "--assign",
+        "--key",
+        "rsa2048",
+        "--output",
+        pem.to_str().unwrap(),
+    ]);
+    assert!(r.stdout.starts_with("self-signed: "), "{}", r.stdout);
+    let first = thumbprint_of(&pem);
+    let slot = env.get_json();
+    assert_eq!(slot[0]["current"]["thumbprint"], first);
+    assert_eq!(slot[0]["current"]["has_private_key"], true);
+    let o = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-issuer", "-enddate", "-in"])
+        .arg(&pem)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("subject=CN = contoso.com") && text.contains("issuer=CN = contoso.com"),
+        "{text}"
+    );
+    let not_after = chrono::Utc::now() + chrono::Duration::days(730);
+    assert!(
+        text.contains(&not_after.format("%Y GMT").to_string()),
+        "{text}"
+    );
+
+    // The next one, scheduled: serve rolls it in at its instant.
+    let r = env.ok(&[
+        "request",
+        "--type",
+        "OAuthTokenIssuer",
+        "--self-signed",
+        "--key",
+        "ec-p256",
+        "--effective-date",
+        "+2s",
+        "--roll",
+        "--json",
+    ]);
+    let second = r.json()["certificate"]["thumbprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(env.get_json()[0]["pending"]["thumbprint"], second);
+    let serve = env.serve();
+    wait_until(20, "the roll", || {
+        env.get_json()[0]["current"]["thumbprint"] == second
+    });
+    assert_eq!(serve.stop(), 0);
+    let slot = env.get_json();
+    assert_eq!(slot[0]["previous"]["thumbprint"], first);
+    assert_eq!(slot[0]["current"]["key_algorithm"], "EC P-256");
+    // Stored without assignment when neither --assign nor a date is given.
+    let r = env.ok(&["request", "--type", "OAuthTokenIssuer", "--self-signed"]);
+    assert!(r.stdout.contains("stored, not assigned"), "{}", r.stdout);
+}
+
+#[test]
+fn a_waiting_request_keeps_its_key_sealed() {
+    let env = Env::new();
+    let dir = env.dir.path().to_path_buf();
+    let pki = Pki::new(&dir);
+    let csr = dir.join("r.csr");
+    env.ok(&[
+        "request",
+        "--type",
+        "OAuthTokenIssuer",
+        "--output",
+        csr.to_str().unwrap(),
+    ]);
+    // The data directory while the request waits (the master key aside).
+    let mut snapshot = Vec::new();
+    for entry in std::fs::read_dir(&env.data).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() != "master.key" {
+            snapshot.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    // Learn the key the only way there is: answer the request, export it.
+    let leaf = pki.sign(&csr, "r");
+    env.ok(&["import", "--path", leaf.to_str().unwrap()]);
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "pw\n").unwrap();
+    env.ok(&[
+        "export",
+        "--thumbprint",
+        &thumbprint_of(&leaf),
+        "--path",
+        dir.join("out.pfx").to_str().unwrap(),
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    openssl(
+        &dir,
+        &[
+            "pkcs12", "-in", "out.pfx", "-passin", "pass:pw", "-nodes", "-nocerts", "-out",
+            "key.pem",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "pkcs8", "-topk8", "-nocrypt", "-in", "key.pem", "-outform", "DER", "-out", "key.der",
+        ],
+    );
+    let der = std::fs::read(dir.join("key.der")).unwrap();
+    assert!(snapshot.len() > 10_000);
+    assert!(!crate::keys_at_rest::contains(&snapshot, b"PRIVATE KEY"));
+    for (i, s) in crate::keys_at_rest::secrets_of(&der).iter().enumerate() {
+        assert!(
+            !crate::keys_at_rest::contains(&snapshot, s),
+            "secret #{i} of the request's key in clear"
+        );
+    }
+}
