@@ -29,7 +29,8 @@ use crate::store::{CertRequest, NewCert, NewRequest, StoreError};
 #[command(after_help = "Examples:\n  \
 certroll request --type OAuthTokenIssuer --subject-cn oauth.contoso.com --organization Contoso \\\n      \
 --country US --output oauth.csr\n  \
-(hand oauth.csr to the CA, then)  certroll import --path oauth.p7b --type OAuthTokenIssuer --effective-date 7/1/2027 --roll\n  \
+# hand oauth.csr to the CA; when it answers:\n  \
+certroll import --path oauth.p7b --type OAuthTokenIssuer --effective-date 7/1/2027 --roll\n  \
 certroll request --type OAuthTokenIssuer --self-signed --days 730 --effective-date +7d --roll\n\n\
 The configured sip_domain is always added to the names; --all-sip-domains adds sip.<domain> for it and \
 each --sip-domain. Extended key usages: the type's required_ekus, else serverAuth and clientAuth.")]

@@ -38,7 +38,7 @@ fn the_readme_walkthrough_works_as_written() {
     std::fs::create_dir(&out).unwrap();
     // What the walkthrough leaves behind, for the assertions below.
     let epilogue = r#"
-cp oauth1.crt oauth2.crt oauth3.crt oauth4.crt reloads.log "$OUT/"
+cp oauth1.crt oauth2.crt oauth3.crt oauth4.crt oauth5.crt ca.crt reloads.log "$OUT/"
 certroll status --json > "$OUT/status.json"
 certroll get --json > "$OUT/get.json"
 certroll history --json > "$OUT/history.json"
@@ -128,7 +128,20 @@ certroll history --json > "$OUT/history.json"
     assert_eq!(get[0]["scope"], "global");
     assert_eq!(get[0]["current"]["thumbprint"], t4);
     assert_eq!(get[0]["previous"]["thumbprint"], t3);
-    assert!(get[0]["pending"].is_null());
+    // The request: the CA's answer met its key and waits as the next one.
+    let t5 = thumb("oauth5.crt");
+    assert_eq!(get[0]["pending"]["thumbprint"], t5);
+    assert_eq!(get[0]["pending"]["has_private_key"], true);
+    assert_eq!(
+        get[0]["pending"]["chain"][0]["subject"],
+        "CN=Contoso Issuing CA"
+    );
+    assert!(stdout.contains("request 1 completed"), "{stdout}");
+    assert!(
+        stdout.contains("pending    OAuthTokenIssuer  global  CN=oauth5.contoso.com")
+            && stdout.contains("completed  OAuthTokenIssuer  global  CN=oauth5.contoso.com"),
+        "{stdout}"
+    );
 
     let history: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("history.json")).unwrap()).unwrap();
@@ -141,8 +154,20 @@ certroll history --json > "$OUT/history.json"
     assert_eq!(
         actions,
         [
-            "import", "assign", "import", "assign", "import", "schedule", "roll", "import",
-            "schedule", "roll"
+            "import",
+            "assign",
+            "import",
+            "assign",
+            "import",
+            "schedule",
+            "roll",
+            "import",
+            "schedule",
+            "roll",
+            "request",
+            "import",
+            "request-completed",
+            "schedule"
         ]
     );
     assert_eq!(history[3]["after"]["previous"], t1);
