@@ -144,7 +144,23 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
         }
         if answered.is_none() {
             let waiting = store.pending_request_count()?;
-            if waiting > 0 {
+            let closed = match cert.public_key.fingerprint() {
+                Some(fp) => store.closed_request_for(&fp)?,
+                None => None,
+            };
+            if let Some(r) = closed {
+                let why = match r.thumbprint.as_deref() {
+                    Some(t) if r.state == "completed" => {
+                        format!("was completed by certificate {}", short(t))
+                    }
+                    _ => "was cancelled and its key wiped".to_string(),
+                };
+                eprintln!(
+                    "note: {name}: certificate {} answers request {}, which {why}: it comes in without a private key",
+                    short(&cert.thumbprint),
+                    r.id
+                );
+            } else if waiting > 0 {
                 eprintln!(
                     "note: {name}: certificate {} answers none of the {waiting} waiting request(s): its public key is none of theirs",
                     short(&cert.thumbprint)

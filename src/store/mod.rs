@@ -537,6 +537,30 @@ mod tests {
             store.history(&filter).unwrap();
         }
         store.private_key(&a.cert.thumbprint).unwrap().unwrap();
+        // A certificate request: made, looked up by its key, cancelled.
+        let key = crate::cert::keygen::generate(crate::cert::keygen::KeySpec::EcP256).unwrap();
+        let fp = key.public_fingerprint().unwrap();
+        let sans = vec!["contoso.com".to_string()];
+        let id = store
+            .create_request(
+                &NewRequest {
+                    usage_type: "OAuthTokenIssuer",
+                    scope: "global",
+                    subject: "CN=contoso.com",
+                    sans: &sans,
+                    key_algorithm: "EC P-256",
+                    friendly_name: None,
+                    key: &key,
+                    csr: "-----BEGIN CERTIFICATE REQUEST-----",
+                },
+                &c,
+            )
+            .unwrap();
+        assert!(store.pending_request_for(&fp).unwrap().is_some());
+        assert_eq!(store.pending_request_count().unwrap(), 1);
+        assert_eq!(store.requests(Some("pending")).unwrap().len(), 1);
+        store.cancel_request(id, &c).unwrap();
+        assert_eq!(store.closed_request_for(&fp).unwrap().unwrap().id, id);
         store
             .conn
             .trace_v2(

@@ -153,11 +153,20 @@ impl Store {
 
     /// Requests, newest first; `state` filters.
     pub fn requests(&self, state: Option<&str>) -> Result<Vec<CertRequest>, StoreError> {
+        // Two statements, so that a filtered listing uses requests_by_state.
+        let filter = if state.is_some() {
+            "WHERE r.state = ?1"
+        } else {
+            ""
+        };
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM requests r LEFT JOIN certificates c ON c.id = r.cert_id
-             WHERE ?1 IS NULL OR r.state = ?1 ORDER BY r.id DESC"
+             {filter} ORDER BY r.id DESC"
         ))?;
-        let rows = stmt.query_map([state], from_row)?;
+        let rows = match state {
+            Some(s) => stmt.query_map([s], from_row)?,
+            None => stmt.query_map([], from_row)?,
+        };
         let mut out = Vec::new();
         for r in rows {
             out.push(r??);
@@ -199,6 +208,24 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(format!("sealed key of request {id}: {e}")))?;
         let req = self.request(id)?.expect("the row just read");
         Ok(Some((req, key)))
+    }
+
+    /// The latest closed (completed or cancelled) request with this public
+    /// key fingerprint: a response arriving after its request was closed.
+    pub fn closed_request_for(&self, public_key: &str) -> Result<Option<CertRequest>, StoreError> {
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM requests WHERE public_key = ?1 AND state <> 'pending'
+                 ORDER BY id DESC LIMIT 1",
+                [public_key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match id {
+            Some(id) => self.request(id),
+            None => Ok(None),
+        }
     }
 
     /// How many requests wait for a response.

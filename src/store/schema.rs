@@ -227,6 +227,7 @@ CREATE TABLE requests (
     CHECK ((state = 'pending') = (key_enc IS NOT NULL))
 ) STRICT;
 CREATE UNIQUE INDEX requests_pending_key ON requests (public_key) WHERE state = 'pending';
+CREATE INDEX requests_by_key ON requests (public_key, id);
 CREATE INDEX requests_by_state ON requests (state, id);
 "#,
 ];

@@ -360,6 +360,20 @@ fn a_p7b_response_joins_its_key_and_a_stranger_is_told_it_answers_nothing() {
     assert_eq!(v["certificate"]["chain"].as_array().unwrap().len(), 2);
     assert_eq!(v["certificate"]["key_algorithm"], "EC P-256");
 
+    // The CA answers the same request twice: the second certificate finds
+    // the request completed, and says by which certificate.
+    let again = pki.sign(&dir.join("r0.csr"), "r0-again");
+    let r = env.ok(&["import", "--path", again.to_str().unwrap()]);
+    let first = v["certificate"]["thumbprint"].as_str().unwrap();
+    assert!(
+        r.stderr.contains(&format!(
+            "answers request 1, which was completed by certificate {}",
+            &first[..8]
+        )),
+        "{}",
+        r.stderr
+    );
+
     // A certificate for no request: imported without a key, and told so.
     let stranger = fixture("oauth2.crt.pem");
     let r = env.ok(&["import", "--path", stranger.to_str().unwrap()]);
@@ -382,9 +396,14 @@ fn a_p7b_response_joins_its_key_and_a_stranger_is_told_it_answers_nothing() {
         1
     );
     let p7b = pki.p7b(&made[1], false);
-    let v = env
-        .ok(&["import", "--path", p7b.to_str().unwrap(), "--json"])
-        .json();
+    let r = env.ok(&["import", "--path", p7b.to_str().unwrap(), "--json"]);
+    assert!(
+        r.stderr
+            .contains("answers request 2, which was cancelled and its key wiped"),
+        "{}",
+        r.stderr
+    );
+    let v = r.json();
     assert_eq!(v["format"], "PKCS#7");
     assert!(v["request"].is_null());
     assert_eq!(v["certificate"]["has_private_key"], false);
