@@ -35,9 +35,7 @@ pub struct ExportArgs {
 
 pub fn run(app: &App, args: ExportArgs) -> Result<()> {
     let name = args.path.display().to_string();
-    if args.path.exists() && !args.force {
-        return Err(anyhow!("{name}: the file exists; --force replaces it"));
-    }
+    super::output::check_output_path(&args.path, args.force)?;
     let mut store = app.open_store()?;
     let cert = store.find_cert(&args.thumbprint)?;
     let key = store.private_key(&cert.info.thumbprint)?.ok_or_else(|| {

@@ -283,3 +283,25 @@ pub fn describe_schedule(
         }
     }
 }
+
+/// Checks a file the user asked certroll to write (`--output`, `--path` of
+/// `export`) before anything is made: an existing file needs `--force`, and
+/// its directory must exist (certroll does not create directories from a
+/// mistyped path).
+pub fn check_output_path(path: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    let name = path.display();
+    if path.is_dir() {
+        anyhow::bail!("{name}: is a directory; give a file name");
+    }
+    if path.exists() && !force {
+        anyhow::bail!("{name}: the file exists; --force replaces it");
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !parent.is_dir() {
+        anyhow::bail!("{name}: no such directory {}", parent.display());
+    }
+    Ok(())
+}

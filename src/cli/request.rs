@@ -245,14 +245,8 @@ pub fn run(app: &App, args: RequestArgs) -> Result<()> {
         )
         .into());
     }
-    if let Some(out) = &args.output
-        && out.exists()
-        && !args.force
-    {
-        return Err(anyhow!(
-            "{}: the file exists; --force replaces it",
-            out.display()
-        ));
+    if let Some(out) = &args.output {
+        output::check_output_path(out, args.force)?;
     }
     let spec = build_spec(app, &args, &types)?;
     let ctx = app.ctx();

@@ -401,3 +401,48 @@ fn unknown_flags_are_usage_errors() {
     ]);
     r.assert_one_line_error(2, &["--scope needs --type"]);
 }
+
+/// A file to write in a directory that does not exist (a mistyped path):
+/// refused before any key is made, no directory created, store unchanged.
+#[test]
+fn output_into_a_missing_directory_is_refused() {
+    let env = populated();
+    let missing = env.dir.path().join("no-such-dir");
+    let csr = missing.join("oauth.csr");
+    refused(
+        &env,
+        &[
+            "request",
+            "--type",
+            "OAuthTokenIssuer",
+            "--output",
+            csr.to_str().unwrap(),
+        ],
+        1,
+        &["oauth.csr", "no such directory"],
+    );
+    let pw = password_file();
+    let pfx = missing.join("copy.pfx");
+    refused(
+        &env,
+        &[
+            "export",
+            "--thumbprint",
+            &thumbprint("oauth1.crt.pem"),
+            "--path",
+            pfx.to_str().unwrap(),
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+        1,
+        &["copy.pfx", "no such directory"],
+    );
+    assert!(!missing.exists(), "a directory was created");
+    let here = env.dir.path().to_str().unwrap();
+    refused(
+        &env,
+        &["request", "--type", "OAuthTokenIssuer", "--output", here],
+        1,
+        &["is a directory"],
+    );
+}
