@@ -136,43 +136,73 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
 
     let mut store = app.open_store()?;
     let existing = store.lookup_exact(&cert.thumbprint)?;
-    // A CA's response: the key waits in the store with its request.
+    // A CA's response: the key waits in the store with its request. A
+    // second answer to a completed request (the CA signed it again) takes
+    // the key from the first answer's certificate.
     let mut answered = None;
+    let mut reanswered = None;
     if entry.key.is_none() && !existing.as_ref().is_some_and(|c| c.has_private_key) {
-        if let Some(fp) = cert.public_key.fingerprint() {
-            answered = store.pending_request_for(&fp)?;
+        let fp = cert.public_key.fingerprint();
+        if let Some(fp) = &fp {
+            answered = store.pending_request_for(fp)?;
         }
         if answered.is_none() {
-            let waiting = store.pending_request_count()?;
-            let closed = match cert.public_key.fingerprint() {
-                Some(fp) => store.closed_request_for(&fp)?,
+            let closed = match &fp {
+                Some(fp) => store.closed_request_for(fp)?,
                 None => None,
             };
-            if let Some(r) = closed {
-                let why = match r.thumbprint.as_deref() {
-                    Some(t) if r.state == "completed" => {
-                        format!("was completed by certificate {}", short(t))
+            match closed {
+                Some(r) => {
+                    let first = r.thumbprint.clone().filter(|_| r.state == "completed");
+                    let key = match &first {
+                        Some(t) => store
+                            .private_key(t)?
+                            .filter(|k| k.public_fingerprint() == fp),
+                        None => None,
+                    };
+                    match (first, key) {
+                        (Some(t), Some(key)) => {
+                            eprintln!(
+                                "note: {name}: certificate {} answers request {} again: it takes the key of certificate {}, the first answer",
+                                short(&cert.thumbprint),
+                                r.id,
+                                short(&t)
+                            );
+                            reanswered = Some((r, key));
+                        }
+                        (first, _) => {
+                            let why = match first {
+                                Some(t) => format!(
+                                    "was completed by certificate {}, which no longer has the key",
+                                    short(&t)
+                                ),
+                                None => "was cancelled and its key wiped".to_string(),
+                            };
+                            eprintln!(
+                                "note: {name}: certificate {} answers request {}, which {why}: it comes in without a private key",
+                                short(&cert.thumbprint),
+                                r.id
+                            );
+                        }
                     }
-                    _ => "was cancelled and its key wiped".to_string(),
-                };
-                eprintln!(
-                    "note: {name}: certificate {} answers request {}, which {why}: it comes in without a private key",
-                    short(&cert.thumbprint),
-                    r.id
-                );
-            } else if waiting > 0 {
-                eprintln!(
-                    "note: {name}: certificate {} answers none of the {waiting} waiting request(s): its public key is none of theirs",
-                    short(&cert.thumbprint)
-                );
+                }
+                None => {
+                    let waiting = store.pending_request_count()?;
+                    if waiting > 0 {
+                        eprintln!(
+                            "note: {name}: certificate {} answers none of the {waiting} waiting request(s): its public key is none of theirs",
+                            short(&cert.thumbprint)
+                        );
+                    }
+                }
             }
         }
     }
-    let request_key = answered.as_ref().map(|(_, k)| k);
+    let request_key = answered.as_ref().or(reanswered.as_ref()).map(|(_, k)| k);
     let has_key = entry.key.is_some()
         || request_key.is_some()
         || existing.as_ref().is_some_and(|c| c.has_private_key);
-    if let Some((req, _)) = &answered
+    if let Some((req, _)) = answered.as_ref().or(reanswered.as_ref())
         && types.is_empty()
     {
         // The response is checked against the types it was requested for.
@@ -215,6 +245,7 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
         key: entry.key.as_ref().or(request_key),
         friendly_name: entry.friendly_name.as_deref().or(answered
             .as_ref()
+            .or(reanswered.as_ref())
             .and_then(|(r, _)| r.friendly_name.as_deref())),
         source_file: source.as_deref(),
         request: answered.as_ref().map(|(r, _)| r.id),
@@ -295,7 +326,7 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
             "certificate": stored_json(&store)?,
             "changes": changes.iter().map(output::assign_change_json).collect::<Vec<_>>(),
             "notes": parsed.notes,
-            "request": answered.as_ref().map(|(r, _)| r.id),
+            "request": answered.as_ref().or(reanswered.as_ref()).map(|(r, _)| r.id),
         }));
     }
     println!(

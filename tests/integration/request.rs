@@ -360,18 +360,25 @@ fn a_p7b_response_joins_its_key_and_a_stranger_is_told_it_answers_nothing() {
     assert_eq!(v["certificate"]["chain"].as_array().unwrap().len(), 2);
     assert_eq!(v["certificate"]["key_algorithm"], "EC P-256");
 
-    // The CA answers the same request twice: the second certificate finds
-    // the request completed, and says by which certificate.
+    // The CA answers the same request twice (same key, a new certificate):
+    // the second takes the key of the first, and says so.
     let again = pki.sign(&dir.join("r0.csr"), "r0-again");
-    let r = env.ok(&["import", "--path", again.to_str().unwrap()]);
+    let r = env.ok(&["import", "--path", again.to_str().unwrap(), "--json"]);
     let first = v["certificate"]["thumbprint"].as_str().unwrap();
     assert!(
         r.stderr.contains(&format!(
-            "answers request 1, which was completed by certificate {}",
+            "answers request 1 again: it takes the key of certificate {}",
             &first[..8]
         )),
         "{}",
         r.stderr
+    );
+    let second = r.json();
+    assert_eq!(second["certificate"]["has_private_key"], true);
+    assert_eq!(second["request"], 1);
+    assert_ne!(
+        second["certificate"]["thumbprint"],
+        v["certificate"]["thumbprint"]
     );
 
     // A certificate for no request: imported without a key, and told so.
