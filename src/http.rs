@@ -32,6 +32,7 @@ use crate::store::{Store, StoreError};
 #[derive(Clone)]
 struct AppState {
     store: Arc<Mutex<Store>>,
+    clock: Arc<dyn crate::clock::Clock>,
     config: Arc<Config>,
     registry: Arc<Registry>,
 }
@@ -83,7 +84,7 @@ async fn well_known(State(st): State<AppState>) -> Response {
         for t in st.config.types.names() {
             let t = crate::cert::UsageType::from_canonical(t);
             if st.config.publishes_jwks(&t) {
-                let doc = jwks_for_slot(&store, &SlotKey::new(Scope::Global, t))
+                let doc = jwks_for_slot(&store, &SlotKey::new(Scope::Global, t), st.clock.now())
                     .map_err(|e| e.to_string())?;
                 keys.extend(doc["keys"].as_array().cloned().unwrap_or_default());
             }
@@ -117,7 +118,7 @@ async fn one_slot(State(st): State<AppState>, Query(q): Query<SlotQuery>) -> Res
             .store
             .lock()
             .map_err(|_| "store lock poisoned".to_string())?;
-        jwks_for_slot(&store, &SlotKey::new(scope, t)).map_err(|e| e.to_string())
+        jwks_for_slot(&store, &SlotKey::new(scope, t), st.clock.now()).map_err(|e| e.to_string())
     })
     .await;
     match r {
@@ -217,6 +218,7 @@ pub async fn serve(
     config: Arc<Config>,
     data_dir: PathBuf,
     registry: Arc<Registry>,
+    clock: Arc<dyn crate::clock::Clock>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let mut store = Store::open(&data_dir)?;
@@ -224,6 +226,7 @@ pub async fn serve(
     store.set_busy_timeout(std::time::Duration::from_secs(1))?;
     let state = AppState {
         store: Arc::new(Mutex::new(store)),
+        clock,
         config,
         registry,
     };

@@ -140,6 +140,7 @@ pub async fn run(
             cfg,
             dir,
             registry.clone(),
+            clock.clone(),
             stop,
         ));
         http_task = Some(task);

@@ -123,10 +123,11 @@ impl Deployer {
         Ok(total)
     }
 
-    /// The next retry or lagging alert due.
+    /// The next retry, lagging alert, or expiry of a published key due.
     fn next_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let lag = Duration::minutes(self.config.deploy.lagging_after_minutes.into());
-        Ok(self
+        let expiry = self.next_jwks_expiry(self.clock.now())?;
+        let due = self
             .store
             .deployment_states(self.only.as_deref())?
             .iter()
@@ -140,7 +141,8 @@ impl Deployer {
                 ]
             })
             .flatten()
-            .min())
+            .min();
+        Ok(due.into_iter().chain(expiry).min())
     }
 
     /// One pass over every unit.
@@ -172,9 +174,7 @@ impl Deployer {
                 target.clone(),
                 role.as_str().to_string(),
             ));
-            let has_jwks = unit.role == DeployRole::Current
-                && self.config.publishes_jwks(&unit.usage_type)
-                && unit.files.iter().any(|(f, _)| f.kind == FileKind::Jwks);
+            let has_jwks = self.has_jwks(unit);
             let settled = prev.is_some_and(|p| {
                 p.state == "ok" && p.deployed == unit.wanted && p.wanted == unit.wanted
             });
@@ -417,7 +417,32 @@ impl Deployer {
     }
 
     fn jwks_of(&self, unit: &Unit) -> Result<serde_json::Value, StoreError> {
-        jwks_for_slot(&self.store, &unit.slot)
+        jwks_for_slot(&self.store, &unit.slot, self.clock.now())
+    }
+
+    /// Whether the unit deploys a JWKS document (re-checked every pass).
+    fn has_jwks(&self, unit: &Unit) -> bool {
+        unit.role == DeployRole::Current
+            && self.config.publishes_jwks(&unit.usage_type)
+            && unit.files.iter().any(|(f, _)| f.kind == FileKind::Jwks)
+    }
+
+    /// The next instant a published key expires: the JWKS files change then.
+    fn next_jwks_expiry(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut next: Option<DateTime<Utc>> = None;
+        let mut seen = std::collections::HashSet::new();
+        for unit in self.units()?.iter().filter(|u| self.has_jwks(u)) {
+            if !seen.insert(unit.slot.clone()) {
+                continue;
+            }
+            for c in jwks_certs(&self.store, &unit.slot)? {
+                let t = c.info.not_after;
+                if t > now {
+                    next = Some(next.map_or(t, |n| n.min(t)));
+                }
+            }
+        }
+        Ok(next)
     }
 }
 
@@ -436,11 +461,26 @@ pub fn units(store: &Store, config: &Config, only: Option<&str>) -> Result<Vec<U
     Ok(plan::plan(&servers, &config.targets, &types, &slots))
 }
 
-/// The JWKS of a slot: its current, pending and previous keys.
+/// The JWKS of a slot at `now`: its current, pending and previous keys,
+/// without expired ones.
 pub fn jwks_for_slot(
     store: &Store,
     slot: &crate::cert::SlotKey,
+    now: DateTime<Utc>,
 ) -> Result<serde_json::Value, StoreError> {
+    let found = jwks_certs(store, slot)?;
+    let refs: Vec<(&crate::cert::CertInfo, &[crate::cert::CertInfo])> = found
+        .iter()
+        .map(|c| (&c.info, c.chain.as_slice()))
+        .collect();
+    Ok(plan::jwks(&refs, now))
+}
+
+/// The certificates a slot's JWKS is made of: current, pending, previous.
+fn jwks_certs(
+    store: &Store,
+    slot: &crate::cert::SlotKey,
+) -> Result<Vec<crate::store::StoredCert>, StoreError> {
     let slots = store.deploy_slots()?;
     let certs = slots
         .iter()
@@ -456,11 +496,7 @@ pub fn jwks_for_slot(
             found.push(c);
         }
     }
-    let refs: Vec<(&crate::cert::CertInfo, &[crate::cert::CertInfo])> = found
-        .iter()
-        .map(|c| (&c.info, c.chain.as_slice()))
-        .collect();
-    Ok(plan::jwks(&refs))
+    Ok(found)
 }
 
 fn ownership(target: &TargetConfig, f: &super::config::FileConfig) -> Result<Ownership, String> {

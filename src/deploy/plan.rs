@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use base64ct::{Base64, Base64UrlUnpadded, Encoding};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::config::{FileConfig, ServerConfig, TargetConfig, expand};
@@ -234,10 +235,12 @@ pub fn jwk(cert: &CertInfo, chain: &[CertInfo]) -> Option<Value> {
 
 /// The JWKS of a slot: current, pending and previous keys (in that order),
 /// so relying parties learn the next key before it signs and keep the old
-/// one through the overlap.
-pub fn jwks(certs: &[(&CertInfo, &[CertInfo])]) -> Value {
+/// one through the overlap. A key whose certificate has expired at `now`
+/// is left out: nothing valid is signed with it any more.
+pub fn jwks(certs: &[(&CertInfo, &[CertInfo])], now: DateTime<Utc>) -> Value {
     let keys: Vec<Value> = certs
         .iter()
+        .filter(|(c, _)| c.not_after > now)
         .filter_map(|(c, chain)| jwk(c, chain))
         .collect();
     json!({ "keys": keys })
@@ -260,6 +263,17 @@ mod tests {
             "name = \"t\"\nscope = \"{scope}\"\n[[file]]\nkind = \"cert\"\npath = \"/d/{{server}}/{{type}}.pem\"\npending_path = \"/d/{{server}}/{{type}}.next.pem\"\n"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn an_expired_key_leaves_the_jwks() {
+        let c =
+            CertInfo::from_der(include_bytes!("../../tests/data/fixtures/oauth1.crt.der")).unwrap();
+        let chain: &[CertInfo] = &[];
+        let doc = |now| jwks(&[(&c, chain)], now);
+        let last = c.not_after - chrono::Duration::seconds(1);
+        assert_eq!(doc(last)["keys"].as_array().unwrap().len(), 1);
+        assert_eq!(doc(c.not_after)["keys"], json!([]));
     }
 
     #[test]

@@ -539,6 +539,72 @@ fn the_jwks_lists_the_next_key_before_the_roll_and_the_old_one_after() {
     assert_eq!(serve.stop(), 0);
 }
 
+/// A previous key whose certificate expires leaves the JWKS at that
+/// instant, in the deployed file and on the HTTP listener, with no other
+/// change to wake the service.
+#[test]
+fn an_expired_previous_key_leaves_the_jwks_when_it_expires() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("fixed"), "").unwrap();
+    let port = free_port();
+    let env = Env::with_config(&pool_config(
+        dir,
+        "current",
+        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+    ));
+    // Whole seconds: a certificate's notAfter has no fraction.
+    let expires = chrono::SubsecRound::trunc_subsecs(Utc::now() + Duration::seconds(10), 0);
+    let short = cert_valid_until(dir, expires);
+    for scope in ["pool:pool01.contoso.com", "global"] {
+        env.ok(&[
+            "import",
+            "--path",
+            short.to_str().unwrap(),
+            "--type",
+            "OAuthTokenIssuer",
+            "--scope",
+            scope,
+            "--force",
+        ]);
+        let r = env.import(
+            "oauth2-windows.pfx",
+            &["--type", "OAuthTokenIssuer", "--scope", scope],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let (old, new) = (thumbprint_of(&short), thumbprint("oauth2.crt.pem"));
+    let kids = |doc: &str| -> Vec<String> {
+        serde_json::from_str::<serde_json::Value>(doc)
+            .ok()
+            .and_then(|v| v["keys"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let in_file =
+        || kids(&std::fs::read_to_string(file(dir, SERVERS[0], "jwks.json")).unwrap_or_default());
+    let served = || {
+        http_get(port, "/.well-known/jwks.json")
+            .map(|(_, body)| kids(&body))
+            .unwrap_or_default()
+    };
+    let serve = env.serve();
+    wait_until(8, "both keys in the file", || {
+        in_file() == [new.clone(), old.clone()]
+    });
+    wait_until(5, "both keys served", || {
+        served() == [new.clone(), old.clone()]
+    });
+    wait_until(25, "the expired key out of the file", || {
+        in_file() == [new.clone()]
+    });
+    assert!(Utc::now() >= expires, "the key left before it expired");
+    assert_eq!(served(), [new]);
+    assert_eq!(serve.stop(), 0);
+}
+
 #[test]
 fn an_agent_deploys_only_its_own_server() {
     let tmp = tempfile::tempdir().unwrap();
