@@ -440,9 +440,11 @@ impl Engine {
                     lagging.len()
                 );
                 warn!(job.id = job.id, slot = %job.slot, "{message}");
-                self.store
-                    .note_forced(&job.slot, &message, job.id, &lagging, &ctx)?;
-                ready.push(job.clone());
+                let data = serde_json::json!({"job_id": job.id, "not_staged": lagging});
+                ready.push(Claimed {
+                    forced: Some((message, data)),
+                    ..job.clone()
+                });
             } else {
                 let event = (now >= job.due_at && job.held_since.is_none()).then(|| {
                     let message = format!(

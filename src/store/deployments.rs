@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{TransactionBehavior, params};
-use serde_json::json;
 
 use super::audit::{self, Severity};
 use super::{OpCtx, Store, StoreError, parse_ts, ts};
@@ -265,31 +264,6 @@ impl Store {
                 data,
             )?;
         }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Records that a held roll is promoted at its staging deadline.
-    pub fn note_forced(
-        &mut self,
-        slot: &SlotKey,
-        message: &str,
-        job_id: i64,
-        lagging: &[(String, String)],
-        ctx: &OpCtx,
-    ) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        audit::enqueue(
-            &tx,
-            ctx,
-            "roll.forced",
-            Severity::Critical,
-            Some(slot),
-            message,
-            json!({"job_id": job_id, "not_staged": lagging}),
-        )?;
         tx.commit()?;
         Ok(())
     }

@@ -149,6 +149,10 @@ pub struct Claimed {
     pub require_staged: bool,
     /// Since when it has been held past its instant for staging.
     pub held_since: Option<DateTime<Utc>>,
+    /// Promoted at the staging deadline although servers have not staged
+    /// it: the `roll.forced` alert (message, data), written in the roll's
+    /// own transaction so a crash can neither lose nor repeat it.
+    pub forced: Option<(String, serde_json::Value)>,
 }
 
 /// The outcome of executing one claimed job.
@@ -512,6 +516,7 @@ impl Store {
                 lease_expires_at: parse_ts(&lease_exp)?,
                 require_staged,
                 held_since: held.as_deref().map(parse_ts).transpose()?,
+                forced: None,
             });
         }
         out.sort_by_key(|a| (a.run_after, a.id));
@@ -1050,6 +1055,17 @@ fn promote(
             "slot of job {} changed under its lock",
             job.id
         )));
+    }
+    if let Some((message, data)) = &job.forced {
+        audit::enqueue(
+            tx,
+            ctx,
+            "roll.forced",
+            Severity::Critical,
+            Some(&job.slot),
+            message,
+            data.clone(),
+        )?;
     }
     let how = describe_lateness(lateness);
     audit::record_slot_change(

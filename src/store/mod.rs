@@ -714,6 +714,87 @@ mod tests {
         );
     }
 
+    /// A roll promoted at its staging deadline writes `roll.forced` in its
+    /// own transaction: with the roll when it happens, not at all when it
+    /// does not (here: its lease was taken over before it ran).
+    #[test]
+    fn a_forced_roll_alerts_in_its_own_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let a = entry(include_bytes!(
+            "../../tests/data/fixtures/oauth1-openssl3.pfx"
+        ));
+        let b = entry(include_bytes!(
+            "../../tests/data/fixtures/oauth2-windows.pfx"
+        ));
+        let slots: Vec<SlotKey> = (0..2)
+            .map(|i| {
+                SlotKey::new(
+                    Scope::Pool(format!("p{i}.contoso.com")),
+                    UsageType::from_canonical("OAuthTokenIssuer"),
+                )
+            })
+            .collect();
+        let c = ctx();
+        store
+            .assign(Some(&new_cert(&a)), &a.cert.thumbprint, &slots, &c)
+            .unwrap();
+        store
+            .schedule(
+                Some(&new_cert(&b)),
+                &b.cert.thumbprint,
+                &slots,
+                c.now,
+                false,
+                &c,
+            )
+            .unwrap();
+        let lease = chrono::Duration::seconds(30);
+        let claimed: Vec<Claimed> = store
+            .claim("me", c.now, Some(c.now), lease, 2, &JobFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|j| Claimed {
+                forced: Some((
+                    format!("job {} forced", j.id),
+                    serde_json::json!({"job_id": j.id}),
+                )),
+                ..j
+            })
+            .collect();
+        assert_eq!(claimed.len(), 2);
+        store
+            .conn
+            .execute(
+                "UPDATE jobs SET lease_owner = 'someone else' WHERE id = ?1",
+                [claimed[1].id],
+            )
+            .unwrap();
+        let check = |_: &SlotKey, _: &StoredCert, _| Ok(());
+        let clock = || c.now;
+        let opts = ExecOptions {
+            owner: "me",
+            actor: "me",
+            late_after: chrono::Duration::seconds(60),
+            max_attempts: 10,
+            check: &check,
+            clock: &clock,
+            at_instant: false,
+        };
+        store.execute(&claimed, &opts).unwrap();
+        let forced: Vec<String> = store
+            .conn
+            .prepare(
+                "SELECT payload ->> '$.message' FROM outbox WHERE kind = 'roll.forced' ORDER BY id",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(forced, [format!("job {} forced", claimed[0].id)]);
+    }
+
     #[test]
     fn assign_import_and_remove_round_trip() {
         let dir = tempfile::tempdir().unwrap();
