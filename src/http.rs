@@ -174,6 +174,7 @@ fn snapshot(store: &Store, config: &Config) -> Result<Snapshot, StoreError> {
         slots: store.slot_facts()?,
         jobs: store.job_counts()?,
         deliveries: store.delivery_counts()?,
+        unrouted: store.unrouted_events()?,
         deployments: if config.servers.is_empty() {
             Vec::new()
         } else {

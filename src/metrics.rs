@@ -123,6 +123,8 @@ pub struct Snapshot {
     pub jobs: Vec<(JobState, i64)>,
     /// (channel, state, count)
     pub deliveries: Vec<(String, String, i64)>,
+    /// Events committed but not yet routed to their channels.
+    pub unrouted: i64,
     pub deployments: Vec<StatusRow>,
 }
 
@@ -339,6 +341,12 @@ pub fn render(registry: &Registry, snap: &Snapshot) -> String {
         );
     }
     w.family(
+        "certroll_outbox_unrouted",
+        "gauge",
+        "Events committed but not yet routed to their channels (the depth per channel counts them once routed).",
+    );
+    w.sample("certroll_outbox_unrouted", &[], snap.unrouted as f64);
+    w.family(
         "certroll_outbox_dead",
         "gauge",
         "Notifications given up after their attempts or age (certroll notifications retry --dead), by channel.",
@@ -472,6 +480,7 @@ mod tests {
                 ("ops".into(), "dead".into(), 4),
                 ("ops".into(), "delivered".into(), 9),
             ],
+            unrouted: 5,
             deployments: vec![],
         };
         let text = render(&r, &snap);
@@ -489,6 +498,7 @@ mod tests {
             "certroll_roll_lateness_seconds_count 4",
             "certroll_outbox_depth{channel=\"ops\"} 3",
             "certroll_outbox_dead{channel=\"ops\"} 4",
+            "certroll_outbox_unrouted 5",
             "certroll_jobs{state=\"scheduled\"} 1",
             "certroll_loop_running{loop=\"engine\"} 1",
         ] {

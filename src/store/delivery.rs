@@ -467,6 +467,15 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Events committed but not yet routed to channels (by `fan_out`).
+    pub fn unrouted_events(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM outbox INDEXED BY outbox_unfanned WHERE fanned_out_at IS NULL",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Everything the expiry watch and `check` look at, slot by slot.
     pub fn slot_facts(&self) -> Result<Vec<SlotFacts>, StoreError> {
         let mut out = Vec::new();
