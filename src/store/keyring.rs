@@ -93,7 +93,13 @@ impl MasterKey {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)
-            .and_then(|mut f| f.write_all(bytes.as_ref()).and_then(|_| f.sync_all()));
+            .and_then(|mut f| {
+                if let Some(dir) = path.parent() {
+                    adopt_dir_owner(&f, dir)?;
+                }
+                f.write_all(bytes.as_ref())?;
+                f.sync_all()
+            });
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
             return Err(io_err(path, "create the master key")(e));
@@ -160,6 +166,25 @@ pub(crate) fn sync_dir(dir: &Path) {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
+}
+
+/// A file certroll has just created in the data directory belongs to the
+/// directory's owner when certroll runs as root there: `sudo certroll
+/// import` on the service's store must not leave a root-owned 0600
+/// `master.key` or `certroll.db` that the service user cannot read.
+/// (SQLite does the same for its -wal and -shm files.) A file created by
+/// anyone else already has the right owner.
+pub(crate) fn adopt_dir_owner(file: &std::fs::File, dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mine = file.metadata()?;
+    if mine.uid() != 0 {
+        return Ok(());
+    }
+    let d = std::fs::metadata(dir)?;
+    if d.uid() == 0 {
+        return Ok(());
+    }
+    std::os::unix::fs::fchown(file, Some(d.uid()), Some(d.gid()))
 }
 
 pub fn master_key_path(data_dir: &Path) -> PathBuf {

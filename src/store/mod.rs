@@ -224,7 +224,11 @@ impl Store {
             .mode(0o600)
             .open(&db_path)
         {
-            Ok(_) => keyring::sync_dir(dir),
+            Ok(f) => {
+                keyring::adopt_dir_owner(&f, dir)
+                    .map_err(io("give the database its directory's owner"))?;
+                keyring::sync_dir(dir)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 if let Ok(meta) = std::fs::metadata(&db_path)
                     && meta.permissions().mode() & 0o077 != 0

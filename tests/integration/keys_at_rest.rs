@@ -163,3 +163,56 @@ fn a_replaced_master_key_is_named() {
     env.import("oauth2-windows.pfx", &[])
         .assert_one_line_error(1, &["master.key", "too open", "chmod 600"]);
 }
+
+/// `sudo certroll import` on the service's store (a data directory owned
+/// by the service user) must leave files that user can read: the database
+/// and the master key it creates get the directory's owner, and the
+/// service user then unseals the key. Meaningful only as root, as on CI.
+#[test]
+fn root_on_the_service_store_leaves_files_the_service_user_can_read() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    if std::fs::metadata(env.dir.path()).unwrap().uid() != 0 {
+        eprintln!("skipped: only root can act on another user's store");
+        return;
+    }
+    let nobody = 65534;
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(&env.data).unwrap();
+    std::fs::set_permissions(&env.data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&env.data, Some(nobody), Some(nobody)).unwrap();
+
+    let r = env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for f in ["certroll.db", "master.key"] {
+        let m = std::fs::metadata(env.data.join(f)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (nobody, nobody), "{f}");
+        assert_eq!(m.mode() & 0o777, 0o600, "{f}");
+    }
+
+    // The service user opens the store and unseals the key.
+    let copy = env.data.join("copy.pfx");
+    let pw = password_file();
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(bin())
+        .args([
+            "export",
+            "--thumbprint",
+            &thumbprint("oauth1.crt.pem"),
+            "--path",
+        ])
+        .arg(&copy)
+        .arg("--password-file")
+        .arg(&pw)
+        .env("CERTROLL_CONFIG", &env.config)
+        .env("CERTROLL_DATA_DIR", &env.data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::metadata(&copy).unwrap().uid(), nobody);
+}
