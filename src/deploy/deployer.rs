@@ -87,16 +87,29 @@ impl Deployer {
         let mut total = DeploySummary::default();
         let mut version = self.store.data_version()?;
         info!(servers = self.config.servers.len(), only = ?self.only, "deployer started");
+        // A busy or full store: back off (1 s doubling to 30 s, jittered).
+        let store_retry = RetryPolicy {
+            base: StdDuration::from_secs(1),
+            max: StdDuration::from_secs(30),
+            max_attempts: u32::MAX,
+        };
+        let mut failures = 0;
         loop {
-            let wake = match self.pass() {
-                Ok(s) => {
+            let wake = match self.pass().and_then(|s| Ok((s, self.next_wake()?))) {
+                Ok((s, wake)) => {
                     total.deployed += s.deployed;
                     total.failed += s.failed;
-                    self.next_wake()?
+                    failures = 0;
+                    wake
                 }
                 Err(e) if e.is_transient() => {
-                    warn!(error = %e, "store unavailable, retrying");
-                    Some(self.clock.now() + Duration::seconds(1))
+                    failures += 1;
+                    let delay = store_retry.delay(failures, random_jitter());
+                    warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "store unavailable, retrying");
+                    Some(
+                        self.clock.now()
+                            + Duration::from_std(delay).unwrap_or(Duration::seconds(1)),
+                    )
                 }
                 Err(e) => {
                     error!(error = %e, "the store failed; the deployer stops");
