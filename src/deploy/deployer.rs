@@ -328,14 +328,30 @@ impl Deployer {
         last_failed: bool,
     ) -> Result<bool, String> {
         let Some(thumbprint) = unit.wanted.clone() else {
-            // Nothing pending any more: remove staged files.
-            let mut changed = false;
+            // Nothing pending any more (rolled in, or cancelled): remove the
+            // staged files, and tell the service as for any change.
+            let mut files = Vec::new();
+            let mut removed = Vec::new();
             for (_, path) in &unit.files {
+                files.push(path.display().to_string());
                 match std::fs::remove_file(path) {
-                    Ok(()) => changed = true,
+                    Ok(()) => removed.push(path.display().to_string()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(format!("{}: cannot remove ({e})", path.display())),
                 }
+            }
+            let mut changed = !removed.is_empty();
+            if let Some(cmd) = &unit.target.reload
+                && (changed || last_failed)
+            {
+                let change = Change {
+                    old: old.as_deref(),
+                    new: None,
+                    files: &files,
+                    written: &removed,
+                };
+                run_reload(cmd, unit, &change)?;
+                changed = true;
             }
             return Ok(changed);
         };
@@ -407,7 +423,7 @@ impl Deployer {
         {
             let change = Change {
                 old: old.as_deref(),
-                new: &thumbprint,
+                new: Some(&thumbprint),
                 files: &files,
                 written: &written,
             };
@@ -554,11 +570,12 @@ fn secret(
 /// What a reload is told about the change.
 struct Change<'a> {
     old: Option<&'a str>,
-    new: &'a str,
+    /// None: the unit's files were removed (nothing staged any more).
+    new: Option<&'a str>,
     /// Every file of the unit.
     files: &'a [String],
-    /// The files this attempt wrote (empty when a failed reload is retried
-    /// with nothing new to write).
+    /// The files this attempt wrote or removed (empty when a failed reload
+    /// is retried with nothing new to do).
     written: &'a [String],
 }
 
@@ -577,7 +594,7 @@ fn run_reload(cmd: &str, unit: &Unit, change: &Change) -> Result<(), String> {
         .env("CERTROLL_ROLE", unit.role.as_str())
         .env("CERTROLL_TARGET", &unit.target.name)
         .env("CERTROLL_OLD_THUMBPRINT", change.old.unwrap_or(""))
-        .env("CERTROLL_NEW_THUMBPRINT", change.new)
+        .env("CERTROLL_NEW_THUMBPRINT", change.new.unwrap_or(""))
         .env("CERTROLL_FILES", change.files.join(" "))
         .env("CERTROLL_CHANGED_FILES", change.written.join(" "))
         .stdin(Stdio::null())

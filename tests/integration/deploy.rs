@@ -338,6 +338,16 @@ fn require_staged_holds_the_roll_until_the_last_server_staged() {
             .iter()
             .all(|s| !file(dir, s, "next/fullchain.pem").exists())
     });
+    // Each server's reload heard of the staged copy, then of its removal
+    // (the old thumbprint, no new one).
+    let t2 = thumbprint("oauth2.crt.pem");
+    wait_until(20, "the reloads for the removed staged files", || {
+        let log = std::fs::read_to_string(dir.join("reloads.log")).unwrap_or_default();
+        SERVERS.iter().all(|s| {
+            log.contains(&format!("{s} pending  {t2}\n"))
+                && log.contains(&format!("{s} pending {t2} \n"))
+        })
+    });
     wait_until(20, "up to date", || up_to_date(&env));
     assert_eq!(serve.stop(), 0);
 
