@@ -357,7 +357,13 @@ pub fn run(
         }
         drop(store);
         let cfg = dir.join("bench.toml");
-        std::fs::write(&cfg, "[serve]\nmaintenance = \"\"\n")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        std::fs::write(
+            &cfg,
+            format!("[serve]\nmaintenance = \"\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+        )?;
         let mut child = std::process::Command::new(bin)
             .args(["--config"])
             .arg(&cfg)
@@ -376,6 +382,18 @@ pub fn run(
         std::thread::sleep(std::time::Duration::from_secs(plan.idle_secs));
         let (cpu1, rss) = proc_stat(pid)?;
         let wall = t.elapsed().as_secs_f64();
+        // 6. Scrapes of /metrics over the same store: every slot's
+        // certificates are read at each scrape.
+        let mut scrapes = Vec::new();
+        let mut size = 0;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let body = http_get(port, "/metrics")?;
+            scrapes.push(t.elapsed().as_secs_f64());
+            size = body.len();
+        }
+        let (_, rss_after) = proc_stat(pid)?;
+        scrapes.sort_by(f64::total_cmp);
         // SAFETY: signalling our own child.
         unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         let status = child.wait()?;
@@ -392,8 +410,53 @@ pub fn run(
             rss as f64 / 1024.0,
             status.code().map_or("signal".into(), |c| c.to_string())
         )?;
+        writeln!(
+            out,
+            "\nGET /metrics over {n} slots (current and pending each), 5 scrapes:"
+        )?;
+        writeln!(
+            out,
+            "  median {:.3} s, slowest {:.3} s, {:.1} MiB of text; serve's resident memory after {:.1} MiB",
+            scrapes[scrapes.len() / 2],
+            scrapes[scrapes.len() - 1],
+            size as f64 / (1024.0 * 1024.0),
+            rss_after as f64 / 1024.0
+        )?;
     }
     Ok(())
+}
+
+/// A plain HTTP/1.1 GET (Connection: close); the body, or an error for a
+/// status other than 200.
+fn http_get(port: u16, path: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    let mut stream = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() > deadline => {
+                return Err(anyhow::anyhow!("the listener on port {port}: {e}"));
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    };
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("GET {path}: no HTTP answer"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(anyhow::anyhow!(
+            "GET {path}: {}",
+            head.lines().next().unwrap_or("")
+        ));
+    }
+    Ok(body.to_string())
 }
 
 /// Runs the engine over `store` until `n` jobs succeeded; returns each

@@ -174,7 +174,11 @@ fn snapshot(store: &Store, config: &Config) -> Result<Snapshot, StoreError> {
         slots: store.slot_facts()?,
         jobs: store.job_counts()?,
         deliveries: store.delivery_counts()?,
-        unrouted: store.unrouted_events()?,
+        unrouted: if config.notify.channel_names().next().is_some() {
+            Some(store.unrouted_events()?)
+        } else {
+            None
+        },
         deployments: if config.servers.is_empty() {
             Vec::new()
         } else {

@@ -123,8 +123,9 @@ pub struct Snapshot {
     pub jobs: Vec<(JobState, i64)>,
     /// (channel, state, count)
     pub deliveries: Vec<(String, String, i64)>,
-    /// Events committed but not yet routed to their channels.
-    pub unrouted: i64,
+    /// Events committed but not yet routed to their channels (None: no
+    /// channel is configured, so nothing routes them and none is reported).
+    pub unrouted: Option<i64>,
     pub deployments: Vec<StatusRow>,
 }
 
@@ -340,12 +341,14 @@ pub fn render(registry: &Registry, snap: &Snapshot) -> String {
             *depth as f64,
         );
     }
-    w.family(
-        "certroll_outbox_unrouted",
-        "gauge",
-        "Events committed but not yet routed to their channels (the depth per channel counts them once routed).",
-    );
-    w.sample("certroll_outbox_unrouted", &[], snap.unrouted as f64);
+    if let Some(unrouted) = snap.unrouted {
+        w.family(
+            "certroll_outbox_unrouted",
+            "gauge",
+            "Events committed but not yet routed to their channels (the depth per channel counts them once routed).",
+        );
+        w.sample("certroll_outbox_unrouted", &[], unrouted as f64);
+    }
     w.family(
         "certroll_outbox_dead",
         "gauge",
@@ -480,7 +483,7 @@ mod tests {
                 ("ops".into(), "dead".into(), 4),
                 ("ops".into(), "delivered".into(), 9),
             ],
-            unrouted: 5,
+            unrouted: Some(5),
             deployments: vec![],
         };
         let text = render(&r, &snap);
@@ -529,6 +532,19 @@ mod tests {
                 assert!(declared.contains(base), "{l}");
             }
         }
+    }
+
+    #[test]
+    fn without_channels_no_unrouted_gauge_is_reported() {
+        let snap = Snapshot {
+            slots: vec![],
+            jobs: vec![],
+            deliveries: vec![],
+            unrouted: None,
+            deployments: vec![],
+        };
+        let text = render(&Registry::default(), &snap);
+        assert!(!text.contains("certroll_outbox_unrouted"), "{text}");
     }
 
     #[test]

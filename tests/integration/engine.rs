@@ -84,6 +84,7 @@ fn the_quick_benchmark_runs() {
         "rolls at distinct instants",
         "idle `certroll serve`",
         "events through the outbox to a local webhook",
+        "GET /metrics over 1000 slots",
     ] {
         assert!(r.stdout.contains(needle), "{needle} missing:\n{}", r.stdout);
     }
