@@ -412,7 +412,8 @@ pub fn run(
         )?;
         writeln!(
             out,
-            "\nGET /metrics over {n} slots (current and pending each), 5 scrapes:"
+            "\nGET /metrics over {n} slots (current and pending each; series of their own for up to {} of them), 5 scrapes:",
+            crate::config::HttpConfig::default().metrics_max_slots
         )?;
         writeln!(
             out,

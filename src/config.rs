@@ -64,12 +64,24 @@ struct RawConfig {
 }
 
 /// `[http]`: the service's HTTP listener (off unless `listen` is set).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[cfg_attr(test, derive(serde::Serialize))]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Address to listen on, e.g. "127.0.0.1:8440".
     pub listen: Option<String>,
+    /// At most this many slots get series of their own in /metrics (those
+    /// whose certificates expire soonest); aggregates cover every slot.
+    pub metrics_max_slots: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: None,
+            metrics_max_slots: 10_000,
+        }
+    }
 }
 
 /// `[serve]`: how the service runs the roll queue.
@@ -467,6 +479,7 @@ mod tests {
             .unwrap()],
             http: HttpConfig {
                 listen: Some("127.0.0.1:1".into()),
+                metrics_max_slots: 1,
             },
         };
         let text = std::fs::read_to_string(&path).unwrap();

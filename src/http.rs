@@ -173,6 +173,7 @@ fn snapshot(store: &Store, config: &Config) -> Result<Snapshot, StoreError> {
     Ok(Snapshot {
         slots: store.slot_facts()?,
         jobs: store.job_counts()?,
+        max_slots: config.http.metrics_max_slots as usize,
         deliveries: store.delivery_counts()?,
         unrouted: if config.notify.channel_names().next().is_some() {
             Some(store.unrouted_events()?)

@@ -126,6 +126,10 @@ pub struct Snapshot {
     /// Events committed but not yet routed to their channels (None: no
     /// channel is configured, so nothing routes them and none is reported).
     pub unrouted: Option<i64>,
+    /// At most this many slots get series of their own (`[http]
+    /// metrics_max_slots`): those whose certificate in service expires
+    /// first. Aggregates cover every slot.
+    pub max_slots: usize,
     pub deployments: Vec<StatusRow>,
 }
 
@@ -182,6 +186,17 @@ fn unix(t: DateTime<Utc>) -> f64 {
 }
 
 /// The exposition: the registry's counters and the snapshot's gauges.
+/// A slot's certificates with their role names.
+fn roles(s: &SlotFacts) -> impl Iterator<Item = (&'static str, &CertFacts)> {
+    [
+        s.current.as_ref().map(|c| ("current", c)),
+        s.previous.as_ref().map(|(c, _)| ("previous", c)),
+        s.pending.as_ref().map(|(c, _)| ("pending", c)),
+    ]
+    .into_iter()
+    .flatten()
+}
+
 pub fn render(registry: &Registry, snap: &Snapshot) -> String {
     let mut w = Writer { out: String::new() };
 
@@ -196,18 +211,68 @@ pub fn render(registry: &Registry, snap: &Snapshot) -> String {
         1.0,
     );
 
-    // Certificates of every slot, by role.
-    let certs: Vec<(&SlotFacts, &str, &CertFacts)> = snap
-        .slots
+    // Aggregates over every slot: how many per type, and the earliest
+    // expiry per type and role (what an expiry alert needs).
+    let mut per_type: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut earliest: BTreeMap<(&str, &str), DateTime<Utc>> = BTreeMap::new();
+    for s in &snap.slots {
+        let t = s.slot.usage_type.as_str();
+        *per_type.entry(t).or_default() += 1;
+        for (role, c) in roles(s) {
+            let e = earliest.entry((t, role)).or_insert(c.not_after);
+            *e = (*e).min(c.not_after);
+        }
+    }
+    w.family(
+        "certroll_slots",
+        "gauge",
+        "Slots holding a certificate, by type.",
+    );
+    for (t, n) in &per_type {
+        w.sample("certroll_slots", &[("type", t)], *n as f64);
+    }
+    w.family(
+        "certroll_certificate_not_after_min_timestamp_seconds",
+        "gauge",
+        "The earliest notAfter of the certificates in a role across every slot of a type, as a Unix time.",
+    );
+    for ((t, role), at) in &earliest {
+        w.sample(
+            "certroll_certificate_not_after_min_timestamp_seconds",
+            &[("type", t), ("role", role)],
+            unix(*at),
+        );
+    }
+
+    // Series of their own for the slots whose certificate in service
+    // (current, else pending, else previous) expires first.
+    let in_service = |s: &SlotFacts| {
+        s.current
+            .as_ref()
+            .or(s.pending.as_ref().map(|(c, _)| c))
+            .or(s.previous.as_ref().map(|(c, _)| c))
+            .map(|c| c.not_after)
+    };
+    let mut chosen: Vec<usize> = (0..snap.slots.len()).collect();
+    let omitted = chosen.len().saturating_sub(snap.max_slots);
+    if omitted > 0 {
+        chosen.sort_by_key(|&i| (in_service(&snap.slots[i]), i));
+        chosen.truncate(snap.max_slots);
+        chosen.sort_unstable();
+    }
+    let chosen: Vec<&SlotFacts> = chosen.iter().map(|&i| &snap.slots[i]).collect();
+    w.family(
+        "certroll_metrics_slots_omitted",
+        "gauge",
+        "Slots without series of their own in this scrape ([http] metrics_max_slots).",
+    );
+    w.sample("certroll_metrics_slots_omitted", &[], omitted as f64);
+
+    // Certificates of those slots, by role.
+    let certs: Vec<(&SlotFacts, &str, &CertFacts)> = chosen
         .iter()
-        .flat_map(|s| {
-            [
-                s.current.as_ref().map(|c| (s, "current", c)),
-                s.previous.as_ref().map(|(c, _)| (s, "previous", c)),
-                s.pending.as_ref().map(|(c, _)| (s, "pending", c)),
-            ]
-        })
-        .flatten()
+        .copied()
+        .flat_map(|s| roles(s).map(move |(role, c)| (s, role, c)))
         .collect();
     for (name, help, pick) in [
         (
@@ -242,7 +307,7 @@ pub fn render(registry: &Registry, snap: &Snapshot) -> String {
         "gauge",
         "When the slot's pending certificate is scheduled to become current, as a Unix time.",
     );
-    for s in &snap.slots {
+    for s in &chosen {
         if let Some((c, at)) = &s.pending {
             let scope = s.slot.scope.to_string();
             w.sample(
@@ -484,6 +549,7 @@ mod tests {
                 ("ops".into(), "delivered".into(), 9),
             ],
             unrouted: Some(5),
+            max_slots: 10,
             deployments: vec![],
         };
         let text = render(&r, &snap);
@@ -534,6 +600,57 @@ mod tests {
         }
     }
 
+    /// Past `max_slots`, the slots whose certificate in service expires
+    /// first keep their series; the aggregates still see every slot.
+    #[test]
+    fn past_the_limit_the_soonest_expiring_slots_keep_their_series() {
+        let oauth = UsageType::from_canonical("OAuthTokenIssuer");
+        let slot = |pool: &str, current: CertFacts, previous: Option<CertFacts>| SlotFacts {
+            slot: SlotKey::new(Scope::Pool(pool.into()), oauth.clone()),
+            current: Some(current),
+            previous: previous.map(|c| (c, Utc.timestamp_opt(0, 0).unwrap())),
+            pending: None,
+            failed_roll: None,
+        };
+        let snap = Snapshot {
+            slots: vec![
+                // An old previous certificate does not make a slot urgent.
+                slot("a.x.y", cert(1, 0, 9_000), Some(cert(4, 0, 100))),
+                slot("b.x.y", cert(2, 0, 3_000), None),
+                slot("c.x.y", cert(3, 0, 5_000), None),
+            ],
+            jobs: vec![],
+            deliveries: vec![],
+            unrouted: None,
+            max_slots: 1,
+            deployments: vec![],
+        };
+        let text = render(&Registry::default(), &snap);
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("certroll_certificate_not_after_timestamp_seconds{"))
+            .collect();
+        assert_eq!(series.len(), 1, "{text}");
+        assert!(series[0].contains("scope=\"pool:b.x.y\""), "{text}");
+        for line in [
+            "certroll_metrics_slots_omitted 2",
+            "certroll_slots{type=\"OAuthTokenIssuer\"} 3",
+            "certroll_certificate_not_after_min_timestamp_seconds{type=\"OAuthTokenIssuer\",role=\"current\"} 3000",
+            "certroll_certificate_not_after_min_timestamp_seconds{type=\"OAuthTokenIssuer\",role=\"previous\"} 100",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+        // Under the limit, nothing is left out.
+        let all = render(
+            &Registry::default(),
+            &Snapshot {
+                max_slots: 3,
+                ..snap
+            },
+        );
+        assert!(all.lines().any(|l| l == "certroll_metrics_slots_omitted 0"));
+    }
+
     #[test]
     fn without_channels_no_unrouted_gauge_is_reported() {
         let snap = Snapshot {
@@ -541,6 +658,7 @@ mod tests {
             jobs: vec![],
             deliveries: vec![],
             unrouted: None,
+            max_slots: 10,
             deployments: vec![],
         };
         let text = render(&Registry::default(), &snap);
