@@ -15,9 +15,10 @@ use crate::store::JobState;
 #[command(
     after_help = "Exit codes (monitoring plugins): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the store or \
 configuration cannot be read). Thresholds: warning_days and critical_days in [check]; a deployment \
-still failing after [deploy] lagging_after_minutes is a WARNING.\n\n\
+still failing after [deploy] lagging_after_minutes is a WARNING, and so is a certificate request \
+waiting longer than [check] request_warning_days.\n\n\
 The summary line ends with performance data: | days_left_min=N;WARN:;CRIT:;; slots=N slots_warning=N \
-slots_critical=N rolls_scheduled=N rolls_failed=N notifications_dead=N servers_out_of_date=N."
+slots_critical=N rolls_scheduled=N rolls_failed=N notifications_dead=N servers_out_of_date=N requests_waiting=N."
 )]
 pub struct CheckArgs {
     /// Print the details as JSON (after the summary line's status, in "status")
@@ -85,9 +86,26 @@ pub fn run(app: &App, args: CheckArgs) -> Result<()> {
         .collect();
     lagging.sort();
     lagging.dedup();
+    // Certificate requests the CA has not answered for too long.
+    let waiting = store.requests(Some("pending"))?;
+    let stale_days = i64::from(app.config.check.request_warning_days);
+    let stale: Vec<String> = waiting
+        .iter()
+        .filter(|r| stale_days > 0 && now - r.created_at >= chrono::Duration::days(stale_days))
+        .map(|r| {
+            format!(
+                "request {} ({} for {} at {}) has waited {} days for the CA's answer",
+                r.id,
+                r.subject,
+                r.usage_type,
+                r.scope,
+                (now - r.created_at).num_days()
+            )
+        })
+        .collect();
 
     let mut status = slots.iter().map(|s| s.health).max().unwrap_or(Health::Ok);
-    if dead > 0 || !lagging.is_empty() {
+    if dead > 0 || !lagging.is_empty() || !stale.is_empty() {
         status = status.max(Health::Warning);
     }
     let count = |h: Health| slots.iter().filter(|s| s.health == h).count();
@@ -118,6 +136,12 @@ pub fn run(app: &App, args: CheckArgs) -> Result<()> {
     if !lagging.is_empty() {
         summary.push_str(&format!("; {} deployment(s) lagging", lagging.len()));
     }
+    if !stale.is_empty() {
+        summary.push_str(&format!(
+            "; {} certificate request(s) unanswered for {stale_days}+ days",
+            stale.len()
+        ));
+    }
     if slots.is_empty() {
         summary = format!("CERTROLL {} - no certificate assigned", status.as_str());
     }
@@ -144,6 +168,7 @@ pub fn run(app: &App, args: CheckArgs) -> Result<()> {
             "servers_out_of_date",
             crate::deploy::status::servers_out_of_date(&deploy_rows) as i64,
         ),
+        ("requests_waiting", waiting.len() as i64),
     ];
     perf.extend(counts.iter().map(|(k, v)| format!("{k}={v};;;0;")));
     let perfdata = perf.join(" ");
@@ -153,6 +178,7 @@ pub fn run(app: &App, args: CheckArgs) -> Result<()> {
             "summary": summary,
             "dead_notifications": dead,
             "lagging_deployments": lagging,
+            "stale_requests": stale,
             "perfdata": counts.iter().map(|(k, v)| (k.to_string(), json!(v)))
                 .chain(slots.iter().filter_map(|s| s.days_left).min().map(|m| ("days_left_min".to_string(), json!(m))))
                 .collect::<serde_json::Map<_, _>>(),
@@ -171,7 +197,7 @@ pub fn run(app: &App, args: CheckArgs) -> Result<()> {
                 println!("{} {}: {p}", h.as_str(), s.slot);
             }
         }
-        for l in &lagging {
+        for l in lagging.iter().chain(&stale) {
             println!("WARNING {l}");
         }
     }

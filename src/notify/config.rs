@@ -326,6 +326,9 @@ pub struct CheckConfig {
     pub warning_days: u32,
     /// ...and within this many, CRITICAL.
     pub critical_days: u32,
+    /// A certificate request still waiting for the CA's answer after this
+    /// many days is a WARNING (0: never).
+    pub request_warning_days: u32,
 }
 
 impl Default for CheckConfig {
@@ -333,6 +336,7 @@ impl Default for CheckConfig {
         CheckConfig {
             warning_days: 30,
             critical_days: 7,
+            request_warning_days: 14,
         }
     }
 }

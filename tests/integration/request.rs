@@ -673,3 +673,61 @@ fn a_waiting_request_keeps_its_key_sealed() {
         );
     }
 }
+
+/// `certroll check` warns about a request the CA has not answered within
+/// `[check] request_warning_days`, and counts waiting requests in its
+/// performance data.
+#[test]
+fn check_warns_about_a_request_left_unanswered() {
+    let env = Env::new();
+    assert_eq!(
+        env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
+            .code,
+        0
+    );
+    let csr = env.path("r.csr");
+    env.ok(&[
+        "request",
+        "--type",
+        "OAuthTokenIssuer",
+        "--key",
+        "ec-p256",
+        "--output",
+        csr.to_str().unwrap(),
+    ]);
+    // Fresh: OK, counted.
+    let r = env.run(&["check"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("requests_waiting=1;"), "{}", r.stdout);
+
+    // Made 20 days ago: a WARNING naming it.
+    let conn = rusqlite::Connection::open(env.data.join("certroll.db")).unwrap();
+    let then = (chrono::Utc::now() - chrono::Duration::days(20))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    conn.execute("UPDATE requests SET created_at = ?1", [&then])
+        .unwrap();
+    drop(conn);
+    let r = env.run(&["check"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let first = r.stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("CERTROLL WARNING")
+            && first.contains("1 certificate request(s) unanswered for 14+ days"),
+        "{first}"
+    );
+    assert!(
+        r.stdout.contains(
+            "WARNING request 1 (CN=contoso.com for OAuthTokenIssuer at global) has waited 20 days"
+        ),
+        "{}",
+        r.stdout
+    );
+    let v = env.run(&["check", "--json"]).json();
+    assert_eq!(v["stale_requests"].as_array().unwrap().len(), 1);
+
+    // Answered or cancelled, it no longer counts.
+    env.ok(&["requests", "cancel", "1"]);
+    let r = env.run(&["check"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("requests_waiting=0;"), "{}", r.stdout);
+}
