@@ -141,6 +141,7 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
     // the key from the first answer's certificate.
     let mut answered = None;
     let mut reanswered = None;
+    let mut same_key = None;
     if entry.key.is_none() && !existing.as_ref().is_some_and(|c| c.has_private_key) {
         let fp = cert.public_key.fingerprint();
         if let Some(fp) = &fp {
@@ -187,8 +188,25 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
                     }
                 }
                 None => {
+                    // Renewed with the same key: a stored certificate has it.
+                    let holder = match &fp {
+                        Some(fp) => store.key_holder_for(fp)?,
+                        None => None,
+                    };
+                    if let Some(t) = holder.filter(|t| *t != cert.thumbprint)
+                        && let Some(key) = store
+                            .private_key(&t)?
+                            .filter(|k| k.public_fingerprint() == fp)
+                    {
+                        eprintln!(
+                            "note: {name}: certificate {} has the public key of certificate {}: it takes that private key (renewed with the same key)",
+                            short(&cert.thumbprint),
+                            short(&t)
+                        );
+                        same_key = Some(key);
+                    }
                     let waiting = store.pending_request_count()?;
-                    if waiting > 0 {
+                    if same_key.is_none() && waiting > 0 {
                         eprintln!(
                             "note: {name}: certificate {} answers none of the {waiting} waiting request(s): its public key is none of theirs",
                             short(&cert.thumbprint)
@@ -198,7 +216,11 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
             }
         }
     }
-    let request_key = answered.as_ref().or(reanswered.as_ref()).map(|(_, k)| k);
+    let request_key = answered
+        .as_ref()
+        .or(reanswered.as_ref())
+        .map(|(_, k)| k)
+        .or(same_key.as_ref());
     let has_key = entry.key.is_some()
         || request_key.is_some()
         || existing.as_ref().is_some_and(|c| c.has_private_key);

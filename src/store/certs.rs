@@ -152,8 +152,8 @@ fn upsert_cert(
             tx.execute(
                 "INSERT INTO certificates (thumbprint, sha256, der, chain, key_enc, subject, issuer,
                     sans, serial, not_before, not_after, key_algorithm, key_bits,
-                    signature_algorithm, friendly_name, source_file, imported_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                    signature_algorithm, friendly_name, source_file, imported_at, public_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                 params![
                     c.thumbprint,
                     c.sha256,
@@ -172,6 +172,7 @@ fn upsert_cert(
                     new.friendly_name,
                     new.source_file,
                     ts(ctx.now),
+                    c.public_key.fingerprint(),
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -283,6 +284,20 @@ impl Store {
             out.push(r??);
         }
         Ok(out)
+    }
+
+    /// The newest stored certificate that has a private key for this public
+    /// key fingerprint (a certificate renewed with the same key takes it).
+    pub fn key_holder_for(&self, public_key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT thumbprint FROM certificates
+                 WHERE public_key = ?1 AND key_enc IS NOT NULL ORDER BY id DESC LIMIT 1",
+                [public_key],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// Seals a key for storage (creating the master key on first use).

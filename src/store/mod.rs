@@ -565,6 +565,11 @@ mod tests {
         assert_eq!(store.requests(Some("pending")).unwrap().len(), 1);
         store.cancel_request(id, &c).unwrap();
         assert_eq!(store.closed_request_for(&fp).unwrap().unwrap().id, id);
+        let held = a.cert.public_key.fingerprint().unwrap();
+        assert_eq!(
+            store.key_holder_for(&held).unwrap().as_deref(),
+            Some(a.cert.thumbprint.as_str())
+        );
         store
             .conn
             .trace_v2(

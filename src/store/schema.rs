@@ -207,8 +207,15 @@ ALTER TABLE jobs ADD COLUMN held_since TEXT;
 "#,
     // v5: certificate requests waiting for their CA's response. The key is
     // sealed like a certificate's (bound to the public key's fingerprint)
-    // and wiped when the request is completed or cancelled.
+    // and wiped when the request is completed or cancelled. Certificates
+    // gain their public key's fingerprint (filled for existing rows by
+    // `backfill_public_keys`), so a certificate renewed with the same key
+    // finds it.
     r#"
+ALTER TABLE certificates ADD COLUMN public_key TEXT;
+CREATE INDEX certificates_by_public_key ON certificates (public_key, id)
+    WHERE public_key IS NOT NULL;
+
 CREATE TABLE requests (
     id            INTEGER PRIMARY KEY,
     usage_type    TEXT NOT NULL,
@@ -234,6 +241,28 @@ CREATE INDEX requests_by_state ON requests (state, id);
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Fills `certificates.public_key` for rows stored before v5, in the
+/// migration's transaction.
+fn backfill_public_keys(tx: &Connection) -> Result<(), StoreError> {
+    let rows: Vec<(i64, Vec<u8>)> = tx
+        .prepare("SELECT id, der FROM certificates")
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(DbError::from)?;
+    for (id, der) in rows {
+        let info = crate::cert::CertInfo::from_der(&der)
+            .map_err(|e| StoreError::Corrupt(format!("certificate {id}: {e}")))?;
+        tx.execute(
+            "UPDATE certificates SET public_key = ?1 WHERE id = ?2",
+            rusqlite::params![info.public_key.fingerprint(), id],
+        )
+        .map_err(DbError::from)?;
+    }
+    Ok(())
+}
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     // Up to date (the usual case): a plain read, no write lock.
@@ -263,6 +292,9 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         }
         tx.execute_batch(MIGRATIONS[version as usize])
             .map_err(DbError::from)?;
+        if version + 1 == 5 {
+            backfill_public_keys(&tx)?;
+        }
         tx.pragma_update(None, "user_version", version + 1)
             .map_err(DbError::from)?;
         tx.commit().map_err(DbError::from)?;

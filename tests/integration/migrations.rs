@@ -74,6 +74,19 @@ fn a_schema_v1_store_opens_and_upgrades_in_place() {
     // And the upgraded store takes new changes.
     env.ok(&["set", "--type", "OAuthTokenIssuer", "--thumbprint", &t1]);
     assert_eq!(env.get_json()[1]["current"]["thumbprint"], t1);
+
+    // The certificates stored before v5 got their public key's fingerprint:
+    // oauth1 renewed with the same key finds its private key.
+    let renewed = renewed_oauth1(env.dir.path());
+    let r = env.ok(&["import", "--path", renewed.to_str().unwrap(), "--json"]);
+    assert!(
+        r.stderr
+            .contains("it takes that private key (renewed with the same key)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains(&t1[..8]), "{}", r.stderr);
+    assert_eq!(r.json()["certificate"]["has_private_key"], true);
 }
 
 #[test]

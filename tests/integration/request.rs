@@ -731,3 +731,36 @@ fn check_warns_about_a_request_left_unanswered() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("requests_waiting=0;"), "{}", r.stdout);
 }
+
+/// A certificate renewed with the same key, imported without it, takes the
+/// private key of the stored certificate that has that public key.
+#[test]
+fn a_renewal_with_the_same_key_takes_the_stored_key() {
+    let env = Env::new();
+    let renewed = renewed_oauth1(env.dir.path());
+    // Nothing holds its key yet: imported without one.
+    let v = env
+        .ok(&["import", "--path", renewed.to_str().unwrap(), "--json"])
+        .json();
+    assert_eq!(v["certificate"]["has_private_key"], false);
+    // The first certificate arrives with the key...
+    assert_eq!(env.import("oauth1-openssl3.pfx", &[]).code, 0);
+    // ...and the renewal, imported again, takes it ("private key added"),
+    // then assigns like any certificate with a key.
+    let r = env.ok(&[
+        "import",
+        "--path",
+        renewed.to_str().unwrap(),
+        "--type",
+        "OAuthTokenIssuer",
+    ]);
+    assert!(
+        r.stderr.contains("renewed with the same key"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("private key added"), "{}", r.stdout);
+    let slot = &env.get_json()[0];
+    assert_eq!(slot["current"]["thumbprint"], thumbprint_of(&renewed));
+    assert_eq!(slot["current"]["has_private_key"], true);
+}

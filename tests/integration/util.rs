@@ -591,3 +591,10 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     }
     Ok((status, body.to_string()))
 }
+
+/// A new certificate for the oauth1 fixture's key (a renewal with the same
+/// key), valid for 400 days, as a PEM file without the key.
+pub fn renewed_oauth1(dir: &Path) -> PathBuf {
+    let bundle = cert_valid_until(dir, chrono::Utc::now() + chrono::Duration::days(400));
+    bundle.parent().unwrap().join("cert.pem")
+}
