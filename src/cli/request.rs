@@ -22,7 +22,7 @@ use super::{App, UsageError, WhenArgs};
 use crate::cert::keygen::{self, KeySpec};
 use crate::cert::request::{self, RequestSpec, Subject};
 use crate::cert::x509::CertInfo;
-use crate::cert::{SlotKey, UsageType};
+use crate::cert::{Scope, SlotKey, UsageType};
 use crate::store::{CertRequest, NewCert, NewRequest, StoreError};
 
 #[derive(Debug, Args)]
@@ -33,7 +33,8 @@ certroll request --type OAuthTokenIssuer --subject-cn oauth.contoso.com --organi
 certroll import --path oauth.p7b --type OAuthTokenIssuer --effective-date 7/1/2027 --roll\n  \
 certroll request --type OAuthTokenIssuer --self-signed --days 730 --effective-date +7d --roll\n\n\
 The configured sip_domain is always added to the names; --all-sip-domains adds sip.<domain> for it and \
-each --sip-domain. Extended key usages: the type's required_ekus, else serverAuth and clientAuth.")]
+each --sip-domain. For --scope pool:FQDN the subject defaults to the pool and the names include each \
+configured [[server]] of the pool; for server:FQDN, to the server. Extended key usages: the type's required_ekus, else serverAuth and clientAuth.")]
 pub struct RequestArgs {
     /// Usage type(s) the certificate is for; each one's policy is checked before anything is made
     #[arg(long = "type", value_name = "T[,T..]")]
@@ -43,7 +44,7 @@ pub struct RequestArgs {
     #[arg(long, value_name = "S", default_value = "global")]
     pub scope: String,
 
-    /// Subject common name [default: the configured sip_domain]
+    /// Subject common name [default: the FQDN of a pool: or server: scope, else the configured sip_domain]
     #[arg(long, value_name = "NAME")]
     pub subject_cn: Option<String>,
 
@@ -169,12 +170,19 @@ fn request_line(r: &CertRequest) -> String {
 }
 
 /// The spec both forms are made from, with the policy checked.
-fn build_spec(app: &App, args: &RequestArgs, types: &[UsageType]) -> Result<RequestSpec> {
+fn build_spec(
+    app: &App,
+    args: &RequestArgs,
+    types: &[UsageType],
+    scope: &Scope,
+) -> Result<RequestSpec> {
     let sip = app.config.sip_domain.clone();
-    let cn = match (&args.subject_cn, &sip) {
-        (Some(cn), _) => cn.trim().to_string(),
-        (None, Some(d)) => d.clone(),
-        (None, None) => {
+    // As the wizard: a pool's or server's certificate is named after it.
+    let cn = match (&args.subject_cn, scope, &sip) {
+        (Some(cn), _, _) => cn.trim().to_string(),
+        (None, Scope::Pool(fqdn) | Scope::Server(fqdn), _) => fqdn.clone(),
+        (None, _, Some(d)) => d.clone(),
+        (None, _, None) => {
             return Err(UsageError(
                 "--subject-cn is needed (no sip_domain is configured to default to)".into(),
             )
@@ -183,7 +191,22 @@ fn build_spec(app: &App, args: &RequestArgs, types: &[UsageType]) -> Result<Requ
     };
     let mut sip_domains: Vec<String> = sip.into_iter().collect();
     sip_domains.extend(args.sip_domains.iter().cloned());
-    let sans = request::compose_sans(&cn, &args.sans, &sip_domains, args.all_sip_domains)
+    // A pool's certificate goes to each of its servers: it names them too.
+    let mut extra = args.sans.clone();
+    if let Scope::Pool(pool) = scope {
+        extra.extend(
+            app.config
+                .servers
+                .iter()
+                .filter(|s| {
+                    s.pool
+                        .as_deref()
+                        .is_some_and(|p| p.eq_ignore_ascii_case(pool))
+                })
+                .map(|s| s.name.clone()),
+        );
+    }
+    let sans = request::compose_sans(&cn, &extra, &sip_domains, args.all_sip_domains)
         .map_err(|e| UsageError(e.to_string()))?;
     let mut ekus: Vec<String> = Vec::new();
     for t in types {
@@ -248,7 +271,7 @@ pub fn run(app: &App, args: RequestArgs) -> Result<()> {
     if let Some(out) = &args.output {
         output::check_output_path(out, args.force)?;
     }
-    let spec = build_spec(app, &args, &types)?;
+    let spec = build_spec(app, &args, &types, &slots[0].scope)?;
     let ctx = app.ctx();
     let friendly = args.friendly_name.clone().unwrap_or_else(|| {
         format!(

@@ -764,3 +764,45 @@ fn a_renewal_with_the_same_key_takes_the_stored_key() {
     assert_eq!(slot["current"]["thumbprint"], thumbprint_of(&renewed));
     assert_eq!(slot["current"]["has_private_key"], true);
 }
+
+/// As the wizard: a pool's request is named after the pool and lists the
+/// pool's servers; a server's after the server.
+#[test]
+fn a_pool_request_names_the_pool_and_its_servers() {
+    let env = Env::with_config(
+        "sip_domain = \"contoso.com\"\n\
+         [[server]]\nname = \"fe01.contoso.com\"\npool = \"pool01.contoso.com\"\n\
+         [[server]]\nname = \"fe02.contoso.com\"\npool = \"POOL01.contoso.com\"\n\
+         [[server]]\nname = \"edge1.contoso.com\"\npool = \"edgepool.contoso.com\"\n",
+    );
+    let names = |scope: &str| -> (String, Vec<String>) {
+        let v = env
+            .ok(&[
+                "request", "--type", "Default", "--scope", scope, "--key", "ec-p256", "--json",
+            ])
+            .json();
+        let sans = v["sans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect();
+        (v["subject"].as_str().unwrap().to_string(), sans)
+    };
+    let (subject, sans) = names("pool:pool01.contoso.com");
+    assert_eq!(subject, "CN=pool01.contoso.com");
+    assert_eq!(
+        sans,
+        [
+            "pool01.contoso.com",
+            "fe01.contoso.com",
+            "fe02.contoso.com",
+            "contoso.com"
+        ]
+    );
+    let (subject, sans) = names("server:fe01.contoso.com");
+    assert_eq!(subject, "CN=fe01.contoso.com");
+    assert_eq!(sans, ["fe01.contoso.com", "contoso.com"]);
+    let (subject, _) = names("global");
+    assert_eq!(subject, "CN=contoso.com");
+}
