@@ -632,20 +632,23 @@ mod tests {
         );
     }
 
-    /// A statement whose plan depends on its bound values is expired when
-    /// rusqlite's statement cache clears its bindings, and prepared again at
-    /// every use. No statement of the roll queue's path may be like that.
-    #[test]
-    fn cached_statements_are_not_re_prepared() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
+    /// The two fixture certificates, and `n` pool slots of OAuthTokenIssuer
+    /// with the first one current.
+    fn oauth_pools(
+        store: &mut Store,
+        n: usize,
+    ) -> (
+        crate::cert::bundle::Entry,
+        crate::cert::bundle::Entry,
+        Vec<SlotKey>,
+    ) {
         let a = entry(include_bytes!(
             "../../tests/data/fixtures/oauth1-openssl3.pfx"
         ));
         let b = entry(include_bytes!(
             "../../tests/data/fixtures/oauth2-windows.pfx"
         ));
-        let slots: Vec<SlotKey> = (0..5)
+        let slots: Vec<SlotKey> = (0..n)
             .map(|i| {
                 SlotKey::new(
                     Scope::Pool(format!("p{i}.contoso.com")),
@@ -653,10 +656,21 @@ mod tests {
                 )
             })
             .collect();
-        let c = ctx();
         store
-            .assign(Some(&new_cert(&a)), &a.cert.thumbprint, &slots, &c)
+            .assign(Some(&new_cert(&a)), &a.cert.thumbprint, &slots, &ctx())
             .unwrap();
+        (a, b, slots)
+    }
+
+    /// A statement whose plan depends on its bound values is expired when
+    /// rusqlite's statement cache clears its bindings, and prepared again at
+    /// every use. No statement of the roll queue's path may be like that.
+    #[test]
+    fn cached_statements_are_not_re_prepared() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let (_, b, slots) = oauth_pools(&mut store, 5);
+        let c = ctx();
         let statements = traced(&mut store, |store| {
             store
                 .schedule(
@@ -730,24 +744,8 @@ mod tests {
     fn a_forced_roll_alerts_in_its_own_transaction() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path()).unwrap();
-        let a = entry(include_bytes!(
-            "../../tests/data/fixtures/oauth1-openssl3.pfx"
-        ));
-        let b = entry(include_bytes!(
-            "../../tests/data/fixtures/oauth2-windows.pfx"
-        ));
-        let slots: Vec<SlotKey> = (0..2)
-            .map(|i| {
-                SlotKey::new(
-                    Scope::Pool(format!("p{i}.contoso.com")),
-                    UsageType::from_canonical("OAuthTokenIssuer"),
-                )
-            })
-            .collect();
+        let (_, b, slots) = oauth_pools(&mut store, 2);
         let c = ctx();
-        store
-            .assign(Some(&new_cert(&a)), &a.cert.thumbprint, &slots, &c)
-            .unwrap();
         store
             .schedule(
                 Some(&new_cert(&b)),

@@ -448,17 +448,24 @@ fn check_jwk(k: &serde_json::Value, crt: &str) {
     assert_eq!(k["x5c"].as_array().unwrap().len(), 3);
 }
 
-#[test]
-fn the_jwks_lists_the_next_key_before_the_roll_and_the_old_one_after() {
+/// The pool (every server's reload succeeding) with the HTTP listener on
+/// a free port.
+fn jwks_env() -> (tempfile::TempDir, u16, Env) {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    std::fs::write(dir.join("fixed"), "").unwrap();
+    std::fs::write(tmp.path().join("fixed"), "").unwrap();
     let port = free_port();
     let env = Env::with_config(&pool_config(
-        dir,
+        tmp.path(),
         "current",
         &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
     ));
+    (tmp, port, env)
+}
+
+#[test]
+fn the_jwks_lists_the_next_key_before_the_roll_and_the_old_one_after() {
+    let (tmp, port, env) = jwks_env();
+    let dir = tmp.path();
     // The pool's slot for the files, the global one for the well-known URL.
     assert_eq!(
         env.import(
@@ -554,15 +561,8 @@ fn the_jwks_lists_the_next_key_before_the_roll_and_the_old_one_after() {
 /// change to wake the service.
 #[test]
 fn an_expired_previous_key_leaves_the_jwks_when_it_expires() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, port, env) = jwks_env();
     let dir = tmp.path();
-    std::fs::write(dir.join("fixed"), "").unwrap();
-    let port = free_port();
-    let env = Env::with_config(&pool_config(
-        dir,
-        "current",
-        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
-    ));
     // Whole seconds: a certificate's notAfter has no fraction.
     let expires = chrono::SubsecRound::trunc_subsecs(Utc::now() + Duration::seconds(10), 0);
     let short = cert_valid_until(dir, expires);
