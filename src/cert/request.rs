@@ -53,6 +53,9 @@ pub struct RequestSpec {
     /// Extended key usage OIDs.
     pub ekus: Vec<String>,
     pub key: KeySpec,
+    /// A Microsoft CA's certificate template (the wizard's "alternate
+    /// certificate template"); None: the CA's default.
+    pub template: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -67,6 +70,56 @@ pub enum RequestError {
     KeyMismatch(String),
     #[error("cannot encode the request ({0})")]
     Encode(String),
+    #[error(
+        "--template '{0}' is not a template name (letters, digits, spaces, '-', '_' and '.', at most 64)"
+    )]
+    BadTemplate(String),
+}
+
+/// The certificate template name extension (szOID_ENROLL_CERTTYPE_EXTENSION):
+/// the template's name as a BMPString.
+pub const OID_TEMPLATE_NAME: &[u64] = &[1, 3, 6, 1, 4, 1, 311, 20, 2];
+/// The enrollment name-value pair attribute certreq writes for
+/// `-attrib "CertificateTemplate:NAME"`.
+pub const OID_ENROLLMENT_NAME_VALUE: &[u64] = &[1, 3, 6, 1, 4, 1, 311, 13, 2, 1];
+
+/// A DER TLV with a definite length.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes: Vec<u8> = n
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A BMPString (UTF-16 big-endian), as Microsoft's enrollment uses.
+pub fn bmp_string(s: &str) -> Vec<u8> {
+    let content: Vec<u8> = s.encode_utf16().flat_map(|u| u.to_be_bytes()).collect();
+    tlv(0x1E, &content)
+}
+
+/// Checks a template name: what a CA administrator names a template.
+pub fn check_template(name: &str) -> Result<(), RequestError> {
+    let ok = !name.trim().is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RequestError::BadTemplate(name.to_string()))
+    }
 }
 
 /// Whether `name` is a host name a certificate may carry: labels of
@@ -265,8 +318,24 @@ fn key_pair(spec: &RequestSpec, key: &PrivateKey) -> Result<rcgen::KeyPair, Requ
 /// The PKCS#10 request, PEM-encoded, signed with `key`.
 pub fn csr_pem(spec: &RequestSpec, key: &PrivateKey) -> Result<String, RequestError> {
     let pair = key_pair(spec, key)?;
-    params(spec)?
-        .serialize_request(&pair)
+    let mut p = params(spec)?;
+    let mut attrs = Vec::new();
+    if let Some(name) = &spec.template {
+        check_template(name)?;
+        // Both forms Microsoft's tools write: the extension, and the
+        // CertificateTemplate name-value pair (SET OF SEQUENCE {name, value}).
+        p.custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                OID_TEMPLATE_NAME,
+                bmp_string(name),
+            ));
+        let pair = [bmp_string("CertificateTemplate"), bmp_string(name)].concat();
+        attrs.push(rcgen::Attribute {
+            oid: OID_ENROLLMENT_NAME_VALUE,
+            values: tlv(0x31, &tlv(0x30, &pair)),
+        });
+    }
+    p.serialize_request_with_attributes(&pair, attrs)
         .and_then(|csr| csr.pem())
         .map_err(|e| RequestError::Encode(e.to_string()))
 }
@@ -310,6 +379,7 @@ mod tests {
 
     fn spec(key: KeySpec) -> RequestSpec {
         RequestSpec {
+            template: None,
             subject: Subject {
                 common_name: "oauth.contoso.com".into(),
                 organization: Some("Contoso".into()),
@@ -419,5 +489,68 @@ mod tests {
             csr_pem(&bad, &key),
             Err(RequestError::BadCountry("USA".into()))
         );
+    }
+
+    /// `--template`: the template name extension and the CertificateTemplate
+    /// name-value attribute, both as Microsoft's enrollment writes them.
+    #[test]
+    fn a_template_is_named_in_the_request_both_ways() {
+        use x509_parser::certification_request::X509CertificationRequest;
+        use x509_parser::cri_attributes::ParsedCriAttribute;
+        use x509_parser::prelude::FromDer;
+
+        let mut s = spec(KeySpec::EcP256);
+        s.template = Some("LyncWebServer".into());
+        let key = generate(s.key).unwrap();
+        let pem = csr_pem(&s, &key).unwrap();
+        let der = crate::cert::pem::parse_blocks(&pem).unwrap().remove(0).der;
+        let (_, csr) = X509CertificationRequest::from_der(&der).unwrap();
+        let oid = |arcs: &[u64]| {
+            arcs.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(".")
+        };
+        let attrs = csr.certification_request_info.attributes();
+        let ext = attrs
+            .iter()
+            .find_map(|a| match a.parsed_attribute() {
+                ParsedCriAttribute::ExtensionRequest(r) => r
+                    .extensions
+                    .iter()
+                    .find(|e| e.oid.to_id_string() == oid(OID_TEMPLATE_NAME)),
+                _ => None,
+            })
+            .expect("the template name extension");
+        assert_eq!(ext.value, bmp_string("LyncWebServer"));
+        assert!(!ext.critical);
+        let pair = attrs
+            .iter()
+            .find(|a| a.oid.to_id_string() == oid(OID_ENROLLMENT_NAME_VALUE))
+            .expect("the CertificateTemplate attribute");
+        let want = tlv(
+            0x31,
+            &tlv(
+                0x30,
+                &[
+                    bmp_string("CertificateTemplate"),
+                    bmp_string("LyncWebServer"),
+                ]
+                .concat(),
+            ),
+        );
+        // x509-parser keeps only the header of an attribute it does not
+        // know: check that, and the whole value in the request's bytes.
+        assert_eq!(pair.value, &want[..2]);
+        assert!(der.windows(want.len()).any(|w| w == want.as_slice()));
+        // UTF-16 big-endian, as a BMPString.
+        assert_eq!(bmp_string("Ab"), [0x1E, 4, 0, b'A', 0, b'b']);
+        assert_eq!(tlv(0x04, &[0; 200])[..3], [0x04, 0x81, 200]);
+
+        s.template = Some("Web Server; drop".into());
+        assert!(matches!(
+            csr_pem(&s, &key),
+            Err(RequestError::BadTemplate(_))
+        ));
     }
 }

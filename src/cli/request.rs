@@ -80,6 +80,12 @@ pub struct RequestArgs {
     #[arg(long, value_name = "CC")]
     pub country: Option<String>,
 
+    /// The Microsoft CA certificate template to issue from (the wizard's
+    /// alternate template), e.g. WebServer; written into the request as the
+    /// template name extension and the CertificateTemplate attribute
+    #[arg(long, value_name = "NAME")]
+    pub template: Option<String>,
+
     /// Friendly name of the certificate [default: TYPE SCOPE DATE]
     #[arg(long, value_name = "NAME")]
     pub friendly_name: Option<String>,
@@ -228,6 +234,7 @@ fn build_spec(
         sans,
         ekus,
         key: args.key,
+        template: args.template.clone(),
     };
     let mut refusals = Vec::new();
     for t in types {
@@ -268,6 +275,15 @@ pub fn run(app: &App, args: RequestArgs) -> Result<()> {
         )
         .into());
     }
+    if let Some(t) = &args.template {
+        if args.self_signed {
+            return Err(UsageError(
+                "--template names a CA's template: a self-signed certificate has no CA".into(),
+            )
+            .into());
+        }
+        request::check_template(t).map_err(|e| UsageError(e.to_string()))?;
+    }
     if let Some(out) = &args.output {
         output::check_output_path(out, args.force)?;
     }
@@ -300,6 +316,7 @@ pub fn run(app: &App, args: RequestArgs) -> Result<()> {
             sans: &spec.sans,
             key_algorithm: &spec.key.to_string(),
             friendly_name: Some(&friendly),
+            template: args.template.as_deref(),
             key: &key,
             csr: &csr,
         },
@@ -482,6 +499,9 @@ pub fn run_requests(app: &App, args: RequestsArgs) -> Result<()> {
             println!("  subject    {}", r.subject);
             println!("  names      {}", r.sans.join(", "));
             println!("  key        {} (sealed in the store)", r.key_algorithm);
+            if let Some(t) = &r.template {
+                println!("  template   {t}");
+            }
             if let Some(f) = &r.friendly_name {
                 println!("  friendly   {f}");
             }

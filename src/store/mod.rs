@@ -554,6 +554,7 @@ mod tests {
                     sans: &sans,
                     key_algorithm: "EC P-256",
                     friendly_name: None,
+                    template: None,
                     key: &key,
                     csr: "-----BEGIN CERTIFICATE REQUEST-----",
                 },

@@ -22,6 +22,8 @@ pub struct CertRequest {
     pub sans: Vec<String>,
     pub key_algorithm: String,
     pub friendly_name: Option<String>,
+    /// The CA certificate template named in the request, if any.
+    pub template: Option<String>,
     /// SHA-256 of the public key (see `PublicKeyMaterial::fingerprint`).
     pub public_key: String,
     pub csr: String,
@@ -40,13 +42,14 @@ pub struct NewRequest<'a> {
     pub sans: &'a [String],
     pub key_algorithm: &'a str,
     pub friendly_name: Option<&'a str>,
+    pub template: Option<&'a str>,
     pub key: &'a PrivateKey,
     pub csr: &'a str,
 }
 
 const COLUMNS: &str =
     "r.id, r.usage_type, r.scope, r.subject, r.sans, r.key_algorithm, r.friendly_name,
-    r.public_key, r.csr, r.state, r.created_at, r.closed_at, c.thumbprint";
+    r.public_key, r.csr, r.state, r.created_at, r.closed_at, c.thumbprint, r.template";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CertRequest, StoreError>> {
     let sans: String = r.get(4)?;
@@ -66,6 +69,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CertRequest, StoreError>> {
         created_at: Utc::now(),
         closed_at: None,
         thumbprint: r.get(12)?,
+        template: r.get(13)?,
     };
     Ok((|| {
         Ok(CertRequest {
@@ -127,8 +131,8 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO requests (usage_type, scope, subject, sans, key_algorithm, friendly_name,
-                public_key, csr, key_enc, state, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10)",
+                public_key, csr, key_enc, state, created_at, template)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11)",
             params![
                 new.usage_type,
                 new.scope,
@@ -140,6 +144,7 @@ impl Store {
                 new.csr,
                 sealed,
                 ts(ctx.now),
+                new.template,
             ],
         )?;
         let id = tx.last_insert_rowid();

@@ -224,6 +224,7 @@ CREATE TABLE requests (
     sans          TEXT NOT NULL,
     key_algorithm TEXT NOT NULL,
     friendly_name TEXT,
+    template      TEXT,
     public_key    TEXT NOT NULL,
     csr           TEXT NOT NULL,
     key_enc       BLOB,

@@ -806,3 +806,58 @@ fn a_pool_request_names_the_pool_and_its_servers() {
     let (subject, _) = names("global");
     assert_eq!(subject, "CN=contoso.com");
 }
+
+/// `--template`: the CA's template is in the request (openssl still
+/// verifies it), and `requests show` says which; a bad name or a
+/// self-signed certificate with a template is refused before anything.
+#[test]
+fn a_request_names_the_cas_template() {
+    let env = Env::new();
+    let csr = env.path("web.csr");
+    env.ok(&[
+        "request",
+        "--type",
+        "Default",
+        "--key",
+        "ec-p256",
+        "--template",
+        "WebServer",
+        "--output",
+        csr.to_str().unwrap(),
+    ]);
+    let o = Command::new("openssl")
+        .args(["req", "-verify", "-noout", "-in"])
+        .arg(&csr)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("openssl")
+        .args(["asn1parse", "-in"])
+        .arg(&csr)
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&o.stdout);
+    assert!(tree.contains(":1.3.6.1.4.1.311.20.2"), "{tree}");
+    assert!(tree.contains(":1.3.6.1.4.1.311.13.2.1"), "{tree}");
+    assert!(tree.contains("BMPSTRING"), "{tree}");
+    let show = env.ok(&["requests", "show", "1"]).stdout;
+    assert!(show.contains("template   WebServer"), "{show}");
+    assert_eq!(
+        env.ok(&["requests", "show", "1", "--json"]).json()["template"],
+        "WebServer"
+    );
+
+    let before = env.snapshot();
+    env.run(&["request", "--type", "Default", "--template", "Web;Server"])
+        .assert_one_line_error(2, &["--template 'Web;Server' is not a template name"]);
+    env.run(&[
+        "request",
+        "--type",
+        "OAuthTokenIssuer",
+        "--self-signed",
+        "--template",
+        "WebServer",
+    ])
+    .assert_one_line_error(2, &["--template", "self-signed"]);
+    assert_eq!(env.snapshot(), before);
+}
