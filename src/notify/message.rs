@@ -166,6 +166,10 @@ pub fn render(e: &OutboxEvent, lookup: Lookup<'_>) -> Message {
         ),
         "expiry.pending_short" => Some("Schedule a certificate that stays valid longer (certroll set ... --roll --force).".to_string()),
         "expiry.previous_overlap" => Some("Tokens signed with the previous certificate stop validating when it expires; shorten their lifetime or re-sign them.".to_string()),
+        "request.created" => Some(format!(
+            "Hand the request below to the CA; when it answers, import its certificate: certroll import --path RESPONSE (add --type and --effective-date WHEN --roll to schedule it). 'certroll requests show {} --csr' prints the request again.",
+            d.get("request_id").and_then(Value::as_i64).map_or("ID".to_string(), |i| i.to_string())
+        )),
         _ => None,
     };
 
@@ -222,6 +226,13 @@ pub fn render(e: &OutboxEvent, lookup: Lookup<'_>) -> Message {
     field("Event id:", e.event_id.clone());
     if let Some(a) = str_at(p, &["actor"]) {
         field("By:", a.to_string());
+    }
+    // The certificate request itself, to hand to the CA from the message.
+    if e.kind == "request.created"
+        && let Some(csr) = str_at(&d, &["csr"])
+    {
+        body.push('\n');
+        body.push_str(csr);
     }
 
     let certificates: serde_json::Map<String, Value> = certs
@@ -382,6 +393,30 @@ mod tests {
         );
         assert!(m.body.contains("certroll jobs retry 9"), "{}", m.body);
         assert_eq!(m.json["error"], "policy says no");
+    }
+
+    #[test]
+    fn a_new_request_carries_its_csr_and_what_to_do_with_it() {
+        let csr = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n";
+        let e = event(
+            "request.created",
+            EventSeverity::Info,
+            json!({"request_id": 4, "subject": "CN=contoso.com", "csr": csr}),
+            "request 4: CN=contoso.com for OAuthTokenIssuer at global waits for the CA: hand it its CSR",
+        );
+        let m = render(&e, &no_lookup);
+        assert!(
+            m.subject.contains("request 4: CN=contoso.com"),
+            "{}",
+            m.subject
+        );
+        assert!(m.body.ends_with(csr), "{}", m.body);
+        assert!(
+            m.body.contains("certroll requests show 4 --csr"),
+            "{}",
+            m.body
+        );
+        assert_eq!(m.json["data"]["csr"], csr);
     }
 
     #[test]

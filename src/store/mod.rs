@@ -827,7 +827,9 @@ mod tests {
                 "certificate.assigned",
                 "certificate.assigned",
                 "certificate.removed",
-                "certificate.removed"
+                "certificate.removed",
+                "request.created",
+                "request.cancelled"
             ]
         );
     }

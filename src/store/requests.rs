@@ -10,6 +10,72 @@ use serde::Serialize;
 
 use super::{OpCtx, Store, StoreError, audit, parse_ts, ts};
 use crate::cert::key::PrivateKey;
+use crate::cert::{Scope, SlotKey, UsageType};
+
+/// The slot a request's events name: its (first) type at its scope.
+fn event_slot(usage_type: &str, scope: &str) -> Option<SlotKey> {
+    let t = usage_type.split(',').next()?.trim();
+    Some(SlotKey::new(
+        Scope::parse(scope).ok()?,
+        UsageType::from_canonical(t),
+    ))
+}
+
+/// Writes a request's event (request.created, .completed, .cancelled) in
+/// the caller's transaction, with the request's row as it now is.
+fn enqueue_request_event(
+    tx: &rusqlite::Connection,
+    ctx: &OpCtx,
+    id: i64,
+    kind: &str,
+    message: &str,
+    extra: serde_json::Value,
+) -> Result<(), StoreError> {
+    let (usage_type, scope, subject, sans, template, csr): (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+    ) = tx.query_row(
+        "SELECT usage_type, scope, subject, sans, template, csr FROM requests WHERE id = ?1",
+        [id],
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        },
+    )?;
+    let mut data = serde_json::json!({
+        "request_id": id,
+        "types": usage_type.split(',').collect::<Vec<_>>(),
+        "subject": subject,
+        "sans": serde_json::from_str::<serde_json::Value>(&sans).unwrap_or_default(),
+        "template": template,
+    });
+    if kind == "request.created" {
+        data["csr"] = serde_json::json!(csr);
+    }
+    if let (Some(o), Some(e)) = (data.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    audit::enqueue(
+        tx,
+        ctx,
+        kind,
+        audit::Severity::Info,
+        event_slot(&usage_type, &scope).as_ref(),
+        message,
+        data,
+    )?;
+    Ok(())
+}
 
 /// A request as the store keeps it (without its key).
 #[derive(Clone, Debug, Serialize)]
@@ -112,6 +178,14 @@ pub(super) fn complete(
         "request-completed",
         thumbprint,
         &format!("request {request_id}"),
+    )?;
+    enqueue_request_event(
+        tx,
+        ctx,
+        request_id,
+        "request.completed",
+        &format!("request {request_id} answered by the CA: certificate {thumbprint}"),
+        serde_json::json!({"thumbprint": thumbprint}),
     )
 }
 
@@ -151,6 +225,17 @@ impl Store {
         tx.execute(
             "INSERT INTO audit_log (at, actor, action, scope, usage_type, detail) VALUES (?1, ?2, 'request', ?3, ?4, ?5)",
             params![ts(ctx.now), ctx.actor, new.scope, new.usage_type, format!("request {id}: {}", new.subject)],
+        )?;
+        enqueue_request_event(
+            &tx,
+            ctx,
+            id,
+            "request.created",
+            &format!(
+                "request {id}: {} for {} at {} waits for the CA: hand it its CSR",
+                new.subject, new.usage_type, new.scope
+            ),
+            serde_json::json!({}),
         )?;
         tx.commit()?;
         Ok(id)
@@ -268,6 +353,14 @@ impl Store {
         tx.execute(
             "INSERT INTO audit_log (at, actor, action, detail) VALUES (?1, ?2, 'request-cancelled', ?3)",
             params![ts(ctx.now), ctx.actor, format!("request {id}: its key was wiped")],
+        )?;
+        enqueue_request_event(
+            &tx,
+            ctx,
+            id,
+            "request.cancelled",
+            &format!("request {id} cancelled: its key was wiped"),
+            serde_json::json!({}),
         )?;
         tx.commit()?;
         Ok(self.request(id)?.expect("the row just updated"))

@@ -861,3 +861,69 @@ fn a_request_names_the_cas_template() {
     .assert_one_line_error(2, &["--template", "self-signed"]);
     assert_eq!(env.snapshot(), before);
 }
+
+/// A request's life raises events like any change, in the same
+/// transaction: request.created carries the CSR (a channel can hand it to
+/// the CA team), request.completed the certificate, request.cancelled.
+#[test]
+fn requests_raise_events_with_the_csr() {
+    let env = Env::new();
+    let dir = env.dir.path().to_path_buf();
+    let pki = Pki::new(&dir);
+    let csr = dir.join("e.csr");
+    for _ in 0..2 {
+        env.ok(&[
+            "request",
+            "--type",
+            "OAuthTokenIssuer",
+            "--key",
+            "ec-p256",
+            "--template",
+            "WebServer",
+            "--output",
+            csr.to_str().unwrap(),
+            "--force",
+        ]);
+    }
+    let leaf = pki.sign(&csr, "e");
+    env.ok(&["import", "--path", leaf.to_str().unwrap()]);
+    env.ok(&["requests", "cancel", "1"]);
+
+    let conn = rusqlite::Connection::open(env.data.join("certroll.db")).unwrap();
+    let events: Vec<(String, serde_json::Value)> = conn
+        .prepare("SELECT kind, payload FROM outbox WHERE kind LIKE 'request.%' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                serde_json::from_str(&r.get::<_, String>(1)?).unwrap(),
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "request.created",
+            "request.created",
+            "request.completed",
+            "request.cancelled"
+        ]
+    );
+    let created = &events[1].1;
+    assert_eq!(created["type"], "OAuthTokenIssuer");
+    assert_eq!(created["scope"], "global");
+    assert_eq!(created["data"]["request_id"], 2);
+    assert_eq!(created["data"]["template"], "WebServer");
+    assert_eq!(
+        created["data"]["csr"].as_str().unwrap(),
+        std::fs::read_to_string(&csr).unwrap()
+    );
+    let completed = &events[2].1;
+    assert_eq!(completed["data"]["request_id"], 2);
+    assert_eq!(completed["data"]["thumbprint"], thumbprint_of(&leaf));
+    assert!(completed["data"].get("csr").is_none());
+    assert_eq!(events[3].1["data"]["request_id"], 1);
+}
