@@ -13,9 +13,11 @@ use super::output::{self, describe_assign, short};
 use super::password::{self, PasswordArgs};
 use super::set::{enforce, findings, lead_time_findings, print_schedule, refuse_conflicts};
 use super::{App, SlotArgs, UsageError, WhenArgs, read_input};
+use crate::cert::CertInfo;
 use crate::cert::bundle::{self, Entry, ImportError, Input, Parsed};
+use crate::cert::key::PrivateKey;
 use crate::cert::policy::{self, Severity};
-use crate::store::NewCert;
+use crate::store::{CertRequest, NewCert, Store};
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -136,95 +138,16 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
 
     let mut store = app.open_store()?;
     let existing = store.lookup_exact(&cert.thumbprint)?;
-    // A CA's response: the key waits in the store with its request. A
-    // second answer to a completed request (the CA signed it again) takes
-    // the key from the first answer's certificate.
-    let mut answered = None;
-    let mut reanswered = None;
-    let mut same_key = None;
-    if entry.key.is_none() && !existing.as_ref().is_some_and(|c| c.has_private_key) {
-        let fp = cert.public_key.fingerprint();
-        if let Some(fp) = &fp {
-            answered = store.pending_request_for(fp)?;
-        }
-        if answered.is_none() {
-            let closed = match &fp {
-                Some(fp) => store.closed_request_for(fp)?,
-                None => None,
-            };
-            match closed {
-                Some(r) => {
-                    let first = r.thumbprint.clone().filter(|_| r.state == "completed");
-                    let key = match &first {
-                        Some(t) => store
-                            .private_key(t)?
-                            .filter(|k| k.public_fingerprint() == fp),
-                        None => None,
-                    };
-                    match (first, key) {
-                        (Some(t), Some(key)) => {
-                            eprintln!(
-                                "note: {name}: certificate {} answers request {} again: it takes the key of certificate {}, the first answer",
-                                short(&cert.thumbprint),
-                                r.id,
-                                short(&t)
-                            );
-                            reanswered = Some((r, key));
-                        }
-                        (first, _) => {
-                            let why = match first {
-                                Some(t) => format!(
-                                    "was completed by certificate {}, which no longer has the key",
-                                    short(&t)
-                                ),
-                                None => "was cancelled and its key wiped".to_string(),
-                            };
-                            eprintln!(
-                                "note: {name}: certificate {} answers request {}, which {why}: it comes in without a private key",
-                                short(&cert.thumbprint),
-                                r.id
-                            );
-                        }
-                    }
-                }
-                None => {
-                    // Renewed with the same key: a stored certificate has it.
-                    let holder = match &fp {
-                        Some(fp) => store.key_holder_for(fp)?,
-                        None => None,
-                    };
-                    if let Some(t) = holder.filter(|t| *t != cert.thumbprint)
-                        && let Some(key) = store
-                            .private_key(&t)?
-                            .filter(|k| k.public_fingerprint() == fp)
-                    {
-                        eprintln!(
-                            "note: {name}: certificate {} has the public key of certificate {}: it takes that private key (renewed with the same key)",
-                            short(&cert.thumbprint),
-                            short(&t)
-                        );
-                        same_key = Some(key);
-                    }
-                    let waiting = store.pending_request_count()?;
-                    if same_key.is_none() && waiting > 0 {
-                        eprintln!(
-                            "note: {name}: certificate {} answers none of the {waiting} waiting request(s): its public key is none of theirs",
-                            short(&cert.thumbprint)
-                        );
-                    }
-                }
-            }
-        }
-    }
-    let request_key = answered
-        .as_ref()
-        .or(reanswered.as_ref())
-        .map(|(_, k)| k)
-        .or(same_key.as_ref());
+    let found = if entry.key.is_none() && !existing.as_ref().is_some_and(|c| c.has_private_key) {
+        stored_key(&mut store, &name, cert)?
+    } else {
+        None
+    };
+    let request_key = found.as_ref().map(FoundKey::key);
     let has_key = entry.key.is_some()
         || request_key.is_some()
         || existing.as_ref().is_some_and(|c| c.has_private_key);
-    if let Some((req, _)) = answered.as_ref().or(reanswered.as_ref())
+    if let Some(req) = found.as_ref().and_then(FoundKey::request)
         && types.is_empty()
     {
         // The response is checked against the types it was requested for.
@@ -265,12 +188,12 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
         cert,
         chain: &entry.chain,
         key: entry.key.as_ref().or(request_key),
-        friendly_name: entry.friendly_name.as_deref().or(answered
+        friendly_name: entry.friendly_name.as_deref().or(found
             .as_ref()
-            .or(reanswered.as_ref())
-            .and_then(|(r, _)| r.friendly_name.as_deref())),
+            .and_then(FoundKey::request)
+            .and_then(|r| r.friendly_name.as_deref())),
         source_file: source.as_deref(),
-        request: answered.as_ref().map(|(r, _)| r.id),
+        request: found.as_ref().and_then(FoundKey::completes).map(|r| r.id),
     };
     // What the import adds (the store's upsert decides the same way).
     let status = match &existing {
@@ -315,10 +238,10 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
                 "{}",
                 import_line(&args, &parsed, cert, has_key, status, now)
             );
-            print_answered(&answered, args.what_if);
+            print_answered(found.as_ref(), args.what_if);
         }
         let mut cert_json = stored_json(&store)?;
-        if let Some((r, _)) = &answered {
+        if let Some(r) = found.as_ref().and_then(FoundKey::completes) {
             cert_json["request"] = json!(r.id);
         }
         return print_schedule(
@@ -348,14 +271,14 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
             "certificate": stored_json(&store)?,
             "changes": changes.iter().map(output::assign_change_json).collect::<Vec<_>>(),
             "notes": parsed.notes,
-            "request": answered.as_ref().or(reanswered.as_ref()).map(|(r, _)| r.id),
+            "request": found.as_ref().and_then(FoundKey::request).map(|r| r.id),
         }));
     }
     println!(
         "{}",
         import_line(&args, &parsed, cert, has_key, status, now)
     );
-    print_answered(&answered, args.what_if);
+    print_answered(found.as_ref(), args.what_if);
     let prefix = if args.what_if { "what if: " } else { "" };
     for c in &changes {
         println!(
@@ -366,12 +289,119 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where the store holds the key of a certificate that came without it.
+enum FoundKey {
+    /// A request's key. `completes`: the request waits and this import
+    /// completes it; otherwise the CA answered a completed request again
+    /// and the key is taken from the certificate that holds it now.
+    Request {
+        request: Box<CertRequest>,
+        key: PrivateKey,
+        completes: bool,
+    },
+    /// Another certificate's key: renewed with the same key.
+    SameKey(PrivateKey),
+}
+
+impl FoundKey {
+    fn key(&self) -> &PrivateKey {
+        match self {
+            FoundKey::Request { key, .. } | FoundKey::SameKey(key) => key,
+        }
+    }
+
+    fn request(&self) -> Option<&CertRequest> {
+        match self {
+            FoundKey::Request { request, .. } => Some(request),
+            FoundKey::SameKey(_) => None,
+        }
+    }
+
+    /// The waiting request this import completes.
+    fn completes(&self) -> Option<&CertRequest> {
+        match self {
+            FoundKey::Request {
+                request,
+                completes: true,
+                ..
+            } => Some(request),
+            _ => None,
+        }
+    }
+}
+
+/// Finds the stored key of `cert` by its public key: a waiting request's
+/// (the CA's answer), else a stored certificate's, naming the closed
+/// request it answers if any. Notes each case, and a near miss, on stderr.
+fn stored_key(store: &mut Store, name: &str, cert: &CertInfo) -> Result<Option<FoundKey>> {
+    let Some(fp) = cert.public_key.fingerprint() else {
+        return Ok(None);
+    };
+    if let Some((request, key)) = store.pending_request_for(&fp)? {
+        return Ok(Some(FoundKey::Request {
+            request: Box::new(request),
+            key,
+            completes: true,
+        }));
+    }
+    let holder = match store.key_holder_for(&fp)? {
+        Some(t) if t != cert.thumbprint => store
+            .private_key(&t)?
+            .filter(|k| k.public_fingerprint().as_deref() == Some(fp.as_str()))
+            .map(|k| (t, k)),
+        _ => None,
+    };
+    let closed = store.closed_request_for(&fp)?;
+    let this = short(&cert.thumbprint);
+    Ok(match (closed, holder) {
+        (Some(r), Some((t, key))) if r.state == "completed" => {
+            eprintln!(
+                "note: {name}: certificate {this} answers request {} again: it takes the key of certificate {}, the first answer",
+                r.id,
+                short(&t)
+            );
+            Some(FoundKey::Request {
+                request: Box::new(r),
+                key,
+                completes: false,
+            })
+        }
+        (_, Some((t, key))) => {
+            eprintln!(
+                "note: {name}: certificate {this} has the public key of certificate {}: it takes that private key (renewed with the same key)",
+                short(&t)
+            );
+            Some(FoundKey::SameKey(key))
+        }
+        (Some(r), None) => {
+            let why = match r.thumbprint.as_deref().filter(|_| r.state == "completed") {
+                Some(t) => format!(
+                    "was completed by certificate {}, which no longer has the key",
+                    short(t)
+                ),
+                None => "was cancelled and its key wiped".to_string(),
+            };
+            eprintln!(
+                "note: {name}: certificate {this} answers request {}, which {why}: it comes in without a private key",
+                r.id
+            );
+            None
+        }
+        (None, None) => {
+            let waiting = store.pending_request_count()?;
+            if waiting > 0 {
+                eprintln!(
+                    "note: {name}: certificate {this} answers none of the {waiting} waiting request(s): its public key is none of theirs"
+                );
+            }
+            None
+        }
+    })
+}
+
 /// "request 3 completed: ..." for a CA's response.
-fn print_answered(
-    answered: &Option<(crate::store::CertRequest, crate::cert::key::PrivateKey)>,
-    what_if: bool,
-) {
-    if let Some((r, _)) = answered {
+fn print_answered(found: Option<&FoundKey>, what_if: bool) {
+    if let Some(r) = found.and_then(FoundKey::completes) {
         println!(
             "{}request {} {} for {} at {}: the certificate joins the private key made with it",
             if what_if { "what if: " } else { "" },
