@@ -50,6 +50,9 @@ pub struct Deployer {
     poll: StdDuration,
     /// The first pass checks every file (repairs what changed while down).
     verified: bool,
+    /// The earliest future expiry among the keys the last pass published:
+    /// the JWKS documents change then.
+    jwks_expiry: Option<DateTime<Utc>>,
 }
 
 impl Deployer {
@@ -74,6 +77,7 @@ impl Deployer {
             retry,
             poll,
             verified: false,
+            jwks_expiry: None,
         }
     }
 
@@ -104,12 +108,12 @@ impl Deployer {
                 }
                 Err(e) if e.is_transient() => {
                     failures += 1;
-                    let delay = store_retry.delay(failures, random_jitter());
-                    warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "store unavailable, retrying");
-                    Some(
-                        self.clock.now()
-                            + Duration::from_std(delay).unwrap_or(Duration::seconds(1)),
-                    )
+                    Some(wait::after_store_error(
+                        &store_retry,
+                        failures,
+                        &e,
+                        self.clock.now(),
+                    ))
                 }
                 Err(e) => {
                     error!(error = %e, "the store failed; the deployer stops");
@@ -139,7 +143,6 @@ impl Deployer {
     /// The next retry, lagging alert, or expiry of a published key due.
     fn next_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let lag = Duration::minutes(self.config.deploy.lagging_after_minutes.into());
-        let expiry = self.next_jwks_expiry(self.clock.now())?;
         let due = self
             .store
             .deployment_states(self.only.as_deref())?
@@ -155,12 +158,13 @@ impl Deployer {
             })
             .flatten()
             .min();
-        Ok(due.into_iter().chain(expiry).min())
+        Ok(due.into_iter().chain(self.jwks_expiry).min())
     }
 
     /// One pass over every unit.
     pub fn pass(&mut self) -> Result<DeploySummary, StoreError> {
         let now = self.clock.now();
+        self.jwks_expiry = None;
         let units = self.units()?;
         let states: HashMap<(String, String, String, String), DeployState> = self
             .store
@@ -445,8 +449,14 @@ impl Deployer {
             })
     }
 
-    fn jwks_of(&self, unit: &Unit) -> Result<serde_json::Value, StoreError> {
-        jwks_for_slot(&self.store, &unit.slot, self.clock.now())
+    /// The unit's JWKS document now; notes when its next key expires.
+    fn jwks_of(&mut self, unit: &Unit) -> Result<serde_json::Value, StoreError> {
+        let now = self.clock.now();
+        let certs = jwks_certs(&self.store, &unit.slot)?;
+        for t in certs.iter().map(|c| c.info.not_after).filter(|t| *t > now) {
+            self.jwks_expiry = Some(self.jwks_expiry.map_or(t, |n| n.min(t)));
+        }
+        Ok(jwks_doc(&certs, now))
     }
 
     /// Whether the unit deploys a JWKS document (re-checked every pass).
@@ -454,24 +464,6 @@ impl Deployer {
         unit.role == DeployRole::Current
             && self.config.publishes_jwks(&unit.usage_type)
             && unit.files.iter().any(|(f, _)| f.kind == FileKind::Jwks)
-    }
-
-    /// The next instant a published key expires: the JWKS files change then.
-    fn next_jwks_expiry(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let mut next: Option<DateTime<Utc>> = None;
-        let mut seen = std::collections::HashSet::new();
-        for unit in self.units()?.iter().filter(|u| self.has_jwks(u)) {
-            if !seen.insert(unit.slot.clone()) {
-                continue;
-            }
-            for c in jwks_certs(&self.store, &unit.slot)? {
-                let t = c.info.not_after;
-                if t > now {
-                    next = Some(next.map_or(t, |n| n.min(t)));
-                }
-            }
-        }
-        Ok(next)
     }
 }
 
@@ -497,12 +489,15 @@ pub fn jwks_for_slot(
     slot: &crate::cert::SlotKey,
     now: DateTime<Utc>,
 ) -> Result<serde_json::Value, StoreError> {
-    let found = jwks_certs(store, slot)?;
-    let refs: Vec<(&crate::cert::CertInfo, &[crate::cert::CertInfo])> = found
+    Ok(jwks_doc(&jwks_certs(store, slot)?, now))
+}
+
+fn jwks_doc(certs: &[crate::store::StoredCert], now: DateTime<Utc>) -> serde_json::Value {
+    let refs: Vec<(&crate::cert::CertInfo, &[crate::cert::CertInfo])> = certs
         .iter()
         .map(|c| (&c.info, c.chain.as_slice()))
         .collect();
-    Ok(plan::jwks(&refs, now))
+    plan::jwks(&refs, now)
 }
 
 /// The certificates a slot's JWKS is made of: current, pending, previous.

@@ -117,12 +117,12 @@ impl Notifier {
                 }
                 Err(e) if e.is_transient() => {
                     failures += 1;
-                    let delay = self.retry.delay(failures, random_jitter());
-                    warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "store unavailable, retrying");
-                    Some(
-                        self.clock.now()
-                            + Duration::from_std(delay).unwrap_or(Duration::seconds(1)),
-                    )
+                    Some(wait::after_store_error(
+                        &self.retry,
+                        failures,
+                        &e,
+                        self.clock.now(),
+                    ))
                 }
                 Err(e) => {
                     error!(error = %e, "the store failed; the notifier stops");

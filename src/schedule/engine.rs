@@ -222,12 +222,12 @@ impl Engine {
                 Err(e) if e.is_transient() => {
                     // Busy past the timeout, disk full...: back off and go on.
                     failures += 1;
-                    let delay = self.settings.retry.delay(failures, random_jitter());
-                    warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "store unavailable, retrying");
-                    Some(
-                        self.clock.now()
-                            + Duration::from_std(delay).unwrap_or(Duration::seconds(1)),
-                    )
+                    Some(super::wait::after_store_error(
+                        &self.settings.retry,
+                        failures,
+                        &e,
+                        self.clock.now(),
+                    ))
                 }
                 Err(e) => {
                     error!(error = %e, "the store failed; stopping");

@@ -63,3 +63,17 @@ pub fn wait(
         }
     }
 }
+
+/// After the `failures`-th transient store error in a row (busy past the
+/// timeout, disk full...): logs it, and returns when the loop should try
+/// again, backing off by `policy` with jitter.
+pub fn after_store_error(
+    policy: &super::retry::RetryPolicy,
+    failures: u32,
+    error: &crate::store::StoreError,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let delay = policy.delay(failures, super::retry::random_jitter());
+    warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "store unavailable, retrying");
+    now + Duration::from_std(delay).unwrap_or(Duration::seconds(1))
+}
