@@ -633,6 +633,22 @@ mod tests {
         );
     }
 
+    /// Executes claimed jobs as owner "me" at `now`, every roll allowed.
+    fn execute_as_me(store: &mut Store, jobs: &[Claimed], now: DateTime<Utc>) {
+        let check = |_: &SlotKey, _: &StoredCert, _| Ok(());
+        let clock = || now;
+        let opts = ExecOptions {
+            owner: "me",
+            actor: "me",
+            late_after: chrono::Duration::seconds(60),
+            max_attempts: 10,
+            check: &check,
+            clock: &clock,
+            at_instant: false,
+        };
+        store.execute(jobs, &opts).unwrap();
+    }
+
     /// The two fixture certificates, and `n` pool slots of OAuthTokenIssuer
     /// with the first one current.
     fn oauth_pools(
@@ -689,18 +705,7 @@ mod tests {
             let claimed = store
                 .claim("me", c.now, Some(c.now), lease, 3, &JobFilter::default())
                 .unwrap();
-            let check = |_: &SlotKey, _: &StoredCert, _| Ok(());
-            let clock = || c.now;
-            let opts = ExecOptions {
-                owner: "me",
-                actor: "me",
-                late_after: chrono::Duration::seconds(60),
-                max_attempts: 10,
-                check: &check,
-                clock: &clock,
-                at_instant: false,
-            };
-            store.execute(&claimed, &opts).unwrap();
+            execute_as_me(store, &claimed, c.now);
             let more = store
                 .claim("me", c.now, None, lease, 1, &JobFilter::default())
                 .unwrap();
@@ -778,18 +783,7 @@ mod tests {
                 [claimed[1].id],
             )
             .unwrap();
-        let check = |_: &SlotKey, _: &StoredCert, _| Ok(());
-        let clock = || c.now;
-        let opts = ExecOptions {
-            owner: "me",
-            actor: "me",
-            late_after: chrono::Duration::seconds(60),
-            max_attempts: 10,
-            check: &check,
-            clock: &clock,
-            at_instant: false,
-        };
-        store.execute(&claimed, &opts).unwrap();
+        execute_as_me(&mut store, &claimed, c.now);
         let forced: Vec<String> = store
             .conn
             .prepare(
