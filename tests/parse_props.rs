@@ -21,6 +21,8 @@ const FIXTURES: &[&str] = &[
     "oauth1.key.der",
     "oauth1-chain.p7b",
     "oauth1-chain.p7b.pem",
+    "oauth1-pbes2-sha1.pfx",
+    "oauth1-absent-3des.pfx",
 ];
 
 fn fixture(i: usize) -> Vec<u8> {
@@ -71,6 +73,8 @@ fn all_parsers(data: &[u8], password: Option<&str>) {
         key_file: Some(data),
         password,
     });
+    // No password: also the reader of absent-password PFX files.
+    let _ = certroll::cert::p12_absent::read(data);
     let _ = CertInfo::from_der(data);
     let _ = PrivateKey::from_pkcs8_der(data);
     let _ = PrivateKey::from_pkcs1_der(data);
@@ -127,12 +131,20 @@ proptest! {
 /// The unmutated fixtures parse (so the mutations start from real files).
 #[test]
 fn fixtures_parse() {
-    for i in [0, 1, 2, 5, 6] {
+    for (i, password) in [
+        (0, Some("Passw0rd!")),
+        (1, Some("Passw0rd!")),
+        (2, Some("Passw0rd!")),
+        (5, Some("Passw0rd!")),
+        (6, Some("Passw0rd!")),
+        (13, Some("Passw0rd!")),
+        (14, None),
+    ] {
         let data = fixture(i);
         let parsed = parse(&Input {
             data: &data,
             key_file: None,
-            password: Some("Passw0rd!"),
+            password,
         });
         assert!(parsed.is_ok(), "{}: {:?}", FIXTURES[i], parsed.err());
     }

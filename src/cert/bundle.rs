@@ -12,6 +12,7 @@ use p12_keystore::Pkcs12Archive;
 use pkcs8::der::{self, Decode};
 
 use super::key::{KeyError, PrivateKey};
+use super::p12_absent::{self, AbsentError};
 use super::pem::{self, PemError};
 use super::x509::{CertError, CertInfo};
 
@@ -89,7 +90,7 @@ pub enum ImportError {
     Der(String),
     #[error(transparent)]
     Pem(#[from] PemError),
-    #[error("key file: {0}")]
+    #[error("{0}")]
     KeyFile(String),
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -200,7 +201,12 @@ pub fn parse(input: &Input<'_>) -> Result<Parsed, ImportError> {
         }
     };
     if let Some(key_data) = input.key_file {
-        keys.extend(read_key_file(key_data, input.password)?);
+        // Errors name the key file, except the one that asks for a password.
+        let key_keys = read_key_file(key_data, input.password).map_err(|e| match e {
+            ImportError::Key(KeyError::PasswordRequired) | ImportError::KeyFile(_) => e,
+            other => ImportError::KeyFile(other.to_string()),
+        })?;
+        keys.extend(key_keys);
     }
     if certs.is_empty() {
         return Err(if keys.is_empty() {
@@ -339,11 +345,27 @@ fn read_pkcs12(
     let archive = match Pkcs12Archive::from_pkcs12(data, password.unwrap_or("")) {
         Ok(a) => a,
         Err(p12_keystore::error::Error::MacError(_)) => {
+            // No password given, or an empty one: the file may have an
+            // absent password, which is not the empty one (see p12_absent).
+            if password.is_none_or(str::is_empty) {
+                match p12_absent::read(data) {
+                    Ok(contents) => return Ok(contents),
+                    Err(AbsentError::Mac) => {}
+                    Err(AbsentError::Limit(e)) => return Err(ImportError::Pkcs12(e.to_string())),
+                    Err(AbsentError::Invalid(e)) => return Err(ImportError::Pkcs12(e)),
+                }
+            }
             return Err(if password.is_none() {
                 ImportError::PasswordRequired
             } else {
                 ImportError::WrongPassword
             });
+        }
+        Err(p12_keystore::error::Error::InvalidParameters) => {
+            return Err(ImportError::Pkcs12(format!(
+                "invalid or too costly key-derivation parameters: certroll allows at most {} iterations, and scrypt up to 1 GiB",
+                "1,000,000"
+            )));
         }
         Err(e) => return Err(ImportError::Pkcs12(e.to_string())),
     };

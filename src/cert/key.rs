@@ -33,6 +33,52 @@ pub enum KeyError {
     Unsupported(String),
 }
 
+/// The most work a password-based key derivation may cost, the same for
+/// PFX files and encrypted PKCS#8 keys (p12-keystore's limits): at most
+/// 1,000,000 PBKDF2 iterations; scrypt at most 1 GiB (128·N·r bytes) and
+/// parallelism 16.
+pub const MAX_KDF_ITERATIONS: u32 = 1_000_000;
+pub const MAX_SCRYPT_MEMORY: u64 = 1 << 30;
+pub const MAX_SCRYPT_PARALLELISM: u16 = 16;
+
+/// A key derivation that would cost more than certroll allows.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KdfLimitError {
+    #[error("its key derivation asks for {0} iterations, more than the 1,000,000 certroll allows")]
+    Iterations(i64),
+    #[error(
+        "its scrypt key derivation (N={n}, r={r}, p={p}) needs more than the 1 GiB and parallelism 16 certroll allows"
+    )]
+    Scrypt { n: u64, r: u16, p: u16 },
+}
+
+/// Refuses PBES2 parameters whose key derivation costs more than the limits.
+pub fn kdf_within_limits(params: &pkcs8::pkcs5::pbes2::Parameters) -> Result<(), KdfLimitError> {
+    use pkcs8::pkcs5::pbes2::Kdf;
+    match &params.kdf {
+        Kdf::Pbkdf2(p) if p.iteration_count > MAX_KDF_ITERATIONS => {
+            Err(KdfLimitError::Iterations(i64::from(p.iteration_count)))
+        }
+        Kdf::Scrypt(s) => {
+            let memory = 128u64
+                .checked_mul(s.cost_parameter)
+                .and_then(|m| m.checked_mul(u64::from(s.block_size)));
+            if s.parallelization > MAX_SCRYPT_PARALLELISM
+                || memory.is_none_or(|m| m > MAX_SCRYPT_MEMORY)
+            {
+                Err(KdfLimitError::Scrypt {
+                    n: s.cost_parameter,
+                    r: s.block_size,
+                    p: s.parallelization,
+                })
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A private key held as PKCS#8 DER. The bytes are wiped on drop and never
 /// printed by `Debug`.
 #[derive(Clone)]
@@ -85,6 +131,9 @@ impl PrivateKey {
     /// it) with `password`.
     pub fn from_encrypted_pkcs8_der(der: &[u8], password: &str) -> Result<PrivateKey, KeyError> {
         let enc = pkcs8::EncryptedPrivateKeyInfoRef::from_der(der).map_err(invalid)?;
+        if let pkcs8::pkcs5::EncryptionScheme::Pbes2(params) = &enc.encryption_algorithm {
+            kdf_within_limits(params).map_err(|e| KeyError::Invalid(e.to_string()))?;
+        }
         let doc = enc.decrypt(password).map_err(|e| match e {
             pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed) => {
                 KeyError::WrongPassword
@@ -319,6 +368,49 @@ mod tests {
         assert!(PrivateKey::from_pkcs1_der(&[0x30, 0x03, 0x02, 0x01, 0x00]).is_err());
         assert!(PrivateKey::from_sec1_der(&[]).is_err());
         assert!(PrivateKey::from_encrypted_pkcs8_der(&[0x30, 0x00], "x").is_err());
+    }
+
+    /// The limits are checked on the parameters, before any work: an
+    /// encrypted key asking for scrypt with 16 GiB, or parallelism 64, is
+    /// refused as fast as one with too many PBKDF2 iterations.
+    #[test]
+    fn key_derivation_beyond_the_limits_is_refused_before_any_work() {
+        use pkcs8::pkcs5::pbes2::{EncryptionScheme, Kdf, Parameters, Pbkdf2Params, ScryptParams};
+        let salt = pkcs8::pkcs5::pbes2::Salt::new([7u8; 16]).unwrap();
+        let scrypt = |n: u64, r: u16, p: u16| Parameters {
+            kdf: Kdf::Scrypt(ScryptParams {
+                salt,
+                cost_parameter: n,
+                block_size: r,
+                parallelization: p,
+                key_length: None,
+            }),
+            encryption: EncryptionScheme::Aes256Cbc { iv: [0; 16] },
+        };
+        assert_eq!(kdf_within_limits(&scrypt(16_384, 8, 1)), Ok(()));
+        assert_eq!(kdf_within_limits(&scrypt(1 << 20, 8, 1)), Ok(()));
+        for (n, r, p) in [
+            (1 << 24, 8, 1),
+            (1 << 20, 16, 1),
+            (16_384, 8, 64),
+            (u64::MAX, 8, 1),
+        ] {
+            assert_eq!(
+                kdf_within_limits(&scrypt(n, r, p)),
+                Err(KdfLimitError::Scrypt { n, r, p })
+            );
+        }
+        let mut pbkdf2 = Pbkdf2Params::hmac_sha256(1_000_000, &[7u8; 16]).unwrap();
+        let params = |p: &Pbkdf2Params| Parameters {
+            kdf: Kdf::Pbkdf2(*p),
+            encryption: EncryptionScheme::Aes256Cbc { iv: [0; 16] },
+        };
+        assert_eq!(kdf_within_limits(&params(&pbkdf2)), Ok(()));
+        pbkdf2.iteration_count = 1_000_001;
+        assert_eq!(
+            kdf_within_limits(&params(&pbkdf2)),
+            Err(KdfLimitError::Iterations(1_000_001))
+        );
     }
 
     #[test]

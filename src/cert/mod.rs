@@ -8,6 +8,7 @@ pub mod expiry;
 pub mod key;
 pub mod keygen;
 pub mod names;
+pub mod p12_absent;
 pub mod pem;
 pub mod pfx;
 pub mod policy;

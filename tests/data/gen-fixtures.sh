@@ -155,6 +155,10 @@ pfx oauth2 oauth2 "oauth2"
 openssl pkcs12 -export -inkey oauth1.key -in oauth1.pem -passout pass: -out "$out/oauth1-nopass.pfx"
 printf '%s\n' 'pässwörd' >"$out/password-unicode.txt"
 openssl pkcs12 -export -inkey oauth1.key -in oauth1.pem -passout 'pass:pässwörd' -out "$out/oauth1-unicode.pfx"
+# An absent password (NULL, not empty), as OpenSSL's PKCS12_create(NULL, ...)
+# and Windows write it: OpenSSL 3's algorithms, and 3DES.
+python3 "$here/pkcs12-absent-password.py" oauth1.key oauth1.pem "$out/oauth1-absent-aes.pfx" aes
+python3 "$here/pkcs12-absent-password.py" oauth1.key oauth1.pem "$out/oauth1-absent-3des.pfx" 3des
 # No MAC: no integrity check, must be refused.
 openssl pkcs12 -export -inkey oauth1.key -in oauth1.pem -nomac -passout "pass:$PASS" -out "$out/nomac.pfx"
 # Exported without its private key.
@@ -172,8 +176,16 @@ if command -v keytool >/dev/null; then
       -srcstorepass "$PASS" -destkeystore "$out/multi-both.pfx" -deststoretype PKCS12 \
       -deststorepass "$PASS" >/dev/null 2>&1
   done
+  # PBES2 with PBKDF2/HMAC-SHA-1 and AES-256-CBC, as OpenSSL 1.1, Java and
+  # .NET write it (OpenSSL 3's pkcs12 has no option for the PRF).
+  keytool -importkeystore -noprompt -srckeystore "$out/oauth1-openssl3.pfx" -srcstoretype PKCS12 \
+    -srcstorepass "$PASS" -destkeystore "$out/oauth1-pbes2-sha1.pfx" -deststoretype PKCS12 \
+    -deststorepass "$PASS" \
+    -J-Dkeystore.pkcs12.certProtectionAlgorithm=PBEWithHmacSHA1AndAES_256 \
+    -J-Dkeystore.pkcs12.keyProtectionAlgorithm=PBEWithHmacSHA1AndAES_256 \
+    -J-Dkeystore.pkcs12.macAlgorithm=HmacPBESHA1 >/dev/null 2>&1
 else
-  echo "keytool not found: multi.pfx and multi-both.pfx not regenerated" >&2
+  echo "keytool not found: multi.pfx, multi-both.pfx and oauth1-pbes2-sha1.pfx not regenerated" >&2
 fi
 
 # PEM: everything in one file, out of order (root, key, leaf, intermediate).
@@ -183,6 +195,9 @@ openssl x509 -in oauth1.pem -outform DER -out "$out/oauth1.crt.der"
 openssl pkey -in oauth1.key -outform DER -out "$out/oauth1.key.der"
 openssl rsa -in oauth1.key -traditional -out "$out/oauth1.pkcs1.pem" 2>/dev/null
 openssl pkcs8 -topk8 -in oauth1.key -v2 aes-256-cbc -passout "pass:$PASS" -out "$out/oauth1.pkcs8-enc.pem"
+openssl pkcs8 -topk8 -in oauth1.key -v2 aes-256-cbc -v2prf hmacWithSHA1 -passout "pass:$PASS" -out "$out/oauth1.pkcs8-sha1.pem"
+# More key-derivation work than certroll allows (2,000,000 PBKDF2 iterations).
+openssl pkcs8 -topk8 -in oauth1.key -v2 aes-256-cbc -iter 2000000 -passout "pass:$PASS" -out "$out/oauth1.pkcs8-2m-iter.pem"
 openssl rsa -in oauth1.key -traditional -aes128 -passout "pass:$PASS" -out "$out/oauth1.legacy-enc.pem" 2>/dev/null
 openssl ec -in ec1.key -out "$out/ec1.sec1.pem" 2>/dev/null
 openssl ec -in ec384.key -out "$out/ec384.sec1.pem" 2>/dev/null

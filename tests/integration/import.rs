@@ -303,6 +303,88 @@ fn unicode_and_empty_passwords() {
     env.ok(&["import", "--path", pfx.to_str().unwrap()]);
 }
 
+/// An *absent* password (OpenSSL's PKCS12_create(NULL, ...), Windows'
+/// exports without one) is not the empty one: OpenSSL tries both, and so
+/// does certroll, with no password given or an empty one.
+#[test]
+fn pfx_files_with_an_absent_password_import() {
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    for file in ["oauth1-absent-aes.pfx", "oauth1-absent-3des.pfx"] {
+        let pfx = fixture(file);
+        let env = Env::new();
+        let r = env.run(&[
+            "import",
+            "--path",
+            pfx.to_str().unwrap(),
+            "--type",
+            "OAuthTokenIssuer",
+        ]);
+        assert_eq!(r.code, 0, "{file}: {}", r.stderr);
+        let c = imported_cert(&env, &thumbprint("oauth1.crt.pem"));
+        assert_eq!(c["has_private_key"], true, "{file}");
+        assert_eq!(c["friendly_name"], "absent", "{file}");
+
+        let env = Env::new();
+        let r = env.run(&[
+            "import",
+            "--path",
+            pfx.to_str().unwrap(),
+            "--password-file",
+            empty.path().to_str().unwrap(),
+        ]);
+        assert_eq!(r.code, 0, "{file} with an empty password: {}", r.stderr);
+
+        // A real password is still checked against the MAC.
+        let env = Env::new();
+        env.import(file, &[])
+            .assert_one_line_error(1, &[file, "wrong password"]);
+    }
+}
+
+/// PBES2 whose PBKDF2 PRF is HMAC-SHA-1, with AES-256-CBC: OpenSSL 1.1,
+/// Java and .NET exports; and a PKCS#8 key encrypted the same way.
+#[test]
+fn pbes2_with_an_hmac_sha1_prf_imports() {
+    let env = Env::new();
+    let r = env.import("oauth1-pbes2-sha1.pfx", &["--type", "OAuthTokenIssuer"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let c = imported_cert(&env, &thumbprint("oauth1.crt.pem"));
+    assert_eq!(c["has_private_key"], true);
+    assert_eq!(c["chain"].as_array().unwrap().len(), 2);
+
+    let env = Env::new();
+    let pw = password_file();
+    let r = env.import_with_key(
+        "oauth1.crt.pem",
+        "oauth1.pkcs8-sha1.pem",
+        &["--password-file", pw.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// An encrypted key that asks for more key-derivation work than certroll
+/// allows is refused at once, naming the key file, as a PFX would be.
+#[test]
+fn an_encrypted_key_beyond_the_kdf_limit_is_refused() {
+    let env = Env::new();
+    let before = env.snapshot();
+    let pw = password_file();
+    env.import_with_key(
+        "oauth1.crt.pem",
+        "oauth1.pkcs8-2m-iter.pem",
+        &["--password-file", pw.to_str().unwrap()],
+    )
+    .assert_one_line_error(
+        1,
+        &[
+            "oauth1.pkcs8-2m-iter.pem",
+            "2000000 iterations",
+            "1,000,000",
+        ],
+    );
+    assert_eq!(env.snapshot(), before);
+}
+
 #[test]
 fn password_protected_pfx_without_password_and_no_terminal() {
     let env = Env::new();

@@ -413,14 +413,6 @@ fn repo(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 #[test]
 fn the_systemd_unit_is_hardened_and_verifies() {
     let unit = std::fs::read_to_string(repo("packaging/systemd/certroll.service")).unwrap();
@@ -442,10 +434,7 @@ fn the_systemd_unit_is_hardened_and_verifies() {
     ] {
         assert!(unit.lines().any(|l| l == line), "the unit lacks {line}");
     }
-    if !have("systemd-analyze") {
-        eprintln!("systemd-analyze is not installed: the unit was checked as text only");
-        return;
-    }
+    require_tool("systemd-analyze", "systemd");
     // verify wants ExecStart to exist: point it at the binary under test.
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("certroll.service");
@@ -481,10 +470,11 @@ fn the_systemd_unit_is_hardened_and_verifies() {
 
 #[test]
 fn the_debian_package_holds_the_service_its_docs_and_a_conffile() {
-    if !have("cargo-deb") || !have("dpkg-deb") {
-        eprintln!("cargo-deb or dpkg-deb is not installed: the package was not built");
-        return;
-    }
+    require_tool("dpkg-deb", "dpkg");
+    require_tool(
+        "cargo-deb",
+        "cargo-deb (cargo install cargo-deb --version 3.8.0 --locked)",
+    );
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(repo("packaging/build-deb"))
         .args(["--profile", "dev", "--output"])

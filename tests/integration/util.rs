@@ -309,6 +309,20 @@ pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Fails the test, saying what to install, when `cmd` is not on PATH
+/// (`tests/run` installs every peer; a test never skips silently).
+pub fn require_tool(cmd: &str, package: &str) {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{cmd} is not installed: install {package} (tests/run installs every test peer)"
+    );
+}
+
 /// Waits until the wall clock passes `t`.
 pub fn wait_past(t: chrono::DateTime<chrono::Utc>) {
     let secs = (t - chrono::Utc::now()).num_seconds().max(0) as u64 + 10;
