@@ -21,10 +21,10 @@ pub const SYSTEM_CONFIG: &str = "/etc/certroll/certroll.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{}: cannot read the configuration ({error})", path.display())]
+    #[error("{}: cannot read the configuration: {error}", path.display())]
     Read {
         path: PathBuf,
-        error: std::io::Error,
+        error: crate::input::InputError,
     },
     #[error("{}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
@@ -165,10 +165,15 @@ impl Config {
         match path {
             None => Ok(Config::default()),
             Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Read {
-                    path: path.clone(),
-                    error,
-                })?;
+                let text = crate::input::read_text(&path, crate::input::MAX_TEXT_FILE)
+                    .map_err(|error| ConfigError::Read {
+                        path: path.clone(),
+                        error,
+                    })?
+                    .ok_or_else(|| ConfigError::Invalid {
+                        path: path.clone(),
+                        message: "not UTF-8 text".into(),
+                    })?;
                 Config::parse(&text, &path)
             }
         }

@@ -43,6 +43,7 @@ pub mod clock;
 pub mod config;
 pub mod deploy;
 pub mod http;
+pub mod input;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

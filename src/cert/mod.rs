@@ -4,6 +4,7 @@
 //! exception is [`keygen`], which reads the system random generator.
 
 pub mod bundle;
+pub mod chain;
 pub mod expiry;
 pub mod key;
 pub mod keygen;

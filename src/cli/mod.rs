@@ -353,5 +353,6 @@ fn check_with_unknown(cli: &Cli, args: &check::CheckArgs) -> Result<()> {
 
 /// Reads an input file the operator named, with an error naming it.
 pub(crate) fn read_input(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("{}: cannot read the file", path.display()))
+    crate::input::read(path, crate::input::MAX_CERT_FILE)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read the file: {e}", path.display()))
 }

@@ -2,7 +2,7 @@
 //! variable, standard input, or a prompt on the terminal; never from the
 //! command line, never logged.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -10,6 +10,7 @@ use clap::Args;
 use zeroize::Zeroizing;
 
 use super::UsageError;
+use crate::input::MAX_TEXT_FILE;
 
 #[derive(Debug, Args, Default)]
 #[group(multiple = false)]
@@ -39,12 +40,8 @@ impl PasswordArgs {
     /// The password the operator gave, if any.
     pub fn read(&self) -> Result<Option<Zeroizing<String>>> {
         if let Some(path) = &self.password_file {
-            let text = std::fs::read(path)
-                .with_context(|| format!("{}: cannot read the password file", path.display()))?;
-            let text = String::from_utf8(text).map_err(|_| {
-                anyhow::anyhow!("{}: the password file is not UTF-8 text", path.display())
-            })?;
-            return Ok(Some(first_line(text)));
+            return crate::input::secret(Some(path), None, "password file")
+                .map_err(anyhow::Error::msg);
         }
         if let Some(var) = &self.password_env {
             return match std::env::var(var) {
@@ -60,12 +57,11 @@ impl PasswordArgs {
             };
         }
         if self.password_stdin {
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .context("cannot read the password from standard input")?;
-            return Ok(Some(first_line(line)));
+            let line = crate::input::read_line(&mut std::io::stdin().lock(), MAX_TEXT_FILE)
+                .map_err(|e| anyhow::anyhow!("--password-stdin: cannot read the password: {e}"))?;
+            let line = String::from_utf8(line)
+                .map_err(|_| anyhow::anyhow!("--password-stdin: the password is not UTF-8 text"))?;
+            return Ok(Some(Zeroizing::new(line)));
         }
         Ok(None)
     }

@@ -547,19 +547,8 @@ fn secret(
     file: Option<&std::path::Path>,
     env: Option<&str>,
 ) -> Result<zeroize::Zeroizing<String>, String> {
-    if let Some(p) = file {
-        let text = std::fs::read_to_string(p)
-            .map_err(|e| format!("{}: cannot read the PFX password ({e})", p.display()))?;
-        return Ok(zeroize::Zeroizing::new(
-            text.lines().next().unwrap_or("").to_string(),
-        ));
-    }
-    if let Some(v) = env {
-        return std::env::var(v)
-            .map(zeroize::Zeroizing::new)
-            .map_err(|_| format!("the PFX password variable {v} is not set"));
-    }
-    Err("a pfx file needs password_file or password_env".into())
+    crate::input::secret(file, env, "PFX password")?
+        .ok_or_else(|| "a pfx file needs password_file or password_env".into())
 }
 
 /// What a reload is told about the change.

@@ -13,7 +13,6 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate as SmtpCertificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use ring::hmac;
-use zeroize::Zeroizing;
 
 use super::config::{EmailChannel, Filter, NotifyConfig, SmtpTls, WebhookChannel, WebhookFormat};
 use super::message::{self, Message};
@@ -31,28 +30,11 @@ pub enum SendResult {
     Dead(String),
 }
 
-fn read_secret(
-    file: Option<&std::path::Path>,
-    env: Option<&str>,
-    what: &str,
-) -> Result<Option<Zeroizing<String>>, String> {
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read the {what} ({e})", path.display()))?;
-        let line = text.lines().next().unwrap_or("").to_string();
-        return Ok(Some(Zeroizing::new(line)));
-    }
-    if let Some(var) = env {
-        return match std::env::var(var) {
-            Ok(v) => Ok(Some(Zeroizing::new(v))),
-            Err(_) => Err(format!("the {what} variable {var} is not set")),
-        };
-    }
-    Ok(None)
-}
+use crate::input::secret as read_secret;
 
 fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{}: cannot read the CA file ({e})", path.display()))
+    crate::input::read(path, crate::input::MAX_CERT_FILE)
+        .map_err(|e| format!("{}: cannot read the CA file: {e}", path.display()))
 }
 
 pub struct EmailSender {

@@ -286,6 +286,57 @@ impl Store {
         Ok(out)
     }
 
+    /// Certificates the store holds that may have issued `cert`: stored
+    /// certificates whose subject is its issuer, and the first link of
+    /// the chains of certificates with the same issuer. Each once; the
+    /// caller checks names, key identifiers and signatures.
+    pub fn issuer_candidates(&self, cert: &CertInfo) -> Result<Vec<CertInfo>, StoreError> {
+        let mut out: Vec<CertInfo> = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT der FROM certificates WHERE subject = ?1 LIMIT 16")?;
+        for der in stmt.query_map([&cert.issuer], |r| r.get::<_, Vec<u8>>(0))? {
+            if let Ok(c) = CertInfo::from_der(&der?) {
+                out.push(c);
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT chain FROM certificates WHERE issuer = ?1 AND length(chain) > 0
+             ORDER BY id DESC LIMIT 4",
+        )?;
+        for chain in stmt.query_map([&cert.issuer], |r| r.get::<_, Vec<u8>>(0))? {
+            if let Ok(chain) = split_der_certs(&chain?) {
+                out.extend(chain);
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|c| seen.insert(c.thumbprint.clone()));
+        Ok(out)
+    }
+
+    /// `chain` (the issuers a file brought, nearest first) completed with
+    /// the issuers the store holds, up to a self-issued root.
+    pub fn complete_chain(
+        &self,
+        leaf: &CertInfo,
+        chain: &[CertInfo],
+    ) -> Result<Vec<CertInfo>, StoreError> {
+        let mut out = chain.to_vec();
+        for _ in 0..8 {
+            let last = out.last().unwrap_or(leaf);
+            if last.is_self_issued() {
+                break;
+            }
+            let known = self.issuer_candidates(last)?;
+            let longer = crate::cert::chain::complete(leaf, &out, &known);
+            if longer.len() == out.len() {
+                break;
+            }
+            out = longer;
+        }
+        Ok(out)
+    }
+
     /// The newest stored certificate that has a private key for this public
     /// key fingerprint (a certificate renewed with the same key takes it).
     pub fn key_holder_for(&self, public_key: &str) -> Result<Option<String>, StoreError> {

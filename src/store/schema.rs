@@ -238,6 +238,12 @@ CREATE UNIQUE INDEX requests_pending_key ON requests (public_key) WHERE state = 
 CREATE INDEX requests_by_key ON requests (public_key, id);
 CREATE INDEX requests_by_state ON requests (state, id);
 "#,
+    // v6: an imported certificate's issuer is looked for among the stored
+    // certificates (by subject) and the chains of its siblings (by issuer).
+    r#"
+CREATE INDEX certificates_by_subject ON certificates (subject);
+CREATE INDEX certificates_by_issuer ON certificates (issuer, id) WHERE length(chain) > 0;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -446,3 +446,102 @@ fn output_into_a_missing_directory_is_refused() {
         &["is a directory"],
     );
 }
+
+/// Runs `cmd` and fails the test if it has not ended within 20 s (a read
+/// that hangs on a FIFO, or eats /dev/zero, never ends by itself).
+fn run_bounded(mut cmd: std::process::Command) -> Run {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("certroll did not end: {cmd:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Run::from(child.wait_with_output().unwrap())
+}
+
+/// Devices, FIFOs without a writer and endless standard input end in one
+/// line and a non-zero exit, and change nothing.
+#[test]
+fn devices_fifos_and_endless_input_are_refused() {
+    let env = populated();
+    let before = env.snapshot();
+    let fifo = env.path("fifo");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let fifo = fifo.to_str().unwrap();
+    let crt = fixture("oauth1.crt.pem");
+    let pfx = fixture("oauth1-openssl3.pfx");
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec!["import", "--path", "/dev/zero"],
+            vec!["/dev/zero: cannot read the file", "character device"],
+        ),
+        (
+            vec!["import", "--path", fifo],
+            vec!["fifo: cannot read the file", "FIFO"],
+        ),
+        (
+            vec!["import", "--path", crt.to_str().unwrap(), "--key", fifo],
+            vec!["fifo: cannot read the file", "FIFO"],
+        ),
+        (
+            vec![
+                "import",
+                "--path",
+                pfx.to_str().unwrap(),
+                "--password-file",
+                fifo,
+            ],
+            vec!["fifo: cannot read the password file", "FIFO"],
+        ),
+        (
+            vec![
+                "import",
+                "--path",
+                pfx.to_str().unwrap(),
+                "--password-file",
+                "/dev/zero",
+            ],
+            vec!["/dev/zero: cannot read the password file", "device"],
+        ),
+    ];
+    for (args, needles) in cases {
+        run_bounded(env.command(&args)).assert_one_line_error(1, &needles);
+    }
+    // A password on standard input that never ends.
+    let mut cmd = env.command(&[
+        "import",
+        "--path",
+        pfx.to_str().unwrap(),
+        "--password-stdin",
+    ]);
+    cmd.stdin(std::fs::File::open("/dev/zero").unwrap());
+    run_bounded(cmd).assert_one_line_error(1, &["--password-stdin", "larger than the 1 MiB"]);
+    // A configuration that is a device, or too large.
+    let mut cmd = env.command(&["get"]);
+    cmd.env("CERTROLL_CONFIG", "/dev/zero");
+    run_bounded(cmd)
+        .assert_one_line_error(2, &["/dev/zero: cannot read the configuration", "device"]);
+    let big = env.path("big.toml");
+    std::fs::write(&big, format!("# {}\n", "x".repeat(2 << 20))).unwrap();
+    let mut cmd = env.command(&["get"]);
+    cmd.env("CERTROLL_CONFIG", &big);
+    run_bounded(cmd).assert_one_line_error(2, &["big.toml", "larger than the 1 MiB"]);
+    // A certificate file over 16 MiB.
+    let huge = env.path("huge.pem");
+    std::fs::write(&huge, vec![b'A'; 17 << 20]).unwrap();
+    run_bounded(env.command(&["import", "--path", huge.to_str().unwrap()]))
+        .assert_one_line_error(1, &["huge.pem", "larger than the 16 MiB"]);
+    assert_eq!(env.snapshot(), before);
+}
