@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
+use crate::cert::chain::TrustAnchors;
 use crate::cert::policy::{Policy, PolicyOverrides};
-use crate::cert::{TypeRegistry, UsageType};
+use crate::cert::{CertInfo, TypeRegistry, UsageType};
 pub use crate::deploy::config::{DeploySettings, ServerConfig, TargetConfig};
 pub use crate::notify::config::{CheckConfig, ExpiryConfig, NotifyConfig};
 
@@ -225,6 +226,14 @@ impl Config {
             policy
                 .apply(overrides)
                 .map_err(|e| invalid(format!("[policy.{name}]: {e}")))?;
+            if let Some(bundle) = &policy.trust_bundle
+                && !(bundle.is_absolute() && bundle.exists())
+            {
+                return Err(invalid(format!(
+                    "[policy.{name}] trust_bundle: {} is not an absolute path to a PEM file or a directory of them",
+                    bundle.display()
+                )));
+            }
         }
         let mut serve = raw.serve;
         if serve
@@ -333,6 +342,60 @@ impl Config {
         t.sort_unstable_by(|a, b| b.cmp(a));
         t.dedup();
         t
+    }
+
+    /// The trusted roots of a `trust_bundle`: the certificates of a PEM
+    /// file, or of every PEM file in a directory (not its subdirectories),
+    /// as /etc/ssl/certs holds them. Files that hold no certificate are
+    /// skipped; at most 10,000 files and 16 MiB each are read.
+    pub fn trust_anchors(&self, path: &Path) -> Result<TrustAnchors, ConfigError> {
+        let read_err = |p: &Path, error| ConfigError::Read {
+            path: p.to_path_buf(),
+            error,
+        };
+        let mut files = Vec::new();
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path)
+                .map_err(|e| read_err(path, crate::input::InputError::Io(e)))?;
+            for entry in entries.flatten().take(10_000) {
+                let p = entry.path();
+                if p.is_file() {
+                    files.push(p);
+                }
+            }
+            files.sort();
+        } else {
+            files.push(path.to_path_buf());
+        }
+        let mut certs: Vec<CertInfo> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for file in &files {
+            let data = match crate::input::read(file, crate::input::MAX_CERT_FILE) {
+                Ok(d) => d,
+                Err(e) if files.len() == 1 => return Err(read_err(file, e)),
+                Err(_) => continue,
+            };
+            let Ok(blocks) = crate::cert::pem::parse_blocks(&String::from_utf8_lossy(&data)) else {
+                continue;
+            };
+            for block in blocks.iter().filter(|b| b.label == "CERTIFICATE") {
+                if let Ok(c) = CertInfo::from_der(&block.der)
+                    && seen.insert(c.thumbprint.clone())
+                {
+                    certs.push(c);
+                }
+            }
+        }
+        if certs.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: "trust_bundle: no certificate in it".into(),
+            });
+        }
+        Ok(TrustAnchors {
+            source: path.display().to_string(),
+            certs,
+        })
     }
 
     pub fn policy(&self, usage_type: &UsageType) -> &Policy {
@@ -446,6 +509,7 @@ mod tests {
             expiry_thresholds_days: Some(vec![]),
             publish_jwks: Some(true),
             self_signed_allowed: Some(true),
+            trust_bundle: Some(PathBuf::new()),
         };
         let every = RawConfig {
             data_dir: Some(PathBuf::new()),

@@ -8,7 +8,92 @@
 
 use x509_parser::prelude::{FromDer, X509Certificate, X509Error};
 
+use super::policy::{Finding, Severity};
+use super::types::UsageType;
 use super::x509::CertInfo;
+
+fn short(t: &str) -> &str {
+    &t[..t.len().min(8)]
+}
+
+fn finding(
+    severity: Severity,
+    usage_type: Option<&UsageType>,
+    rule: &'static str,
+    cert: &CertInfo,
+    message: String,
+) -> Finding {
+    Finding {
+        severity,
+        usage_type: usage_type.cloned(),
+        rule,
+        thumbprint: cert.thumbprint.clone(),
+        label: cert.label().to_string(),
+        message,
+    }
+}
+
+/// What an import learns of the chain it brings (completed from the
+/// store): a signature that does not verify is an error; a CA-signed leaf
+/// without its issuer a warning, so a `fullchain` deployment is never the
+/// leaf alone by accident.
+pub fn findings(leaf: &CertInfo, chain: &[CertInfo]) -> Vec<Finding> {
+    if let Some((cert, issuer)) = broken_link(leaf, chain) {
+        let by = if cert.thumbprint == issuer.thumbprint {
+            "its own key (it claims to be self-signed)".to_string()
+        } else {
+            format!(
+                "the key of {} ({}), the next certificate of its chain",
+                issuer.label(),
+                short(&issuer.thumbprint)
+            )
+        };
+        return vec![finding(
+            Severity::Error,
+            None,
+            "chain-signature",
+            cert,
+            format!("is not signed by {by}: the file is damaged, or the chain is not its own"),
+        )];
+    }
+    if issuer_missing(leaf, chain) {
+        return vec![finding(
+            Severity::Warning,
+            None,
+            "chain",
+            leaf,
+            format!(
+                "was issued by '{}', which is neither in the file nor in the store: a deployed chain would hold the certificate alone (import the issuing CA's certificates first, or a file with the full chain)",
+                leaf.issuer
+            ),
+        )];
+    }
+    Vec::new()
+}
+
+/// The `trust_bundle` rule of `usage_type`: the chain ends at one of
+/// `anchors`.
+pub fn trust_finding(
+    usage_type: &UsageType,
+    leaf: &CertInfo,
+    chain: &[CertInfo],
+    anchors: &TrustAnchors,
+) -> Option<Finding> {
+    if chains_to(leaf, chain, anchors) {
+        return None;
+    }
+    let end = chain.last().unwrap_or(leaf);
+    Some(finding(
+        Severity::Error,
+        Some(usage_type),
+        "trusted-root",
+        leaf,
+        format!(
+            "does not chain to a trusted root of {} (its chain ends at '{}', issued by '{}'): install the CA's root there, or import the full chain",
+            anchors.source, end.subject, end.issuer
+        ),
+    ))
+}
 
 /// Why a certificate does not verify under the one that should have signed it.
 #[derive(Debug, Clone, PartialEq, Eq)]

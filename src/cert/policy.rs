@@ -57,6 +57,9 @@ pub struct Policy {
     /// `certroll request --self-signed` may make certificates for this
     /// type (token signing needs no CA; TLS does).
     pub self_signed_allowed: bool,
+    /// Trusted roots (a PEM file, or a directory of them such as
+    /// /etc/ssl/certs): the chain must end at one of them.
+    pub trust_bundle: Option<std::path::PathBuf>,
 }
 
 impl Policy {
@@ -76,6 +79,7 @@ impl Policy {
             expiry_thresholds_days: None,
             publish_jwks: false,
             self_signed_allowed: false,
+            trust_bundle: None,
         };
         match usage_type {
             "OAuthTokenIssuer" => {
@@ -134,6 +138,9 @@ impl Policy {
         if let Some(v) = o.self_signed_allowed {
             self.self_signed_allowed = v;
         }
+        if let Some(v) = &o.trust_bundle {
+            self.trust_bundle = Some(v.clone());
+        }
         Ok(())
     }
 }
@@ -172,6 +179,7 @@ pub struct PolicyOverrides {
     pub expiry_thresholds_days: Option<Vec<u32>>,
     pub publish_jwks: Option<bool>,
     pub self_signed_allowed: Option<bool>,
+    pub trust_bundle: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,7 +192,9 @@ pub enum Severity {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
     pub severity: Severity,
-    pub usage_type: UsageType,
+    /// The type whose policy it breaks; `None` for a fault of the
+    /// certificate itself (its chain).
+    pub usage_type: Option<UsageType>,
     pub rule: &'static str,
     pub thumbprint: String,
     pub label: String,
@@ -193,10 +203,12 @@ pub struct Finding {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(t) = &self.usage_type {
+            write!(f, "{t} policy, ")?;
+        }
         write!(
             f,
-            "{} policy, rule {}: certificate {} ({}) {}",
-            self.usage_type,
+            "rule {}: certificate {} ({}) {}",
             self.rule,
             &self.thumbprint[..self.thumbprint.len().min(8)],
             self.label,
@@ -219,7 +231,7 @@ pub fn evaluate(
     let mut push = |severity, rule, message: String| {
         out.push(Finding {
             severity,
-            usage_type: usage_type.clone(),
+            usage_type: Some(usage_type.clone()),
             rule,
             thumbprint: cert.thumbprint.clone(),
             label: cert.label().to_string(),
@@ -357,7 +369,7 @@ pub fn lead_time(
     };
     let finding = |message: String| Finding {
         severity: Severity::Warning,
-        usage_type: usage_type.clone(),
+        usage_type: Some(usage_type.clone()),
         rule: "lead-time",
         thumbprint: cur.thumbprint.clone(),
         label: cur.label().to_string(),

@@ -43,7 +43,7 @@ pub struct ImportArgs {
     #[arg(long, value_name = "NAME|THUMBPRINT")]
     pub entry: Option<String>,
 
-    /// Go ahead despite policy warnings (never despite errors); with --roll,
+    /// Go ahead despite warnings (policy, a chain without its issuer; never despite errors); with --roll,
     /// also replace a roll already pending in the slot
     #[arg(long)]
     pub force: bool,
@@ -137,6 +137,10 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
     let cert = &entry.cert;
 
     let mut store = app.open_store()?;
+    // The chain as it will be stored and deployed: the file's, completed
+    // with the issuers the store already holds.
+    let chain = store.complete_chain(cert, &entry.chain)?;
+    let chain_findings = crate::cert::chain::findings(cert, &chain);
     let existing = store.lookup_exact(&cert.thumbprint)?;
     let found = if entry.key.is_none() && !existing.as_ref().is_some_and(|c| c.has_private_key) {
         stored_key(&mut store, &name, cert)?
@@ -152,8 +156,11 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
     {
         // The response is checked against the types it was requested for.
         let req_types = app.parse_types(&req.usage_type)?;
-        let all = findings(app, &req_types, cert, true, now);
+        let mut all = findings(app, &req_types, cert, &chain, true, now)?;
+        all.extend(chain_findings.iter().cloned());
         enforce(&all, args.force)?;
+    } else if types.is_empty() {
+        enforce(&chain_findings, args.force)?;
     }
 
     if cert.not_after < now {
@@ -173,11 +180,22 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
             );
         }
     } else {
-        let mut all = findings(app, &types, cert, has_key, at.unwrap_or(now));
+        let mut all = findings(app, &types, cert, &chain, has_key, at.unwrap_or(now))?;
+        all.extend(chain_findings);
         if let Some(at) = at {
             all.extend(lead_time_findings(app, &store, &slots, at)?);
         }
         enforce(&all, args.force)?;
+    }
+    if chain.len() > entry.chain.len() {
+        eprintln!(
+            "note: {name}: chain completed from the store: {}",
+            chain[entry.chain.len()..]
+                .iter()
+                .map(|c| c.label())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
 
     let source = args
@@ -186,7 +204,7 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
         .map(|f| f.to_string_lossy().into_owned());
     let new = NewCert {
         cert,
-        chain: &entry.chain,
+        chain: &chain,
         key: entry.key.as_ref().or(request_key),
         friendly_name: entry.friendly_name.as_deref().or(found
             .as_ref()
@@ -201,7 +219,7 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
         Some(e) if !e.has_private_key && (entry.key.is_some() || request_key.is_some()) => {
             Status::KeyAdded
         }
-        Some(e) if e.chain.is_empty() && !entry.chain.is_empty() => Status::ChainAdded,
+        Some(e) if e.chain.is_empty() && !chain.is_empty() => Status::ChainAdded,
         Some(_) => Status::Unchanged,
     };
     let stored_json = |store: &crate::store::Store| -> Result<serde_json::Value> {

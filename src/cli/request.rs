@@ -379,7 +379,7 @@ fn self_signed(
         request::self_signed(spec, &key, not_before, not_after).map_err(|e| anyhow!("{e}"))?;
     let cert = CertInfo::from_der(&der).map_err(|e| anyhow!("{e}"))?;
     let mut store = app.open_store()?;
-    let mut all = findings(app, types, &cert, true, at.unwrap_or(ctx.now));
+    let mut all = findings(app, types, &cert, &[], true, at.unwrap_or(ctx.now))?;
     if let Some(at) = at {
         all.extend(lead_time_findings(app, &store, slots, at)?);
     }

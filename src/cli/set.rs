@@ -46,26 +46,45 @@ pub struct SetArgs {
 }
 
 /// The policy findings of `cert` for every type at `at`.
+/// With a `trust_bundle`, the chain (nearest issuer first) must end at
+/// one of its roots.
 pub(super) fn findings(
     app: &App,
     types: &[UsageType],
     cert: &CertInfo,
+    chain: &[CertInfo],
     has_key: bool,
     at: DateTime<Utc>,
-) -> Vec<Finding> {
-    types
-        .iter()
-        .flat_map(|t| {
-            policy::evaluate(
+) -> Result<Vec<Finding>> {
+    let mut out = Vec::new();
+    let mut bundles: Vec<(&std::path::Path, crate::cert::chain::TrustAnchors)> = Vec::new();
+    for t in types {
+        let p = app.config.policy(t);
+        out.extend(policy::evaluate(
+            t,
+            p,
+            app.config.sip_domain.as_deref(),
+            cert,
+            has_key,
+            at,
+        ));
+        if let Some(path) = &p.trust_bundle {
+            let i = match bundles.iter().position(|(b, _)| *b == path.as_path()) {
+                Some(i) => i,
+                None => {
+                    bundles.push((path, app.config.trust_anchors(path)?));
+                    bundles.len() - 1
+                }
+            };
+            out.extend(crate::cert::chain::trust_finding(
                 t,
-                app.config.policy(t),
-                app.config.sip_domain.as_deref(),
                 cert,
-                has_key,
-                at,
-            )
-        })
-        .collect()
+                chain,
+                &bundles[i].1,
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Rule 7's lead-time warnings for a roll at `at` in `slots`.
@@ -113,7 +132,7 @@ pub(super) fn enforce(findings: &[Finding], force: bool) -> Result<()> {
     }
     if errors > 0 || (warnings > 0 && !force) {
         if errors == 0 {
-            eprintln!("error: refused: {warnings} policy warning(s) need --force; nothing changed");
+            eprintln!("error: refused: {warnings} warning(s) need --force; nothing changed");
         }
         return Err(Reported(super::EXIT_FAILED).into());
     }
@@ -148,7 +167,14 @@ pub fn run(app: &App, args: SetArgs) -> Result<()> {
 
     let Some(at) = at else {
         enforce(
-            &findings(app, &types, &cert.info, cert.has_private_key, ctx.now),
+            &findings(
+                app,
+                &types,
+                &cert.info,
+                &cert.chain,
+                cert.has_private_key,
+                ctx.now,
+            )?,
             args.force,
         )?;
         let changes = if args.what_if {
@@ -173,7 +199,14 @@ pub fn run(app: &App, args: SetArgs) -> Result<()> {
         return Ok(());
     };
 
-    let mut all = findings(app, &types, &cert.info, cert.has_private_key, at);
+    let mut all = findings(
+        app,
+        &types,
+        &cert.info,
+        &cert.chain,
+        cert.has_private_key,
+        at,
+    )?;
     all.extend(lead_time_findings(app, &store, &slots, at)?);
     enforce(&all, args.force)?;
     args.when.check_staging(app, &store, &slots)?;

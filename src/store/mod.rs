@@ -566,6 +566,8 @@ mod tests {
         assert_eq!(store.requests(Some("pending")).unwrap().len(), 1);
         store.cancel_request(id, &c).unwrap();
         assert_eq!(store.closed_request_for(&fp).unwrap().unwrap().id, id);
+        // An imported leaf's chain, completed from the store.
+        store.complete_chain(&a.cert, &[]).unwrap();
         let held = a.cert.public_key.fingerprint().unwrap();
         assert_eq!(
             store.key_holder_for(&held).unwrap().as_deref(),

@@ -157,8 +157,8 @@ printf '%s\n' 'pässwörd' >"$out/password-unicode.txt"
 openssl pkcs12 -export -inkey oauth1.key -in oauth1.pem -passout 'pass:pässwörd' -out "$out/oauth1-unicode.pfx"
 # An absent password (NULL, not empty), as OpenSSL's PKCS12_create(NULL, ...)
 # and Windows write it: OpenSSL 3's algorithms, and 3DES.
-python3 "$here/pkcs12-absent-password.py" oauth1.key oauth1.pem "$out/oauth1-absent-aes.pfx" aes
-python3 "$here/pkcs12-absent-password.py" oauth1.key oauth1.pem "$out/oauth1-absent-3des.pfx" 3des
+python3 "$here/pkcs12-absent-password.py" oauth1.key oauth1.pem chain.pem "$out/oauth1-absent-aes.pfx" aes
+python3 "$here/pkcs12-absent-password.py" oauth1.key oauth1.pem chain.pem "$out/oauth1-absent-3des.pfx" 3des
 # No MAC: no integrity check, must be refused.
 openssl pkcs12 -export -inkey oauth1.key -in oauth1.pem -nomac -passout "pass:$PASS" -out "$out/nomac.pfx"
 # Exported without its private key.

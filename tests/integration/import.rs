@@ -177,6 +177,7 @@ fn separate_key_files_in_every_format() {
     ];
     for (crt, key, extra) in cases {
         let env = Env::new();
+        env.import_test_cas();
         let crt_path = fixture(crt);
         let key_path = fixture(key);
         let pw = password_file();
@@ -287,6 +288,7 @@ fn password_is_not_accepted_on_the_command_line() {
 #[test]
 fn unicode_and_empty_passwords() {
     let env = Env::new();
+    env.import_test_cas();
     let pfx = fixture("oauth1-unicode.pfx");
     let pw = fixture("password-unicode.txt");
     env.ok(&[
@@ -299,6 +301,7 @@ fn unicode_and_empty_passwords() {
 
     // A PFX exported with an empty password needs no password at all.
     let env = Env::new();
+    env.import_test_cas();
     let pfx = fixture("oauth1-nopass.pfx");
     env.ok(&["import", "--path", pfx.to_str().unwrap()]);
 }
@@ -353,6 +356,7 @@ fn pbes2_with_an_hmac_sha1_prf_imports() {
     assert_eq!(c["chain"].as_array().unwrap().len(), 2);
 
     let env = Env::new();
+    env.import_test_cas();
     let pw = password_file();
     let r = env.import_with_key(
         "oauth1.crt.pem",
@@ -477,7 +481,15 @@ fn importing_again_is_idempotent_and_says_so() {
 fn importing_with_a_key_adds_the_missing_key() {
     let env = Env::new();
     let crt = fixture("oauth1.crt.pem");
-    env.ok(&["import", "--path", crt.to_str().unwrap()]);
+    // The leaf alone: its issuer is neither in the file nor in the store.
+    let r = env.run(&["import", "--path", crt.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("neither in the file nor in the store"),
+        "{}",
+        r.stderr
+    );
+    env.ok(&["import", "--path", crt.to_str().unwrap(), "--force"]);
     let t = thumbprint("oauth1.crt.pem");
     assert_eq!(imported_cert(&env, &t)["has_private_key"], false);
     let r = env.import("oauth1-openssl3.pfx", &[]);

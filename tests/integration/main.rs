@@ -3,6 +3,7 @@
 
 mod alerts;
 mod bad_input;
+mod chain;
 mod commands;
 mod concurrency;
 mod deploy;

@@ -157,6 +157,16 @@ impl Env {
         self.run(&args)
     }
 
+    /// Imports the test PKI's root and issuing CA (the issuers of the
+    /// fixtures' leaves), as an operator imports a CA's certificates before
+    /// a leaf that comes without its chain.
+    pub fn import_test_cas(&self) {
+        for ca in ["root.crt.pem", "int.crt.pem"] {
+            let path = fixture(ca);
+            self.ok(&["import", "--path", path.to_str().unwrap()]);
+        }
+    }
+
     /// Imports a fixture certificate with a separate fixture key file.
     pub fn import_with_key(&self, crt: &str, key: &str, extra: &[&str]) -> Run {
         let (crt, key) = (fixture(crt), fixture(key));
