@@ -3,6 +3,7 @@
 //! `now` come in as parameters, decisions come out as values. The one
 //! exception is [`keygen`], which reads the system random generator.
 
+pub mod answer;
 pub mod bundle;
 pub mod chain;
 pub mod expiry;

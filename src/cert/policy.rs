@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::names::any_name_matches;
 use super::types::UsageType;
-use super::x509::{CertInfo, EKU_ANY, KeyAlgorithm, eku_oid, is_weak_signature};
+use super::x509::{CertInfo, EKU_ANY, KeyAlgorithm, eku_name, eku_oid, is_weak_signature};
 
 /// How a finding weighs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -392,18 +392,6 @@ pub fn lead_time(
         ))];
     }
     Vec::new()
-}
-
-fn eku_name(oid: &str) -> String {
-    match oid {
-        "1.3.6.1.5.5.7.3.1" => "serverAuth".into(),
-        "1.3.6.1.5.5.7.3.2" => "clientAuth".into(),
-        "1.3.6.1.5.5.7.3.3" => "codeSigning".into(),
-        "1.3.6.1.5.5.7.3.4" => "emailProtection".into(),
-        "1.3.6.1.5.5.7.3.8" => "timeStamping".into(),
-        "1.3.6.1.5.5.7.3.9" => "ocspSigning".into(),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]

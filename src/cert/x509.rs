@@ -207,6 +207,19 @@ fn signature_name(oid: &str) -> String {
     .to_string()
 }
 
+/// The name of an extended key usage OID (serverAuth, ...), else the OID.
+pub fn eku_name(oid: &str) -> String {
+    match oid {
+        "1.3.6.1.5.5.7.3.1" => "serverAuth".into(),
+        "1.3.6.1.5.5.7.3.2" => "clientAuth".into(),
+        "1.3.6.1.5.5.7.3.3" => "codeSigning".into(),
+        "1.3.6.1.5.5.7.3.4" => "emailProtection".into(),
+        "1.3.6.1.5.5.7.3.8" => "timeStamping".into(),
+        "1.3.6.1.5.5.7.3.9" => "ocspSigning".into(),
+        other => other.to_string(),
+    }
+}
+
 /// Whether a signature algorithm name uses SHA-1 (or worse, MD5).
 pub fn is_weak_signature(name: &str) -> bool {
     let n = name.to_ascii_lowercase();

@@ -140,7 +140,7 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
     // The chain as it will be stored and deployed: the file's, completed
     // with the issuers the store already holds.
     let chain = store.complete_chain(cert, &entry.chain)?;
-    let chain_findings = crate::cert::chain::findings(cert, &chain);
+    let mut import_findings = crate::cert::chain::findings(cert, &chain);
     let existing = store.lookup_exact(&cert.thumbprint)?;
     let found = if entry.key.is_none() && !existing.as_ref().is_some_and(|c| c.has_private_key) {
         stored_key(&mut store, &name, cert)?
@@ -151,16 +151,24 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
     let has_key = entry.key.is_some()
         || request_key.is_some()
         || existing.as_ref().is_some_and(|c| c.has_private_key);
+    // The CA's answer against what its request asked.
+    if let Some(req) = found.as_ref().and_then(FoundKey::request) {
+        let asked =
+            crate::cert::answer::Asked::from_csr(req.id, &req.csr, &req.sans, req.validity_days);
+        if let Some(t) = app.parse_types(&req.usage_type)?.first() {
+            import_findings.extend(crate::cert::answer::findings(t, &asked, cert));
+        }
+    }
     if let Some(req) = found.as_ref().and_then(FoundKey::request)
         && types.is_empty()
     {
         // The response is checked against the types it was requested for.
         let req_types = app.parse_types(&req.usage_type)?;
         let mut all = findings(app, &req_types, cert, &chain, true, now)?;
-        all.extend(chain_findings.iter().cloned());
+        all.extend(import_findings.iter().cloned());
         enforce(&all, args.force)?;
     } else if types.is_empty() {
-        enforce(&chain_findings, args.force)?;
+        enforce(&import_findings, args.force)?;
     }
 
     if cert.not_after < now {
@@ -181,7 +189,7 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
         }
     } else {
         let mut all = findings(app, &types, cert, &chain, has_key, at.unwrap_or(now))?;
-        all.extend(chain_findings);
+        all.extend(import_findings);
         if let Some(at) = at {
             all.extend(lead_time_findings(app, &store, &slots, at)?);
         }

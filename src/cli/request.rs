@@ -102,10 +102,10 @@ pub struct RequestArgs {
     #[arg(long)]
     pub self_signed: bool,
 
-    /// Validity of the self-signed certificate, in days
-    #[arg(long, value_name = "N", requires = "self_signed", default_value_t = 365,
-          value_parser = clap::value_parser!(u32).range(1..=3650))]
-    pub days: u32,
+    /// Validity in days: of the self-signed certificate [default: 365]; of a request, what to
+    /// expect of the CA (kept with the request: a shorter answer needs --force at import)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub days: Option<u32>,
 
     /// With --self-signed: assign the certificate now
     #[arg(long, requires = "self_signed", conflicts_with = "effective_date")]
@@ -319,6 +319,7 @@ pub fn run(app: &App, args: RequestArgs) -> Result<()> {
             template: args.template.as_deref(),
             key: &key,
             csr: &csr,
+            validity_days: args.days,
         },
         &ctx,
     )?;
@@ -374,7 +375,7 @@ fn self_signed(
     // An hour back, so that servers with a slow clock accept it at once.
     let now = chrono::SubsecRound::trunc_subsecs(ctx.now, 0);
     let not_before = now - Duration::hours(1);
-    let not_after = now + Duration::days(args.days.into());
+    let not_after = now + Duration::days(args.days.unwrap_or(365).into());
     let der =
         request::self_signed(spec, &key, not_before, not_after).map_err(|e| anyhow!("{e}"))?;
     let cert = CertInfo::from_der(&der).map_err(|e| anyhow!("{e}"))?;

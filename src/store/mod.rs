@@ -557,6 +557,7 @@ mod tests {
                     template: None,
                     key: &key,
                     csr: "-----BEGIN CERTIFICATE REQUEST-----",
+                    validity_days: Some(730),
                 },
                 &c,
             )

@@ -98,6 +98,8 @@ pub struct CertRequest {
     pub closed_at: Option<DateTime<Utc>>,
     /// The thumbprint of the certificate that completed it.
     pub thumbprint: Option<String>,
+    /// The validity asked of the CA, in days (`request --days`), if any.
+    pub validity_days: Option<u32>,
 }
 
 /// A request to record.
@@ -111,11 +113,13 @@ pub struct NewRequest<'a> {
     pub template: Option<&'a str>,
     pub key: &'a PrivateKey,
     pub csr: &'a str,
+    pub validity_days: Option<u32>,
 }
 
 const COLUMNS: &str =
     "r.id, r.usage_type, r.scope, r.subject, r.sans, r.key_algorithm, r.friendly_name,
-    r.public_key, r.csr, r.state, r.created_at, r.closed_at, c.thumbprint, r.template";
+    r.public_key, r.csr, r.state, r.created_at, r.closed_at, c.thumbprint, r.template,
+    r.validity_days";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CertRequest, StoreError>> {
     let sans: String = r.get(4)?;
@@ -136,6 +140,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CertRequest, StoreError>> {
         closed_at: None,
         thumbprint: r.get(12)?,
         template: r.get(13)?,
+        validity_days: r.get(14)?,
     };
     Ok((|| {
         Ok(CertRequest {
@@ -205,8 +210,8 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO requests (usage_type, scope, subject, sans, key_algorithm, friendly_name,
-                public_key, csr, key_enc, state, created_at, template)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11)",
+                public_key, csr, key_enc, state, created_at, template, validity_days)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12)",
             params![
                 new.usage_type,
                 new.scope,
@@ -219,6 +224,7 @@ impl Store {
                 sealed,
                 ts(ctx.now),
                 new.template,
+                new.validity_days,
             ],
         )?;
         let id = tx.last_insert_rowid();

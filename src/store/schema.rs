@@ -239,10 +239,13 @@ CREATE INDEX requests_by_key ON requests (public_key, id);
 CREATE INDEX requests_by_state ON requests (state, id);
 "#,
     // v6: an imported certificate's issuer is looked for among the stored
-    // certificates (by subject) and the chains of its siblings (by issuer).
+    // certificates (by subject) and the chains of its siblings (by issuer);
+    // a request keeps the validity it asked for.
     r#"
 CREATE INDEX certificates_by_subject ON certificates (subject);
 CREATE INDEX certificates_by_issuer ON certificates (issuer, id) WHERE length(chain) > 0;
+-- The validity asked of the CA, compared with its answer.
+ALTER TABLE requests ADD COLUMN validity_days INTEGER;
 "#,
 ];
 

@@ -940,3 +940,109 @@ fn requests_raise_events_with_the_csr() {
     assert!(completed["data"].get("csr").is_none());
     assert_eq!(events[3].1["data"]["request_id"], 1);
 }
+
+impl Pki {
+    /// Signs as a CA that ignores the request's extensions (no names but
+    /// the subject, no key usage), for `days` days.
+    fn sign_plain(&self, csr: &Path, name: &str, days: u32) -> PathBuf {
+        let out = self.dir.join(format!("{name}.pem"));
+        openssl(
+            &self.dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                csr.to_str().unwrap(),
+                "-CA",
+                "issuing.pem",
+                "-CAkey",
+                "issuing.key",
+                "-CAcreateserial",
+                "-days",
+                &days.to_string(),
+                "-out",
+                out.to_str().unwrap(),
+            ],
+        );
+        out
+    }
+}
+
+/// Issue 11, item 3: a CA that drops names or shortens the validity is
+/// told item by item, and needs --force; a name the type's policy requires
+/// stays an error.
+#[test]
+fn the_cas_answer_is_compared_with_the_request() {
+    let env = Env::new();
+    let dir = env.dir.path().to_path_buf();
+    let pki = Pki::new(&dir);
+    pki.import_cas(&env);
+    let csr = dir.join("web.csr");
+    let sans = "a.contoso.com,b.contoso.com,c.contoso.com,d.contoso.com,e.contoso.com,f.contoso.com,g.contoso.com,h.contoso.com";
+    env.ok(&[
+        "request",
+        "--type",
+        "WebServicesInternal",
+        "--subject-cn",
+        "web.contoso.com",
+        "--san",
+        sans,
+        "--days",
+        "730",
+        "--output",
+        csr.to_str().unwrap(),
+    ]);
+    let shown = env.ok(&["requests", "show", "1", "--json"]).json();
+    assert_eq!(shown["validity_days"], 730);
+    let leaf = pki.sign_plain(&csr, "web", 365);
+    let before = env.snapshot();
+    let r = env.run(&["import", "--path", leaf.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    for needle in [
+        "WebServicesInternal policy, rule ca-answer",
+        "answers request 1, but the CA dropped 9 of the 10 requested names: a.contoso.com, b.contoso.com",
+        "h.contoso.com, contoso.com",
+        "valid for 365 days, shorter than the 730 asked",
+        "2 warning(s) need --force",
+    ] {
+        assert!(
+            r.stderr.contains(needle),
+            "{needle:?} not in:\n{}",
+            r.stderr
+        );
+    }
+    assert_eq!(env.snapshot(), before, "a refused answer changed the store");
+    let r = env.run(&["import", "--path", leaf.to_str().unwrap(), "--force"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("request 1 completed"), "{}", r.stdout);
+
+    // The SIP domain the token issuer's policy requires: an error, --force or not.
+    let csr = dir.join("oauth.csr");
+    env.ok(&[
+        "request",
+        "--type",
+        "OAuthTokenIssuer",
+        "--subject-cn",
+        "oauth.contoso.com",
+        "--output",
+        csr.to_str().unwrap(),
+    ]);
+    let leaf = pki.sign_plain(&csr, "oauth", 365);
+    let r = env.run(&["import", "--path", leaf.to_str().unwrap(), "--force"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("OAuthTokenIssuer policy, rule required-name")
+            && r.stderr.contains("does not name 'contoso.com'"),
+        "{}",
+        r.stderr
+    );
+    let pending = env
+        .ok(&["requests", "list", "--state", "pending", "--json"])
+        .json();
+    assert_eq!(
+        pending.as_array().unwrap().len(),
+        1,
+        "the request still waits"
+    );
+}
