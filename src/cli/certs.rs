@@ -21,9 +21,16 @@ pub struct CertsArgs {
 
 pub fn run(app: &App, args: CertsArgs) -> Result<()> {
     let now = app.now();
-    let before = args
-        .expiring_within
-        .map(|d| now + chrono::Duration::days(d.into()));
+    let before = match args.expiring_within {
+        None => None,
+        Some(d) => Some(
+            crate::schedule::when::days_after(now, d.into()).ok_or_else(|| {
+                super::UsageError(format!(
+                    "--expiring-within {d}: that is beyond the year 9999"
+                ))
+            })?,
+        ),
+    };
     let store = app.open_store()?;
     let certs = store.certs(before)?;
     let mut rows = Vec::new();

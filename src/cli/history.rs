@@ -20,7 +20,7 @@ pub struct HistoryArgs {
     pub scope: Option<String>,
 
     /// Only the newest N entries
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = super::limit_arg)]
     pub limit: Option<usize>,
 
     /// Print the entries as a JSON array

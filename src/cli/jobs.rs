@@ -29,7 +29,7 @@ pub enum JobsCommand {
         #[arg(long, value_name = "S")]
         scope: Option<String>,
         /// Only the newest N jobs
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = super::limit_arg)]
         limit: Option<usize>,
         /// Print the jobs as a JSON array
         #[arg(long)]

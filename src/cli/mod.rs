@@ -351,6 +351,14 @@ fn check_with_unknown(cli: &Cli, args: &check::CheckArgs) -> Result<()> {
     }
 }
 
+/// `--limit N`: 1 to 1,000,000 rows.
+fn limit_arg(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err("a number of rows from 1 to 1000000".into()),
+    }
+}
+
 /// Reads an input file the operator named, with an error naming it.
 pub(crate) fn read_input(path: &Path) -> Result<Vec<u8>> {
     crate::input::read(path, crate::input::MAX_CERT_FILE)

@@ -29,7 +29,7 @@ pub enum NotificationsCommand {
         #[arg(long)]
         channel: Option<String>,
         /// Only the newest N
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = super::limit_arg)]
         limit: Option<usize>,
         /// Print the deliveries as a JSON array (with their attempts)
         #[arg(long)]

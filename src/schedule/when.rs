@@ -33,6 +33,8 @@ pub enum WhenError {
         first: String,
         second: String,
     },
+    #[error("'{0}' is beyond the dates certroll handles (years 1 to 9999)")]
+    OutOfRange(String),
     #[error("'{input}' is {at}, which is not in the future (now is {now})")]
     Past {
         input: String,
@@ -46,10 +48,13 @@ pub enum WhenError {
 pub fn parse_instant(input: &str, tz: Tz, now: DateTime<Utc>) -> Result<DateTime<Utc>, WhenError> {
     let s = input.trim();
     let unrecognised = || WhenError::Unrecognised(input.to_string());
+    let out_of_range = || WhenError::OutOfRange(input.to_string());
     let at = if let Some(rel) = s.strip_prefix('+') {
-        now + parse_relative(rel).ok_or_else(unrecognised)?
+        now.checked_add_signed(parse_relative(rel).ok_or_else(unrecognised)?)
+            .ok_or_else(out_of_range)?
     } else if let Some(rel) = s.strip_prefix('-') {
-        now - parse_relative(rel).ok_or_else(unrecognised)?
+        now.checked_sub_signed(parse_relative(rel).ok_or_else(unrecognised)?)
+            .ok_or_else(out_of_range)?
     } else if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         t.with_timezone(&Utc)
     } else if let Some(naive) = parse_local(s) {
@@ -57,8 +62,24 @@ pub fn parse_instant(input: &str, tz: Tz, now: DateTime<Utc>) -> Result<DateTime
     } else {
         return Err(unrecognised());
     };
+    if !in_range(at) {
+        return Err(out_of_range());
+    }
     // The store keeps instants to the millisecond; so does everything after.
     Ok(chrono::SubsecRound::trunc_subsecs(at, 3))
+}
+
+/// The instants certroll stores and prints: years 1 to 9999 (RFC 3339's
+/// four-digit years, which also sort as text).
+pub fn in_range(at: DateTime<Utc>) -> bool {
+    use chrono::Datelike;
+    (1..=9999).contains(&at.year())
+}
+
+/// `now` plus `days` days, or `None` past the year 9999.
+pub fn days_after(now: DateTime<Utc>, days: u64) -> Option<DateTime<Utc>> {
+    let d = Duration::try_days(i64::try_from(days).ok()?)?;
+    now.checked_add_signed(d).filter(|t| in_range(*t))
 }
 
 /// Parses `input` to a UTC instant strictly after `now`.

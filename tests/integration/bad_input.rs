@@ -545,3 +545,49 @@ fn devices_fifos_and_endless_input_are_refused() {
         .assert_one_line_error(1, &["huge.pem", "larger than the 16 MiB"]);
     assert_eq!(env.snapshot(), before);
 }
+
+/// Date arithmetic never panics: dates beyond the year 9999 are one line
+/// and exit 2, and so is a --limit out of its range.
+#[test]
+fn dates_and_limits_out_of_range_are_usage_errors() {
+    let env = populated();
+    let t = thumbprint("oauth1.crt.pem");
+    for (args, needle) in [
+        (
+            vec![
+                "set",
+                "--type",
+                "OAuthTokenIssuer",
+                "--thumbprint",
+                &t,
+                "--effective-date",
+                "+99999999d",
+                "--roll",
+            ],
+            "beyond the dates certroll handles",
+        ),
+        (
+            vec!["certs", "--expiring-within", "4294967295"],
+            "beyond the year 9999",
+        ),
+        (
+            vec!["timeline", "--at", "+99999999d"],
+            "beyond the dates certroll handles",
+        ),
+        (
+            vec!["timeline", "--at=-99999999d"],
+            "beyond the dates certroll handles",
+        ),
+    ] {
+        refused(&env, &args, 2, &[needle]);
+    }
+    for args in [
+        ["jobs", "list", "--limit", "18446744073709551615"],
+        ["history", "--limit", "0", "--json"],
+        ["notifications", "list", "--limit", "9223372036854775808"],
+    ] {
+        let r = env.run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("from 1 to 1000000"), "{}", r.stderr);
+    }
+}
