@@ -51,3 +51,4 @@ pub mod schedule;
 pub mod sdnotify;
 pub mod service;
 pub mod store;
+pub mod text;

@@ -3,6 +3,7 @@
 //! `RUST_LOG` overrides both. Secrets are never passed to a log call.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt;
 
 use crate::cli::LogFormat;
 
@@ -22,8 +23,21 @@ pub fn init(verbose: u8, quiet: bool, format: LogFormat, daemon: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // Text lines: every field's control characters escaped (tracing's own
+    // sanitising leaves newlines), so a value from a certificate or a peer
+    // cannot forge a log line. JSON escapes them by itself.
+    let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        let text = crate::text::escape(&text);
+        match field.name() {
+            "message" => write!(w, "{text}"),
+            name => write!(w, "{name}={text}"),
+        }
+    })
+    .delimited(" ");
     let _ = match format {
         LogFormat::Text => builder
+            .fmt_fields(fields)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init(),
         LogFormat::Json => builder.json().with_current_span(false).try_init(),

@@ -23,7 +23,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::from(cli::EXIT_OK as u8),
         Err(err) => {
             if err.downcast_ref::<cli::Reported>().is_none() {
-                eprintln!("error: {err:#}");
+                // One line: a value from a file cannot start another.
+                eprintln!("error: {}", certroll::text::escape(&format!("{err:#}")));
             }
             ExitCode::from(cli::exit_code(&err) as u8)
         }

@@ -58,8 +58,8 @@ pub fn run(app: &App, args: CertsArgs) -> Result<()> {
     }
     if rows.is_empty() {
         match args.expiring_within {
-            Some(d) => println!("no certificate expires within {d} days"),
-            None => println!("no certificate in the store"),
+            Some(d) => say!("no certificate expires within {d} days"),
+            None => say!("no certificate in the store"),
         }
         return Ok(());
     }
@@ -73,8 +73,8 @@ pub fn run(app: &App, args: CertsArgs) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        println!("{}  {}", c.info.thumbprint, c.info.label());
-        println!(
+        say!("{}  {}", c.info.thumbprint, c.info.label());
+        say!(
             "    {}  {}  {}  {}",
             output::expiry(&c.info, now),
             output::key_desc(&c.info),

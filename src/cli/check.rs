@@ -191,14 +191,14 @@ pub fn run(app: &App, args: CheckArgs) -> Result<()> {
             })).collect::<Vec<_>>(),
         }))?;
     } else {
-        println!("{summary} | {perfdata}");
+        say!("{summary} | {perfdata}");
         for s in &slots {
             for (h, p) in &s.problems {
-                println!("{} {}: {p}", h.as_str(), s.slot);
+                say!("{} {}: {p}", h.as_str(), s.slot);
             }
         }
         for l in lagging.iter().chain(&stale) {
-            println!("WARNING {l}");
+            say!("WARNING {l}");
         }
     }
     match code(status) {

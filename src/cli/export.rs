@@ -68,7 +68,7 @@ pub fn run(app: &App, args: ExportArgs) -> Result<()> {
             gid: None,
         },
     )?;
-    println!(
+    say!(
         "exported {} {} with its private key and {} chain certificate(s) to {name} ({})",
         cert.info.thumbprint,
         cert.info.label(),

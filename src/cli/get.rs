@@ -36,28 +36,28 @@ pub fn run(app: &App, args: GetArgs) -> Result<()> {
         return output::print_json(&Value::Array(slots.iter().map(output::slot_json).collect()));
     }
     if slots.is_empty() {
-        println!("no certificate assigned{}", filter_text(&args));
+        say!("no certificate assigned{}", filter_text(&args));
         return Ok(());
     }
     let now = app.now();
     for (i, s) in slots.iter().enumerate() {
         if i > 0 {
-            println!();
+            say!();
         }
-        println!("{}", s.key);
+        say!("{}", s.key);
         let line = |c: Option<&crate::store::StoredCert>| match c {
             Some(c) => cert_line(c, now),
             None => "none".to_string(),
         };
-        println!("  current   {}", line(s.current.as_ref()));
-        println!("  previous  {}", line(s.previous.as_ref()));
+        say!("  current   {}", line(s.current.as_ref()));
+        say!("  previous  {}", line(s.previous.as_ref()));
         match &s.pending {
-            Some((c, at)) => println!(
+            Some((c, at)) => say!(
                 "  pending   {}  effective {}",
                 cert_line(c, now),
                 output::time(*at)
             ),
-            None => println!("  pending   none"),
+            None => say!("  pending   none"),
         }
     }
     Ok(())

@@ -60,7 +60,7 @@ pub fn run(app: &App, args: HistoryArgs) -> Result<()> {
         return output::print_json(&Value::Array(list));
     }
     if entries.is_empty() {
-        println!("no history yet");
+        say!("no history yet");
         return Ok(());
     }
     for e in entries {
@@ -102,7 +102,7 @@ pub fn run(app: &App, args: HistoryArgs) -> Result<()> {
                     .unwrap_or_default()
             ),
         };
-        println!(
+        say!(
             "{}  {:<16} {:<12} {}",
             output::time(e.at),
             e.action,

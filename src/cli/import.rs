@@ -111,7 +111,7 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
     let key_data = args.key.as_deref().map(read_input).transpose()?;
     let parsed = parse_file(&args, &data, key_data.as_deref())?;
     for note in &parsed.notes {
-        eprintln!("note: {name}: {note}");
+        tell!("note: {name}: {note}");
     }
 
     let ctx = app.ctx();
@@ -181,7 +181,7 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
     }
     if types.is_empty() {
         if cert.not_before > now {
-            eprintln!(
+            tell!(
                 "note: {name}: certificate {} is not valid before {}; it can be scheduled, not assigned now",
                 short(&cert.thumbprint),
                 cert.not_before.format("%Y-%m-%d %H:%M:%S UTC")
@@ -196,7 +196,7 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
         enforce(&all, args.force)?;
     }
     if chain.len() > entry.chain.len() {
-        eprintln!(
+        tell!(
             "note: {name}: chain completed from the store: {}",
             chain[entry.chain.len()..]
                 .iter()
@@ -260,7 +260,7 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
             (report.changes, report.job_ids)
         };
         if !args.json {
-            println!(
+            say!(
                 "{}",
                 import_line(&args, &parsed, cert, has_key, status, now)
             );
@@ -300,14 +300,14 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
             "request": found.as_ref().and_then(FoundKey::request).map(|r| r.id),
         }));
     }
-    println!(
+    say!(
         "{}",
         import_line(&args, &parsed, cert, has_key, status, now)
     );
     print_answered(found.as_ref(), args.what_if);
     let prefix = if args.what_if { "what if: " } else { "" };
     for c in &changes {
-        println!(
+        say!(
             "{prefix}{}",
             describe_assign(&c.slot, &c.plan, &cert.thumbprint, args.what_if)
         );
@@ -381,7 +381,7 @@ fn stored_key(store: &mut Store, name: &str, cert: &CertInfo) -> Result<Option<F
     let this = short(&cert.thumbprint);
     Ok(match (closed, holder) {
         (Some(r), Some((t, key))) if r.state == "completed" => {
-            eprintln!(
+            tell!(
                 "note: {name}: certificate {this} answers request {} again: it takes the key of certificate {}, the first answer",
                 r.id,
                 short(&t)
@@ -393,7 +393,7 @@ fn stored_key(store: &mut Store, name: &str, cert: &CertInfo) -> Result<Option<F
             })
         }
         (_, Some((t, key))) => {
-            eprintln!(
+            tell!(
                 "note: {name}: certificate {this} has the public key of certificate {}: it takes that private key (renewed with the same key)",
                 short(&t)
             );
@@ -407,7 +407,7 @@ fn stored_key(store: &mut Store, name: &str, cert: &CertInfo) -> Result<Option<F
                 ),
                 None => "was cancelled and its key wiped".to_string(),
             };
-            eprintln!(
+            tell!(
                 "note: {name}: certificate {this} answers request {}, which {why}: it comes in without a private key",
                 r.id
             );
@@ -416,7 +416,7 @@ fn stored_key(store: &mut Store, name: &str, cert: &CertInfo) -> Result<Option<F
         (None, None) => {
             let waiting = store.pending_request_count()?;
             if waiting > 0 {
-                eprintln!(
+                tell!(
                     "note: {name}: certificate {this} answers none of the {waiting} waiting request(s): its public key is none of theirs"
                 );
             }
@@ -428,7 +428,7 @@ fn stored_key(store: &mut Store, name: &str, cert: &CertInfo) -> Result<Option<F
 /// "request 3 completed: ..." for a CA's response.
 fn print_answered(found: Option<&FoundKey>, what_if: bool) {
     if let Some(r) = found.and_then(FoundKey::completes) {
-        println!(
+        say!(
             "{}request {} {} for {} at {}: the certificate joins the private key made with it",
             if what_if { "what if: " } else { "" },
             r.id,

@@ -105,39 +105,39 @@ fn print_one(j: &Job, json: bool) -> Result<()> {
     if json {
         return output::print_json(&job_json(j));
     }
-    println!("job {}: {} {}", j.id, j.state, j.slot);
-    println!("  certificate  {}", j.thumbprint);
-    println!("  due          {}", output::time(j.due_at));
+    say!("job {}: {} {}", j.id, j.state, j.slot);
+    say!("  certificate  {}", j.thumbprint);
+    say!("  due          {}", output::time(j.due_at));
     if j.run_after != j.due_at && j.state == JobState::Scheduled {
-        println!("  next attempt {}", output::time(j.run_after));
+        say!("  next attempt {}", output::time(j.run_after));
     }
-    println!("  attempts     {}", j.attempts);
-    println!(
+    say!("  attempts     {}", j.attempts);
+    say!(
         "  created      {} by {}",
         output::time(j.created_at),
         j.created_by
     );
     if let Some(t) = j.started_at {
-        println!("  started      {}", output::time(t));
+        say!("  started      {}", output::time(t));
     }
     if let Some(t) = j.finished_at {
-        println!(
+        say!(
             "  finished     {} by {}",
             output::time(t),
             j.finished_by.as_deref().unwrap_or("?")
         );
     }
     if let Some(us) = j.lateness_us {
-        println!(
+        say!(
             "  ran          {}",
             describe_lateness(chrono::Duration::microseconds(us))
         );
     }
     if let (Some(o), Some(t)) = (&j.lease_owner, j.lease_expires_at) {
-        println!("  lease        {o} until {}", output::time(t));
+        say!("  lease        {o} until {}", output::time(t));
     }
     if let Some(e) = &j.last_error {
-        println!("  last error   {e}");
+        say!("  last error   {e}");
     }
     Ok(())
 }
@@ -173,10 +173,10 @@ pub fn run(app: &App, args: JobsArgs) -> Result<()> {
                 return output::print_json(&Value::Array(jobs.iter().map(job_json).collect()));
             }
             if jobs.is_empty() {
-                println!("no roll jobs");
+                say!("no roll jobs");
             }
             for j in &jobs {
-                println!("{}", job_line(j));
+                say!("{}", job_line(j));
             }
             Ok(())
         }
@@ -191,7 +191,7 @@ pub fn run(app: &App, args: JobsArgs) -> Result<()> {
             if json {
                 return print_one(&job, true);
             }
-            println!(
+            say!(
                 "job {id} cancelled: {} will not roll to {}; its current and previous certificates stay",
                 job.slot,
                 short(&job.thumbprint)
@@ -204,7 +204,7 @@ pub fn run(app: &App, args: JobsArgs) -> Result<()> {
             if json {
                 return print_one(&job, true);
             }
-            println!(
+            say!(
                 "job {id} queued again: {} rolls to {} at the next run",
                 job.slot,
                 short(&job.thumbprint)

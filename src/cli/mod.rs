@@ -1,6 +1,25 @@
 //! The command line: clap definitions, the context every command runs in,
 //! error classes and their exit codes. One file per non-trivial command.
 
+/// `println!` for lines of text output: the control characters of every
+/// value are escaped ([`crate::text`]), so a certificate's subject cannot
+/// forge a line or drive the terminal. A line never spans lines.
+macro_rules! say {
+    () => {
+        println!()
+    };
+    ($($arg:tt)*) => {
+        println!("{}", $crate::text::escape(&format!($($arg)*)))
+    };
+}
+
+/// `eprintln!` for notes, warnings and errors, escaped as [`say!`] is.
+macro_rules! tell {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::text::escape(&format!($($arg)*)))
+    };
+}
+
 mod bench;
 mod certs;
 mod check;
@@ -344,7 +363,7 @@ fn check_with_unknown(cli: &Cli, args: &check::CheckArgs) -> Result<()> {
         App::new(cli).and_then(|app| check::run(&app, check::CheckArgs { json: args.json }));
     match result {
         Err(e) if e.downcast_ref::<Reported>().is_none() => {
-            println!("CERTROLL UNKNOWN - {e:#}");
+            say!("CERTROLL UNKNOWN - {e:#}");
             Err(Reported(3).into())
         }
         other => other,

@@ -111,7 +111,7 @@ pub fn run(app: &App, args: NotificationsArgs) -> Result<()> {
                 return output::print_json(&Value::Array(out));
             }
             if list.is_empty() {
-                println!("no notification deliveries");
+                say!("no notification deliveries");
             }
             for d in &list {
                 let slot = match (&d.usage_type, &d.scope) {
@@ -130,14 +130,14 @@ pub fn run(app: &App, args: NotificationsArgs) -> Result<()> {
                 {
                     line.push_str(&format!(" ({e})"));
                 }
-                println!("{line}");
+                say!("{line}");
             }
             Ok(())
         }
         NotificationsCommand::Retry { id, dead } => {
             let mut store = app.open_store()?;
             let n = store.retry_deliveries(if dead { None } else { id }, app.now())?;
-            println!(
+            say!(
                 "{n} deliver{} queued again; certroll serve sends {} at its next turn",
                 if n == 1 { "y" } else { "ies" },
                 if n == 1 { "it" } else { "them" }
@@ -185,9 +185,9 @@ pub fn run_notify(app: &App, args: NotifyArgs) -> Result<()> {
     } else {
         for (name, kind, r) in &results {
             match r {
-                SendResult::Delivered(d) => println!("{name} ({kind}): delivered ({d})"),
+                SendResult::Delivered(d) => say!("{name} ({kind}): delivered ({d})"),
                 SendResult::Retry { error, .. } | SendResult::Dead(error) => {
-                    eprintln!("error: {name} ({kind}): {error}")
+                    tell!("error: {name} ({kind}): {error}")
                 }
             }
         }

@@ -58,7 +58,7 @@ pub fn run(app: &App, args: RemoveArgs) -> Result<()> {
         Role::Current
     };
     if role == Role::Current && !args.force {
-        eprintln!(
+        tell!(
             "error: refusing to remove the current certificate of {} without --force: the slot would be left without one; nothing changed",
             slots
                 .iter()
@@ -84,7 +84,7 @@ pub fn run(app: &App, args: RemoveArgs) -> Result<()> {
     let prefix = if args.what_if { "what if: " } else { "" };
     for c in &changes {
         match &c.plan {
-            RemovePlan::Nothing => println!(
+            RemovePlan::Nothing => say!(
                 "{prefix}{}: no {role} certificate; nothing to remove",
                 c.slot
             ),
@@ -95,7 +95,7 @@ pub fn run(app: &App, args: RemoveArgs) -> Result<()> {
                 } else {
                     "removed"
                 };
-                println!(
+                say!(
                     "{prefix}{}: {role} certificate {removed} {verb} (it stays in the store)",
                     c.slot
                 );

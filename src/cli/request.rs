@@ -344,15 +344,15 @@ pub fn run(app: &App, args: RequestArgs) -> Result<()> {
     );
     match &args.output {
         Some(out) => {
-            println!("{summary}");
-            println!(
+            say!("{summary}");
+            say!(
                 "CSR written to {}: hand it to the CA, then import its answer with 'certroll import --path RESPONSE'",
                 out.display()
             );
         }
         None => {
             // The request on stdout (for a pipe or a redirect), the words on stderr.
-            eprintln!("{summary}");
+            tell!("{summary}");
             let mut o = std::io::stdout().lock();
             o.write_all(csr.as_bytes())?;
         }
@@ -418,7 +418,7 @@ fn self_signed(
             &ctx,
         )?;
         if !args.json {
-            println!("{line}");
+            say!("{line}");
         }
         let stored = store
             .lookup_exact(&cert.thumbprint)?
@@ -444,15 +444,15 @@ fn self_signed(
             "changes": report.changes.iter().map(output::assign_change_json).collect::<Vec<_>>(),
         }));
     }
-    println!("{line}");
+    say!("{line}");
     for c in &report.changes {
-        println!(
+        say!(
             "{}",
             describe_assign(&c.slot, &c.plan, &cert.thumbprint, false)
         );
     }
     if targets.is_empty() {
-        println!(
+        say!(
             "stored, not assigned: 'certroll set --type {} --thumbprint {}' assigns it (add --effective-date WHEN --roll to schedule)",
             args.types,
             short(&cert.thumbprint)
@@ -478,10 +478,10 @@ pub fn run_requests(app: &App, args: RequestsArgs) -> Result<()> {
                 return output::print_json(&Value::Array(list.iter().map(request_json).collect()));
             }
             if list.is_empty() {
-                println!("no certificate requests");
+                say!("no certificate requests");
             }
             for r in &list {
-                println!("{}", request_line(r));
+                say!("{}", request_line(r));
             }
             Ok(())
         }
@@ -495,23 +495,23 @@ pub fn run_requests(app: &App, args: RequestsArgs) -> Result<()> {
             if json {
                 return output::print_json(&request_json(&r));
             }
-            println!("request {}  {}", r.id, r.state);
-            println!("  for        {} at {}", r.usage_type, r.scope);
-            println!("  subject    {}", r.subject);
-            println!("  names      {}", r.sans.join(", "));
-            println!("  key        {} (sealed in the store)", r.key_algorithm);
+            say!("request {}  {}", r.id, r.state);
+            say!("  for        {} at {}", r.usage_type, r.scope);
+            say!("  subject    {}", r.subject);
+            say!("  names      {}", r.sans.join(", "));
+            say!("  key        {} (sealed in the store)", r.key_algorithm);
             if let Some(t) = &r.template {
-                println!("  template   {t}");
+                say!("  template   {t}");
             }
             if let Some(f) = &r.friendly_name {
-                println!("  friendly   {f}");
+                say!("  friendly   {f}");
             }
-            println!("  created    {}", output::time(r.created_at));
+            say!("  created    {}", output::time(r.created_at));
             if let Some(c) = r.closed_at {
-                println!("  closed     {}", output::time(c));
+                say!("  closed     {}", output::time(c));
             }
             if let Some(t) = &r.thumbprint {
-                println!("  answered by {t}");
+                say!("  answered by {t}");
             }
             Ok(())
         }
@@ -521,7 +521,7 @@ pub fn run_requests(app: &App, args: RequestsArgs) -> Result<()> {
             if json {
                 return output::print_json(&request_json(&r));
             }
-            println!(
+            say!(
                 "request {id} cancelled: its key was wiped; a response to it can no longer be imported with its key"
             );
             Ok(())

@@ -89,7 +89,7 @@ pub fn run(app: &App, args: RollArgs) -> Result<()> {
                     transition,
                     lateness,
                     ..
-                } => println!(
+                } => say!(
                     "{}: rolled to {}; previous {} (job {}, {})",
                     r.slot,
                     short(&r.thumbprint),
@@ -98,27 +98,29 @@ pub fn run(app: &App, args: RollArgs) -> Result<()> {
                     describe_lateness(*lateness)
                 ),
                 RollOutcome::Failed { reason, .. } => {
-                    eprintln!(
+                    tell!(
                         "error: {}: roll to {} (job {}) failed: {reason}; the slot is unchanged",
                         r.slot,
                         short(&r.thumbprint),
                         r.job_id
                     )
                 }
-                RollOutcome::LeaseLost => eprintln!(
+                RollOutcome::LeaseLost => tell!(
                     "warning: {}: job {} was taken over by another process",
-                    r.slot, r.job_id
+                    r.slot,
+                    r.job_id
                 ),
                 RollOutcome::Retry { error } => {
-                    eprintln!(
+                    tell!(
                         "error: {}: job {} hit a transient error ({error}); it will be retried",
-                        r.slot, r.job_id
+                        r.slot,
+                        r.job_id
                     )
                 }
             }
         }
         if results.is_empty() {
-            println!("nothing was due");
+            say!("nothing was due");
         }
     }
     if summary.failed + summary.retried > 0 {

@@ -125,14 +125,14 @@ pub(super) fn enforce(findings: &[Finding], force: bool) -> Result<()> {
         .filter(|f| errors == 0 || f.severity == Severity::Error)
     {
         match f.severity {
-            Severity::Error => eprintln!("error: {f}"),
-            Severity::Warning if force => eprintln!("warning: {f}"),
-            Severity::Warning => eprintln!("warning: {f} (use --force to accept)"),
+            Severity::Error => tell!("error: {f}"),
+            Severity::Warning if force => tell!("warning: {f}"),
+            Severity::Warning => tell!("warning: {f} (use --force to accept)"),
         }
     }
     if errors > 0 || (warnings > 0 && !force) {
         if errors == 0 {
-            eprintln!("error: refused: {warnings} warning(s) need --force; nothing changed");
+            tell!("error: refused: {warnings} warning(s) need --force; nothing changed");
         }
         return Err(Reported(super::EXIT_FAILED).into());
     }
@@ -191,7 +191,7 @@ pub fn run(app: &App, args: SetArgs) -> Result<()> {
         }
         let prefix = if args.what_if { "what if: " } else { "" };
         for c in &changes {
-            println!(
+            say!(
                 "{prefix}{}",
                 describe_assign(&c.slot, &c.plan, &thumbprint, args.what_if)
             );
@@ -271,7 +271,7 @@ pub(super) fn print_schedule(
     }
     let prefix = if what_if { "what if: " } else { "" };
     for (c, id) in with_jobs {
-        println!(
+        say!(
             "{prefix}{}",
             describe_schedule(&c.slot, &c.plan, thumbprint, at, id, what_if)
         );

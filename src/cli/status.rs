@@ -89,7 +89,7 @@ pub fn run(app: &App, args: StatusArgs) -> Result<()> {
         }))?;
     } else {
         if rows.is_empty() {
-            println!("nothing to deploy: no configured server takes an assigned certificate");
+            say!("nothing to deploy: no configured server takes an assigned certificate");
         }
         for StatusRow {
             unit: u,
@@ -118,7 +118,7 @@ pub fn run(app: &App, args: StatusArgs) -> Result<()> {
             } else {
                 line.push_str(", never attempted (is certroll serve or agent running?)");
             }
-            println!("{line}");
+            say!("{line}");
         }
     }
     if lagging > 0 {
@@ -149,9 +149,11 @@ pub fn run_agent(app: &App, args: AgentArgs) -> Result<()> {
             Some(args.server.clone()),
         );
         let s = d.pass()?;
-        println!(
+        say!(
             "{}: {} unit(s) deployed, {} failed",
-            args.server, s.deployed, s.failed
+            args.server,
+            s.deployed,
+            s.failed
         );
         if s.failed > 0 {
             return Err(Reported(super::EXIT_FAILED).into());

@@ -305,7 +305,7 @@ fn row(
     format!(
         "  {role:<8}  {bar}  {}  {}  {note}\n",
         &c.thumbprint[..8],
-        c.label
+        crate::text::escape(&c.label)
     )
 }
 

@@ -49,7 +49,7 @@ fn cert_line(t: &str, lookup: Lookup<'_>) -> String {
     match lookup(t) {
         Some(c) => format!(
             "{t}\n              {}, valid {} to {} ({} {})",
-            c.subject,
+            crate::text::escape(&c.subject),
             c.not_before.format("%Y-%m-%d %H:%M UTC"),
             c.not_after.format("%Y-%m-%d %H:%M UTC"),
             c.key_algorithm,
@@ -154,6 +154,9 @@ pub fn render(e: &OutboxEvent, lookup: Lookup<'_>) -> Message {
         }
         other => format!("[certroll] {other}: {message}"),
     };
+    // People read these: a crafted subject must not forge a header, a line
+    // of the body, or terminal codes (the JSON keeps the real values).
+    let subject = crate::text::escape(&subject).into_owned();
 
     let next_step = match e.kind.as_str() {
         "roll.failed" => Some(format!(
@@ -175,7 +178,7 @@ pub fn render(e: &OutboxEvent, lookup: Lookup<'_>) -> Message {
 
     let mut body = String::new();
     if !message.is_empty() {
-        body.push_str(&message);
+        body.push_str(&crate::text::escape_lines(&message));
         body.push_str("\n\n");
     }
     let mut field = |name: &str, value: String| body.push_str(&format!("{name:<13} {value}\n"));
@@ -215,7 +218,7 @@ pub fn render(e: &OutboxEvent, lookup: Lookup<'_>) -> Message {
         field("Days left:", n.to_string());
     }
     if let Some(err) = &error {
-        field("Error:", err.clone());
+        field("Error:", crate::text::escape(err).into_owned());
     }
     if let Some(id) = job_id {
         field("Job:", id.to_string());

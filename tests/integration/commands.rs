@@ -461,3 +461,113 @@ fn every_command_has_help() {
         assert!(r.stdout.contains(flag), "import --help lacks {flag}");
     }
 }
+
+/// Issue 11, item 5: a subject holding a newline and terminal codes is
+/// shown escaped in every text output, error and log line; JSON keeps the
+/// real characters as JSON escapes.
+#[test]
+fn control_characters_in_names_are_escaped_in_text_and_kept_in_json() {
+    let env = Env::new();
+    let dir = env.dir.path();
+    let evil_cn = "evil.contoso.com\nerror: forged\x1b[31mRED\u{202e}";
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-utf8", "-newkey", "rsa:2048", "-nodes", "-days", "400",
+        ])
+        .args(["-keyout", "evil.key", "-out", "evil.crt"])
+        .arg("-subj")
+        .arg(format!("/CN={evil_cn}"))
+        .args(["-addext", "subjectAltName=DNS:contoso.com"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let crt = dir.join("evil.crt");
+    let key = dir.join("evil.key");
+    let escaped = "evil.contoso.com\\nerror: forged\\x1b[31mRED\\u{202e}";
+    let clean = |what: &str, text: &str| {
+        assert!(
+            !text.contains('\x1b')
+                && !text.contains('\u{202e}')
+                && !text.contains("\nerror: forged"),
+            "{what} carries the raw characters:\n{text}"
+        );
+    };
+    let r = env.ok(&[
+        "import",
+        "--path",
+        crt.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--type",
+        "OAuthTokenIssuer",
+    ]);
+    clean("import", &r.stdout);
+    assert!(r.stdout.contains(escaped), "{}", r.stdout);
+    for args in [
+        vec!["get"],
+        vec!["certs"],
+        vec!["history"],
+        vec!["timeline"],
+        vec!["check"],
+    ] {
+        let r = env.run(&args);
+        clean(&format!("{args:?}"), &r.stdout);
+        clean(&format!("{args:?} stderr"), &r.stderr);
+    }
+    assert!(env.ok(&["get"]).stdout.contains(escaped));
+    // An error naming the certificate: one line, escaped.
+    let thumb = env.get_json()[0]["current"]["thumbprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = env.run(&[
+        "set",
+        "--type",
+        "Default",
+        "--thumbprint",
+        &thumb,
+        "--what-if",
+    ]);
+    clean("a refusal", &r.stderr);
+    // JSON keeps the value itself.
+    let v = env.get_json();
+    assert_eq!(
+        v[0]["current"]["subject"],
+        format!("CN={evil_cn}"),
+        "the JSON subject"
+    );
+    // The service's text log: the roll fails at its instant (the policy
+    // changed meanwhile), and its reason names the certificate.
+    let env = Env::new();
+    let r = env.run(&[
+        "import",
+        "--path",
+        crt.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--type",
+        "OAuthTokenIssuer",
+        "--effective-date",
+        "+2s",
+        "--roll",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::fs::write(
+        &env.config,
+        "sip_domain = \"contoso.com\"\n[policy.OAuthTokenIssuer]\nmin_rsa_bits = 4096\n",
+    )
+    .unwrap();
+    let serve = env.serve();
+    wait_until(20, "the failed roll in the log", || {
+        serve.log().contains("2048-bit RSA key")
+    });
+    let log = serve.log();
+    serve.stop();
+    assert!(log.contains(escaped), "{log}");
+    clean("the serve log", &log);
+}
