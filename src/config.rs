@@ -510,6 +510,7 @@ mod tests {
             publish_jwks: Some(true),
             self_signed_allowed: Some(true),
             trust_bundle: Some(PathBuf::new()),
+            scopes: Some(vec![]),
         };
         let every = RawConfig {
             data_dir: Some(PathBuf::new()),

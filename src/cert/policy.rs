@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::names::any_name_matches;
-use super::types::UsageType;
+use super::types::{Scope, UsageType};
 use super::x509::{CertInfo, EKU_ANY, KeyAlgorithm, eku_name, eku_oid, is_weak_signature};
 
 /// How a finding weighs.
@@ -57,6 +57,9 @@ pub struct Policy {
     /// `certroll request --self-signed` may make certificates for this
     /// type (token signing needs no CA; TLS does).
     pub self_signed_allowed: bool,
+    /// The kinds of scope the type may be assigned, rolled or requested at
+    /// (`global`, `site`, `pool`, `server`); empty: any.
+    pub scopes: Vec<String>,
     /// Trusted roots (a PEM file, or a directory of them such as
     /// /etc/ssl/certs): the chain must end at one of them.
     pub trust_bundle: Option<std::path::PathBuf>,
@@ -80,6 +83,7 @@ impl Policy {
             publish_jwks: false,
             self_signed_allowed: false,
             trust_bundle: None,
+            scopes: Vec::new(),
         };
         match usage_type {
             "OAuthTokenIssuer" => {
@@ -87,6 +91,9 @@ impl Policy {
                 p.recommended_lead_hours = 24;
                 p.publish_jwks = true;
                 p.self_signed_allowed = true;
+                // The seeds: the same token-signing certificate on every
+                // Front End, configured once at global.
+                p.scopes = vec!["global".into()];
             }
             "AudioVideoAuthentication" => p.recommended_lead_hours = 8,
             _ => {}
@@ -141,6 +148,19 @@ impl Policy {
         if let Some(v) = &o.trust_bundle {
             self.trust_bundle = Some(v.clone());
         }
+        if let Some(v) = &o.scopes {
+            let mut kinds = Vec::new();
+            for k in v {
+                let k = k.trim().to_ascii_lowercase();
+                if !["global", "site", "pool", "server"].contains(&k.as_str()) {
+                    return Err(format!(
+                        "scopes: '{k}' is not a kind of scope (global, site, pool, server)"
+                    ));
+                }
+                kinds.push(k);
+            }
+            self.scopes = kinds;
+        }
         Ok(())
     }
 }
@@ -180,6 +200,7 @@ pub struct PolicyOverrides {
     pub publish_jwks: Option<bool>,
     pub self_signed_allowed: Option<bool>,
     pub trust_bundle: Option<std::path::PathBuf>,
+    pub scopes: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -353,6 +374,19 @@ pub fn evaluate(
         );
     }
     out
+}
+
+/// Whether the type may be given a certificate at `scope` (its policy's
+/// `scopes`): the refusal, naming the kinds it allows.
+pub fn scope_refusal(usage_type: &UsageType, policy: &Policy, scope: &Scope) -> Option<String> {
+    if policy.scopes.is_empty() || policy.scopes.iter().any(|k| k == scope.kind()) {
+        return None;
+    }
+    Some(format!(
+        "{usage_type} policy, rule scope: {usage_type} is assigned at {} only, not at {scope} (add \"{}\" to scopes in [policy.{usage_type}] to allow it)",
+        policy.scopes.join(" or "),
+        scope.kind()
+    ))
 }
 
 /// Rule 7's lead time: a roll at `at` should come well before the current

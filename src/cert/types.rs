@@ -168,12 +168,15 @@ impl Scope {
         }
         match kind.trim().to_ascii_lowercase().as_str() {
             "site" => {
-                if !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_. ".contains(c))
+                // Starting with a letter or digit, it can never be '.' or
+                // '..' in a deploy path's {site}.
+                if !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_. ".contains(c))
                 {
                     return Err(err(
-                        "a site name takes letters, digits, space, '.', '-', '_'",
+                        "a site name starts with a letter or digit and takes letters, digits, space, '.', '-', '_'",
                     ));
                 }
                 Ok(Scope::Site(name.to_string()))
@@ -197,6 +200,16 @@ impl Scope {
     /// key are the same scope.
     pub fn key(&self) -> String {
         self.to_string().to_ascii_lowercase()
+    }
+
+    /// Its kind: `global`, `site`, `pool` or `server`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scope::Global => "global",
+            Scope::Site(_) => "site",
+            Scope::Pool(_) => "pool",
+            Scope::Server(_) => "server",
+        }
     }
 
     /// Specificity rank: higher wins when resolving a server's certificate.

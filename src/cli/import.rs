@@ -102,6 +102,7 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
         None => Vec::new(),
     };
     let slots = app.slots(&types, &args.slot.scope)?;
+    app.check_slots(&slots, args.force)?;
     let at = args.when.instant(app)?;
     if at.is_some() && types.is_empty() {
         return Err(UsageError("--effective-date and --roll need --type".into()).into());

@@ -295,6 +295,66 @@ impl App {
         Ok(Store::open(&self.data_dir)?)
     }
 
+    /// Refuses slots at a scope their type's policy does not allow (rule
+    /// scope: OAuthTokenIssuer is configured once, at global), and, when
+    /// `[[server]]` entries are configured, a site, pool or server scope
+    /// that names none of them, with the nearest names (`force` allows a
+    /// scope for servers not configured yet).
+    pub fn check_slots(&self, slots: &[SlotKey], force: bool) -> Result<()> {
+        let refusals: Vec<String> = slots
+            .iter()
+            .filter_map(|s| {
+                crate::cert::policy::scope_refusal(
+                    &s.usage_type,
+                    self.config.policy(&s.usage_type),
+                    &s.scope,
+                )
+            })
+            .collect();
+        if !refusals.is_empty() {
+            return Err(anyhow::anyhow!("{}", refusals.join("; ")));
+        }
+        let servers = &self.config.servers;
+        let Some(scope) = slots.first().map(|s| &s.scope) else {
+            return Ok(());
+        };
+        if servers.is_empty() || matches!(scope, Scope::Global) {
+            return Ok(());
+        }
+        let known: Vec<String> = servers
+            .iter()
+            .flat_map(|s| s.scopes())
+            .filter(|k| k.kind() == scope.kind())
+            .map(|k| k.to_string())
+            .collect();
+        if known
+            .iter()
+            .any(|k| Scope::parse(k).is_ok_and(|k| k.key() == scope.key()))
+        {
+            return Ok(());
+        }
+        if force {
+            tell!("warning: {scope} names no configured [[server]]: assigned anyway (--force)");
+            return Ok(());
+        }
+        let mut near: Vec<(f64, &String)> = known
+            .iter()
+            .map(|k| (strsim::normalized_levenshtein(k, &scope.to_string()), k))
+            .collect();
+        near.sort_by(|a, b| b.0.total_cmp(&a.0));
+        near.dedup_by(|a, b| a.1 == b.1);
+        let names: Vec<&str> = near.iter().take(3).map(|(_, k)| k.as_str()).collect();
+        let hint = if names.is_empty() {
+            format!("no configured server has a {}", scope.kind())
+        } else {
+            format!("the nearest: {}", names.join(", "))
+        };
+        Err(UsageError(format!(
+            "--scope {scope} names no configured [[server]] ({hint}); --force assigns it anyway, for servers not configured yet"
+        ))
+        .into())
+    }
+
     pub fn parse_types(&self, list: &str) -> Result<Vec<UsageType>> {
         Ok(self.config.types.parse_list(list)?)
     }

@@ -268,6 +268,7 @@ fn write_public(path: &std::path::Path, text: &str) -> Result<()> {
 pub fn run(app: &App, args: RequestArgs) -> Result<()> {
     let types = app.parse_types(&args.types)?;
     let slots = app.slots(&types, &args.scope)?;
+    app.check_slots(&slots, args.force)?;
     let at = args.when.instant(app)?;
     if at.is_some() && !args.self_signed {
         return Err(UsageError(

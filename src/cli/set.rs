@@ -159,6 +159,7 @@ pub(super) fn refuse_conflicts(plans: &[SlotChange<SchedulePlan>]) -> Result<()>
 pub fn run(app: &App, args: SetArgs) -> Result<()> {
     let types = app.parse_types(&args.types)?;
     let slots = app.slots(&types, &args.scope)?;
+    app.check_slots(&slots, args.force)?;
     let at = args.when.instant(app)?;
     let mut store = app.open_store()?;
     let cert = store.find_cert(&args.thumbprint)?;

@@ -180,6 +180,11 @@ pub(crate) fn validate(servers: &[ServerConfig], targets: &[TargetConfig]) -> Re
             Scope::parse(&format!("pool:{p}"))
                 .map_err(|e| format!("[[server]] '{}': pool: {e}", s.name))?;
         }
+        // The site lands in deploy paths ({site}): validated like a scope.
+        if let Some(site) = &s.site {
+            Scope::parse(&format!("site:{site}"))
+                .map_err(|e| format!("[[server]] '{}': site: {e}", s.name))?;
+        }
         names.push(key);
     }
     let mut tnames: Vec<&str> = Vec::new();

@@ -226,7 +226,7 @@ fn what_if_prints_the_change_and_changes_nothing() {
 
 #[test]
 fn scopes_are_separate_slots() {
-    let env = Env::new();
+    let env = Env::any_scope();
     let (t1, t2) = two_certs(&env);
     env.ok(&[
         "set",

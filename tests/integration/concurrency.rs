@@ -7,7 +7,7 @@ use crate::util::*;
 
 #[test]
 fn concurrent_processes_each_apply_their_change() {
-    let env = Env::new();
+    let env = Env::any_scope();
     assert_eq!(env.import("oauth1-openssl3.pfx", &[]).code, 0);
     assert_eq!(env.import("oauth2-windows.pfx", &[]).code, 0);
     let (t1, t2) = (thumbprint("oauth1.crt.pem"), thumbprint("oauth2.crt.pem"));

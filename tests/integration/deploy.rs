@@ -52,6 +52,7 @@ kind = "jwks"
 path = "{d}/srv/{{server}}/{{type}}/jwks.json"
 "#
     ));
+    c.push_str(ANY_SCOPE);
     c
 }
 

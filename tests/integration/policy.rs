@@ -155,3 +155,138 @@ fn extra_types_from_the_config_can_be_assigned() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["changes"][0]["type"], "MyTokenSigner");
 }
+
+/// Issue 11, item 6: OAuthTokenIssuer is configured once, at global (the
+/// seeds); another scope is refused unless its policy's scopes allow it.
+#[test]
+fn the_token_issuer_is_assigned_at_global_only_unless_the_policy_allows_more() {
+    let env = Env::new();
+    assert_eq!(env.import("oauth1-openssl3.pfx", &[]).code, 0);
+    let t = thumbprint("oauth1.crt.pem");
+    let before = env.snapshot();
+    let pool = [
+        "--type",
+        "OAuthTokenIssuer",
+        "--scope",
+        "pool:pool01.contoso.com",
+    ];
+    let needles = [
+        "OAuthTokenIssuer policy, rule scope: OAuthTokenIssuer is assigned at global only, not at pool:pool01.contoso.com",
+        "add \"pool\" to scopes in [policy.OAuthTokenIssuer]",
+    ];
+    let mut set = vec!["set", "--thumbprint", &t, "--force"];
+    set.extend(pool);
+    env.run(&set).assert_one_line_error(1, &needles);
+    let mut roll = set.clone();
+    roll.extend(["--effective-date", "+2d", "--roll"]);
+    env.run(&roll).assert_one_line_error(1, &needles);
+    let mut import = vec!["--force"];
+    import.extend(pool);
+    env.import("oauth2-windows.pfx", &import)
+        .assert_one_line_error(1, &needles);
+    let mut request = vec!["request", "--output", "/dev/null"];
+    request.extend(pool);
+    env.run(&request).assert_one_line_error(1, &needles);
+    assert_eq!(env.snapshot(), before);
+    // Global is fine; other types take any scope.
+    env.ok(&["set", "--type", "OAuthTokenIssuer", "--thumbprint", &t]);
+    env.ok(&[
+        "set",
+        "--type",
+        "Default",
+        "--scope",
+        "pool:pool01.contoso.com",
+        "--thumbprint",
+        &t,
+    ]);
+
+    let env = Env::with_config(
+        "sip_domain = \"contoso.com\"\n[policy.OAuthTokenIssuer]\nscopes = [\"global\", \"pool\"]\n",
+    );
+    assert_eq!(env.import("oauth1-openssl3.pfx", &pool).code, 0);
+    env.run(&[
+        "set",
+        "--type",
+        "OAuthTokenIssuer",
+        "--scope",
+        "server:fe01.contoso.com",
+        "--thumbprint",
+        &t,
+    ])
+    .assert_one_line_error(
+        1,
+        &["assigned at global or pool only, not at server:fe01.contoso.com"],
+    );
+    let env = Env::with_config("[policy.Default]\nscopes = [\"everywhere\"]\n");
+    env.run(&["get"]).assert_one_line_error(
+        2,
+        &["[policy.Default]", "'everywhere' is not a kind of scope"],
+    );
+}
+
+/// Issue 11, item 7: with servers configured, a scope that names none of
+/// them is a typo until --force says otherwise; a site cannot climb out of
+/// a deploy path.
+#[test]
+fn scopes_must_name_configured_servers() {
+    let config = "sip_domain = \"contoso.com\"\n\
+        [[server]]\nname = \"fe01.contoso.com\"\npool = \"pool01.contoso.com\"\nsite = \"Redmond\"\n\
+        [[server]]\nname = \"fe02.contoso.com\"\npool = \"pool01.contoso.com\"\nsite = \"Redmond\"\n";
+    let env = Env::with_config(config);
+    assert_eq!(env.import("oauth1-openssl3.pfx", &[]).code, 0);
+    let t = thumbprint("oauth1.crt.pem");
+    let before = env.snapshot();
+    let set = |scope: &str| {
+        vec![
+            "set",
+            "--type",
+            "Default",
+            "--scope",
+            scope.to_string().leak(),
+            "--thumbprint",
+            t.clone().leak(),
+        ]
+    };
+    env.run(&set("pool:pool0l.contoso.com")).assert_one_line_error(
+        2,
+        &["--scope pool:pool0l.contoso.com names no configured [[server]] (the nearest: pool:pool01.contoso.com)", "--force"],
+    );
+    env.run(&set("server:fe03.contoso.com"))
+        .assert_one_line_error(
+            2,
+            &["the nearest: server:fe01.contoso.com, server:fe02.contoso.com"],
+        );
+    env.run(&set("site:Seattle"))
+        .assert_one_line_error(2, &["the nearest: site:Redmond"]);
+    assert_eq!(env.snapshot(), before);
+    for scope in [
+        "pool:POOL01.contoso.com",
+        "server:fe02.contoso.com",
+        "site:Redmond",
+        "global",
+    ] {
+        env.ok(&set(scope));
+    }
+    let mut forced = set("server:fe03.contoso.com");
+    forced.push("--force");
+    let r = env.ok(&forced);
+    assert!(
+        r.stderr
+            .contains("names no configured [[server]]: assigned anyway"),
+        "{}",
+        r.stderr
+    );
+
+    for bad in ["../..", "..", "."] {
+        let env = Env::with_config(&format!(
+            "[[server]]\nname = \"fe01.contoso.com\"\nsite = \"{bad}\"\n"
+        ));
+        env.run(&["get"]).assert_one_line_error(
+            2,
+            &[
+                "[[server]] 'fe01.contoso.com': site:",
+                "starts with a letter or digit",
+            ],
+        );
+    }
+}

@@ -625,7 +625,7 @@ fn bad_effective_dates_are_refused_and_nothing_is_scheduled() {
 
 #[test]
 fn scheduling_checks_validity_at_the_instant_and_the_lead_time() {
-    let env = Env::new();
+    let env = Env::any_scope();
     assert_eq!(
         env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
             .code,

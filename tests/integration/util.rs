@@ -24,6 +24,10 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_certroll"))
 }
 
+/// A policy table that lets OAuthTokenIssuer be assigned at any scope.
+pub const ANY_SCOPE: &str =
+    "[policy.OAuthTokenIssuer]\nscopes = [\"global\", \"site\", \"pool\", \"server\"]\n";
+
 /// What a run printed and how it ended.
 #[derive(Debug)]
 pub struct Run {
@@ -81,6 +85,12 @@ impl Env {
     /// SIP domain contoso.com, the fixtures' domain.
     pub fn new() -> Env {
         Env::with_config("sip_domain = \"contoso.com\"\n")
+    }
+
+    /// The default set-up, with OAuthTokenIssuer allowed at every kind of
+    /// scope (its policy allows only global by default).
+    pub fn any_scope() -> Env {
+        Env::with_config(&format!("sip_domain = \"contoso.com\"\n{ANY_SCOPE}"))
     }
 
     pub fn with_config(text: &str) -> Env {
