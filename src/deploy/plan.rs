@@ -74,18 +74,24 @@ pub fn effective_slot(
     usage_type: &UsageType,
     slots: &HashMap<SlotKey, SlotCerts>,
 ) -> Option<SlotKey> {
-    server.scopes().into_iter().find_map(|scope| {
-        let key = SlotKey::new(scope, usage_type.clone());
+    effective(server, |scope| {
         // Slot keys compare by their scope's spelling; match case-insensitively.
         slots
             .iter()
             .find(|(k, c)| {
-                k.usage_type == key.usage_type
-                    && k.scope.key() == key.scope.key()
+                k.usage_type == *usage_type
+                    && k.scope.key() == scope.key()
                     && (c.current.is_some() || c.pending.is_some())
             })
             .map(|(k, _)| k.clone())
     })
+}
+
+/// The rule of resolution, for any view of the slots: the first of the
+/// server's scopes, most specific first (server, pool, site, global), for
+/// which `holding` finds a slot with a current or pending certificate.
+pub fn effective<T>(server: &ServerConfig, holding: impl Fn(&Scope) -> Option<T>) -> Option<T> {
+    server.scopes().iter().find_map(holding)
 }
 
 /// Every unit the configuration and the slots imply. `types` are the usage

@@ -571,3 +571,118 @@ fn control_characters_in_names_are_escaped_in_text_and_kept_in_json() {
     assert!(log.contains(escaped), "{log}");
     clean("the serve log", &log);
 }
+
+/// Issue 11, item 8: `get --server NAME` is a Front End's own
+/// Get-CsCertificate: per type, what it uses and where that comes from.
+#[test]
+fn get_server_shows_what_a_server_uses_and_from_which_scope() {
+    let env = Env::with_config(
+        "sip_domain = \"contoso.com\"\n\
+         [[server]]\nname = \"fe01.contoso.com\"\npool = \"pool01.contoso.com\"\nsite = \"Redmond\"\n\
+         [[server]]\nname = \"fe02.contoso.com\"\npool = \"pool01.contoso.com\"\nsite = \"Redmond\"\n",
+    );
+    let (t1, t2) = two_certs(&env);
+    env.ok(&["set", "--type", "OAuthTokenIssuer", "--thumbprint", &t1]);
+    env.ok(&[
+        "set",
+        "--type",
+        "Default",
+        "--scope",
+        "site:Redmond",
+        "--thumbprint",
+        &t1,
+    ]);
+    env.ok(&[
+        "set",
+        "--type",
+        "Default",
+        "--scope",
+        "pool:pool01.contoso.com",
+        "--thumbprint",
+        &t2,
+    ]);
+    env.ok(&[
+        "set",
+        "--type",
+        "Default",
+        "--scope",
+        "server:fe02.contoso.com",
+        "--thumbprint",
+        &t1,
+    ]);
+    env.ok(&[
+        "set",
+        "--type",
+        "WebServicesInternal",
+        "--scope",
+        "site:Redmond",
+        "--thumbprint",
+        &t2,
+    ]);
+    let by_type = |v: &serde_json::Value| -> Vec<(String, String, String)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["type"].as_str().unwrap().to_string(),
+                    s["scope"].as_str().unwrap().to_string(),
+                    s["current"]["thumbprint"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let fe01 = env
+        .ok(&["get", "--server", "FE01.contoso.com", "--json"])
+        .json();
+    assert_eq!(
+        by_type(&fe01),
+        [
+            (
+                "Default".into(),
+                "pool:pool01.contoso.com".into(),
+                t2.clone()
+            ),
+            ("OAuthTokenIssuer".into(), "global".into(), t1.clone()),
+            (
+                "WebServicesInternal".into(),
+                "site:Redmond".into(),
+                t2.clone()
+            ),
+        ]
+    );
+    assert_eq!(fe01[0]["server"], "fe01.contoso.com");
+    let fe02 = env
+        .ok(&[
+            "get",
+            "--server",
+            "fe02.contoso.com",
+            "--type",
+            "Default",
+            "--json",
+        ])
+        .json();
+    assert_eq!(
+        by_type(&fe02),
+        [(
+            "Default".into(),
+            "server:fe02.contoso.com".into(),
+            t1.clone()
+        )]
+    );
+    let text = env.ok(&["get", "--server", "fe01.contoso.com"]).stdout;
+    assert!(
+        text.starts_with("fe01.contoso.com, pool pool01.contoso.com, site Redmond\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nDefault  from pool:pool01.contoso.com\n  current   "),
+        "{text}"
+    );
+    assert!(text.contains("\nOAuthTokenIssuer  from global\n"), "{text}");
+    env.run(&["get", "--server", "fe09.contoso.com"])
+        .assert_one_line_error(
+            2,
+            &["no such [[server]]", "fe01.contoso.com, fe02.contoso.com"],
+        );
+}
