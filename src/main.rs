@@ -8,7 +8,21 @@ use clap::Parser;
 use certroll::cli::{self, Cli};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        // A monitoring plugin's usage error is UNKNOWN (3), on one line.
+        Err(e) if cli::is_check(&args) && e.use_stderr() => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("usage error");
+            println!(
+                "CERTROLL UNKNOWN - {}",
+                certroll::text::escape(first.trim_start_matches("error: "))
+            );
+            return ExitCode::from(3);
+        }
+        Err(e) => e.exit(),
+    };
     let daemon = cli.command.is_serve();
     if !daemon {
         // A one-shot command whose reader went away (`certroll certs | head`)

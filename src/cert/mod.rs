@@ -19,5 +19,5 @@ pub mod slot;
 pub mod types;
 pub mod x509;
 
-pub use types::{Role, Scope, SlotKey, TypeRegistry, UsageType};
+pub use types::{Role, Scope, ScopePattern, SlotKey, TypeRegistry, UsageType};
 pub use x509::CertInfo;

@@ -151,6 +151,48 @@ pub struct ScopeError {
     reason: &'static str,
 }
 
+/// A scope, or a pattern of scopes where `*` matches any text (`pool:*`,
+/// `site:Red*`, `*`): what the filters of check and timeline take.
+/// Case-insensitive, like scopes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScopePattern(String);
+
+impl ScopePattern {
+    pub fn parse(input: &str) -> Result<ScopePattern, ScopeError> {
+        let s = input.trim();
+        if s.contains('*') {
+            return Ok(ScopePattern(s.to_ascii_lowercase()));
+        }
+        Ok(ScopePattern(Scope::parse(s)?.key()))
+    }
+
+    pub fn matches(&self, scope: &Scope) -> bool {
+        glob(self.0.as_bytes(), scope.key().as_bytes())
+    }
+}
+
+/// `*` matches any run of bytes; everything else matches itself.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
 impl Scope {
     pub fn parse(input: &str) -> Result<Scope, ScopeError> {
         let err = |reason| ScopeError {
@@ -338,6 +380,29 @@ impl fmt::Display for Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_patterns_match_with_stars_and_plain_scopes_exactly() {
+        let pool = Scope::parse("pool:Pool01.contoso.com").unwrap();
+        let site = Scope::parse("site:Redmond").unwrap();
+        for (pattern, p, s) in [
+            ("pool:*", true, false),
+            ("*", true, true),
+            ("site:red*", false, true),
+            ("*.contoso.com", true, false),
+            ("pool:pool01.contoso.com", true, false),
+            ("global", false, false),
+            ("pool:*02*", false, false),
+        ] {
+            let pat = ScopePattern::parse(pattern).unwrap();
+            assert_eq!(
+                (pat.matches(&pool), pat.matches(&site)),
+                (p, s),
+                "{pattern}"
+            );
+        }
+        assert!(ScopePattern::parse("pool:").is_err());
+    }
 
     #[test]
     fn types_are_case_insensitive_and_canonical() {

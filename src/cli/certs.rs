@@ -31,7 +31,7 @@ pub fn run(app: &App, args: CertsArgs) -> Result<()> {
             })?,
         ),
     };
-    let store = app.open_store()?;
+    let store = app.open_store_read_only()?;
     let certs = store.certs(before)?;
     let mut rows = Vec::new();
     for c in &certs {

@@ -8,13 +8,14 @@ use serde_json::json;
 
 use super::output;
 use super::{App, Reported};
+use crate::cert::ScopePattern;
 use crate::cert::expiry::{Health, health};
 use crate::store::JobState;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(
     after_help = "Exit codes (monitoring plugins): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the store or \
-configuration cannot be read). Thresholds: warning_days and critical_days in [check]; a deployment \
+configuration cannot be read, no store, nothing assigned, a usage error, or -t passed). Thresholds: warning_days and critical_days in [check]; a deployment \
 still failing after [deploy] lagging_after_minutes is a WARNING, and so is a certificate request \
 waiting longer than [check] request_warning_days.\n\n\
 The summary line ends with performance data: | days_left_min=N;WARN:;CRIT:;; slots=N slots_warning=N \
@@ -24,6 +25,31 @@ pub struct CheckArgs {
     /// Print the details as JSON (after the summary line's status, in "status")
     #[arg(long)]
     pub json: bool,
+
+    /// WARNING when a current certificate has at most DAYS left with nothing pending
+    /// [default: [check] warning_days]
+    #[arg(short = 'w', long = "warning", value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(0..=36500))]
+    pub warning: Option<u32>,
+
+    /// CRITICAL when a current certificate has at most DAYS left with nothing pending
+    /// [default: [check] critical_days]
+    #[arg(short = 'c', long = "critical", value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(0..=36500))]
+    pub critical: Option<u32>,
+
+    /// Only the slots of these usage type(s), comma-separated (one service per type)
+    #[arg(long = "type", value_name = "T[,T..]")]
+    pub types: Option<String>,
+
+    /// Only the slots at this scope; '*' matches any text (pool:*)
+    #[arg(long, value_name = "S")]
+    pub scope: Option<String>,
+
+    /// UNKNOWN if the check has not finished within SECONDS
+    #[arg(short = 't', long = "timeout", value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub timeout: u32,
 }
 
 fn code(h: Health) -> i32 {
@@ -34,25 +60,80 @@ fn code(h: Health) -> i32 {
     }
 }
 
+/// A check that cannot look (no store, nothing assigned, bad thresholds):
+/// UNKNOWN, exit 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unknown(pub String);
+
 pub fn run(app: &App, args: CheckArgs) -> Result<()> {
-    let store = app.open_store()?;
+    let warning_days = args.warning.unwrap_or(app.config.check.warning_days);
+    let critical_days = args.critical.unwrap_or(app.config.check.critical_days);
+    if critical_days > warning_days {
+        return Err(Unknown(format!(
+            "the critical threshold ({critical_days} days) is above the warning one ({warning_days} days)"
+        ))
+        .into());
+    }
+    let types = match &args.types {
+        Some(t) => app.parse_types(t)?,
+        None => Vec::new(),
+    };
+    let scope = args.scope.as_deref().map(ScopePattern::parse).transpose()?;
+    let store = app.open_store_read_only()?;
+    let db = app.data_dir.join("certroll.db");
+    if store.is_absent() {
+        return Err(Unknown(format!(
+            "{}: no store: nothing is watched (import and assign a certificate first, or point --data-dir at the service's store)",
+            db.display()
+        ))
+        .into());
+    }
+    let selected = |slot: &crate::cert::SlotKey| {
+        (types.is_empty() || types.contains(&slot.usage_type))
+            && scope.as_ref().is_none_or(|p| p.matches(&slot.scope))
+    };
+    let filtered = !types.is_empty() || scope.is_some();
     let now = app.now();
-    let facts = store.slot_facts()?;
+    let facts: Vec<_> = store
+        .slot_facts()?
+        .into_iter()
+        .filter(|f| selected(&f.slot))
+        .collect();
+    if facts.is_empty() {
+        let what = match (&args.types, &args.scope) {
+            (None, None) => String::new(),
+            (Some(t), None) => format!(" for {t}"),
+            (None, Some(s)) => format!(" at {s}"),
+            (Some(t), Some(s)) => format!(" for {t} at {s}"),
+        };
+        return Err(Unknown(format!(
+            "{}: no certificate assigned{what}: nothing is watched",
+            db.display()
+        ))
+        .into());
+    }
     let overdue = chrono::Duration::seconds(app.config.serve.late_after_seconds.into());
     let slots = health(
         &facts,
         &|s| app.config.expiry_rules(s),
-        app.config.check.warning_days,
-        app.config.check.critical_days,
+        warning_days,
+        critical_days,
         overdue,
         now,
     );
-    let dead: i64 = store
-        .delivery_counts()?
-        .iter()
-        .filter(|(_, s, _)| s == "dead")
-        .map(|(_, _, n)| n)
-        .sum();
+    // Dead notifications belong to no slot: a check of some types or
+    // scopes leaves them to the check of everything.
+    let dead: i64 = if filtered {
+        0
+    } else {
+        store
+            .delivery_counts()?
+            .iter()
+            .filter(|(_, s, _)| s == "dead")
+            .map(|(_, _, n)| n)
+            .sum()
+    };
     let jobs = store.job_counts()?;
     let jobs_in = |state: JobState| {
         jobs.iter()
@@ -69,6 +150,7 @@ pub fn run(app: &App, args: CheckArgs) -> Result<()> {
     let mut lagging: Vec<String> = deploy_rows
         .iter()
         .filter(|r| !r.up_to_date)
+        .filter(|r| types.is_empty() || types.contains(&r.unit.usage_type))
         .filter_map(|r| {
             let st = r.state.as_ref()?;
             let since = st.out_of_date_since?;
@@ -91,6 +173,12 @@ pub fn run(app: &App, args: CheckArgs) -> Result<()> {
     let stale_days = i64::from(app.config.check.request_warning_days);
     let stale: Vec<String> = waiting
         .iter()
+        .filter(|r| {
+            types.is_empty()
+                || app
+                    .parse_types(&r.usage_type)
+                    .is_ok_and(|ts| ts.iter().any(|t| types.contains(t)))
+        })
         .filter(|r| stale_days > 0 && now - r.created_at >= chrono::Duration::days(stale_days))
         .map(|r| {
             format!(
@@ -151,7 +239,7 @@ pub fn run(app: &App, args: CheckArgs) -> Result<()> {
     if let Some(min) = slots.iter().filter_map(|s| s.days_left).min() {
         perf.push(format!(
             "days_left_min={min};{}:;{}:;;",
-            app.config.check.warning_days, app.config.check.critical_days
+            warning_days, critical_days
         ));
     }
     let counts = [

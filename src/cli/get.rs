@@ -41,7 +41,7 @@ pub fn run(app: &App, args: GetArgs) -> Result<()> {
         return run_server(app, &args, name, &types);
     }
     let scope = args.scope.as_deref().map(Scope::parse).transpose()?;
-    let store = app.open_store()?;
+    let store = app.open_store_read_only()?;
     let slots = store.slots(&types, scope.as_ref())?;
     if args.json {
         return output::print_json(&Value::Array(slots.iter().map(output::slot_json).collect()));
@@ -96,7 +96,7 @@ fn run_server(app: &App, args: &GetArgs, name: &str, types: &[UsageType]) -> Res
         })
         .into());
     };
-    let store = app.open_store()?;
+    let store = app.open_store_read_only()?;
     // The slots of each of its scopes, most specific first.
     let mut views: Vec<SlotView> = Vec::new();
     for scope in server.scopes() {

@@ -37,7 +37,7 @@ pub fn run(app: &App, args: HistoryArgs) -> Result<()> {
         scope: args.scope.as_deref().map(Scope::parse).transpose()?,
         limit: args.limit,
     };
-    let store = app.open_store()?;
+    let store = app.open_store_read_only()?;
     let entries = store.history(&filter)?;
     if args.json {
         let list: Vec<Value> = entries

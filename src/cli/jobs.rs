@@ -167,7 +167,7 @@ pub fn run(app: &App, args: JobsArgs) -> Result<()> {
                 },
                 scope: scope.as_deref().map(Scope::parse).transpose()?,
             };
-            let store = app.open_store()?;
+            let store = app.open_store_read_only()?;
             let jobs = store.jobs(state, &filter, limit)?;
             if json {
                 return output::print_json(&Value::Array(jobs.iter().map(job_json).collect()));
@@ -181,7 +181,7 @@ pub fn run(app: &App, args: JobsArgs) -> Result<()> {
             Ok(())
         }
         JobsCommand::Show { id, json } => {
-            let store = app.open_store()?;
+            let store = app.open_store_read_only()?;
             let job = store.job(id)?.ok_or(StoreError::NoSuchJob(id))?;
             print_one(&job, json)
         }

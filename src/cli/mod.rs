@@ -295,6 +295,13 @@ impl App {
         Ok(Store::open(&self.data_dir)?)
     }
 
+    /// For commands that only look: creates nothing (a data directory
+    /// without a store reads as empty), and works for a user who may only
+    /// read the database.
+    pub fn open_store_read_only(&self) -> Result<Store> {
+        Ok(Store::open_read_only(&self.data_dir)?)
+    }
+
     /// Refuses slots at a scope their type's policy does not allow (rule
     /// scope: OAuthTokenIssuer is configured once, at global), and, when
     /// `[[server]]` entries are configured, a site, pool or server scope
@@ -416,11 +423,16 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// `check` reports any failure to look (configuration, store) as UNKNOWN
-/// (exit 3), as monitoring plugins do.
+/// `check` reports any failure to look (configuration, store, a run past
+/// its `-t`) as UNKNOWN (exit 3), as monitoring plugins do.
 fn check_with_unknown(cli: &Cli, args: &check::CheckArgs) -> Result<()> {
-    let result =
-        App::new(cli).and_then(|app| check::run(&app, check::CheckArgs { json: args.json }));
+    let timeout = std::time::Duration::from_secs(args.timeout.into());
+    std::thread::spawn(move || {
+        std::thread::sleep(timeout);
+        say!("CERTROLL UNKNOWN - timed out after {} s", timeout.as_secs());
+        std::process::exit(3);
+    });
+    let result = App::new(cli).and_then(|app| check::run(&app, args.clone()));
     match result {
         Err(e) if e.downcast_ref::<Reported>().is_none() => {
             say!("CERTROLL UNKNOWN - {e:#}");
@@ -428,6 +440,22 @@ fn check_with_unknown(cli: &Cli, args: &check::CheckArgs) -> Result<()> {
         }
         other => other,
     }
+}
+
+/// Whether the command line names the `check` subcommand: its usage
+/// errors exit 3 (UNKNOWN), as monitoring plugins' do.
+pub fn is_check(args: &[std::ffi::OsString]) -> bool {
+    let mut it = args.iter().skip(1).map(|a| a.to_string_lossy());
+    while let Some(a) = it.next() {
+        match a.as_ref() {
+            "--config" | "--data-dir" | "--log-format" => {
+                it.next();
+            }
+            s if s.starts_with('-') => {}
+            s => return s == "check",
+        }
+    }
+    false
 }
 
 /// `--limit N`: 1 to 1,000,000 rows.

@@ -81,7 +81,7 @@ pub fn run(app: &App, args: NotificationsArgs) -> Result<()> {
                 ))
                 .into());
             }
-            let store = app.open_store()?;
+            let store = app.open_store_read_only()?;
             let list = store.deliveries(state.as_deref(), channel.as_deref(), limit)?;
             if json {
                 let mut out = Vec::new();

@@ -473,7 +473,7 @@ pub fn run_requests(app: &App, args: RequestsArgs) -> Result<()> {
                 ))
                 .into());
             }
-            let store = app.open_store()?;
+            let store = app.open_store_read_only()?;
             let list = store.requests(state.as_deref())?;
             if json {
                 return output::print_json(&Value::Array(list.iter().map(request_json).collect()));
@@ -487,7 +487,7 @@ pub fn run_requests(app: &App, args: RequestsArgs) -> Result<()> {
             Ok(())
         }
         RequestsCommand::Show { id, csr, json } => {
-            let store = app.open_store()?;
+            let store = app.open_store_read_only()?;
             let r = store.request(id)?.ok_or(StoreError::NoSuchRequest(id))?;
             if csr {
                 print!("{}", r.csr);

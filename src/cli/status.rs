@@ -60,7 +60,7 @@ pub fn run(app: &App, args: StatusArgs) -> Result<()> {
         Some(t) => app.parse_types(t)?,
         None => Vec::new(),
     };
-    let store = app.open_store()?;
+    let store = app.open_store_read_only()?;
     let rows: Vec<StatusRow> = rows(&store, &app.config, args.server.as_deref())?
         .into_iter()
         .filter(|r| types.is_empty() || types.contains(&r.unit.usage_type))

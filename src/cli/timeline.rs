@@ -84,7 +84,7 @@ pub fn run(app: &App, args: TimelineArgs) -> Result<()> {
             std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
         }
     };
-    let store = app.open_store()?;
+    let store = app.open_store_read_only()?;
     let slots: Vec<SlotFacts> = store
         .slot_facts()?
         .into_iter()

@@ -90,6 +90,11 @@ pub enum StoreError {
     #[error("database: {0}")]
     Db(DbError),
     #[error(
+        "{}: the store is missing but its master key exists: restore certroll.db from a backup (with its master.key)",
+        .0.display()
+    )]
+    DatabaseMissing(PathBuf),
+    #[error(
         "the store uses schema v{found}, newer than this certroll understands (v{known}); upgrade certroll"
     )]
     NewerSchema { found: i64, known: i64 },
@@ -184,10 +189,41 @@ pub struct OpCtx {
 pub struct Store {
     conn: Connection,
     dir: PathBuf,
+    /// Opened read-only on a data directory that holds no store yet: an
+    /// empty store in memory, so that nothing is created on disk.
+    absent: bool,
     master: Option<MasterKey>,
     /// Parsed certificates by row id. A row's DER and chain never change,
     /// so parsing once is enough (whether it has a key is read each time).
     cert_cache: std::collections::HashMap<i64, StoredCert>,
+}
+
+/// A missing or zero-byte database beside an existing master key is a lost
+/// store, never silently recreated.
+fn refuse_lost_database(dir: &Path) -> Result<(), StoreError> {
+    let db_path = dir.join("certroll.db");
+    let missing = std::fs::metadata(&db_path).map_or(true, |m| m.len() == 0);
+    if missing && keyring::master_key_path(dir).exists() {
+        return Err(StoreError::DatabaseMissing(db_path));
+    }
+    Ok(())
+}
+
+/// Keeps the `-wal` and `-shm` files when the last writer closes, so a
+/// user who may only read the database can still open it (SQLite reads a
+/// WAL database read-only only when those files exist).
+fn persist_wal(conn: &Connection) {
+    let mut on: std::ffi::c_int = 1;
+    // SAFETY: the handle is valid for the connection's life; the file
+    // control reads one int from the pointer we pass.
+    unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut on as *mut std::ffi::c_int).cast(),
+        );
+    }
 }
 
 /// Fixed-width RFC 3339 UTC, so text order is time order.
@@ -218,6 +254,7 @@ impl Store {
             .create(dir)
             .map_err(io("create the data directory"))?;
         let db_path = dir.join("certroll.db");
+        refuse_lost_database(dir)?;
         match OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -230,13 +267,15 @@ impl Store {
                 keyring::sync_dir(dir)
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Group-readable is the documented layout for monitoring
+                // users; readable by everyone is not.
                 if let Ok(meta) = std::fs::metadata(&db_path)
-                    && meta.permissions().mode() & 0o077 != 0
+                    && meta.permissions().mode() & 0o007 != 0
                 {
                     tracing::warn!(
                         path = %db_path.display(),
                         mode = format!("{:o}", meta.permissions().mode() & 0o777),
-                        "the database is readable by others; run 'chmod 600' on it"
+                        "the database is readable by every user; run 'chmod 600' (or 640 for a monitoring group) on it"
                     );
                 }
             }
@@ -264,12 +303,73 @@ impl Store {
         // Every statement of the roll path stays prepared.
         conn.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut conn)?;
+        persist_wal(&conn);
         Ok(Store {
             conn,
             dir: dir.to_path_buf(),
+            absent: false,
             master: None,
             cert_cache: std::collections::HashMap::new(),
         })
+    }
+
+    /// Opens the store in `dir` for reading only (get, certs, check,
+    /// status, ...): nothing is created, neither the directory, nor the
+    /// database, nor a master key. A directory without a store yields an
+    /// empty store in memory ([`Store::is_absent`]); a store whose schema
+    /// is older than this build is opened for writing once, to upgrade it.
+    /// Works for a user who may only read the database (WAL mode needs its
+    /// `-wal` and `-shm` files, which writers keep: see `persist_wal`).
+    pub fn open_read_only(dir: &Path) -> Result<Store, StoreError> {
+        refuse_lost_database(dir)?;
+        let db_path = dir.join("certroll.db");
+        let present = std::fs::metadata(&db_path).is_ok_and(|m| m.len() > 0);
+        if !present {
+            let mut conn = Connection::open_in_memory()?;
+            schema::migrate(&mut conn)?;
+            return Ok(Store {
+                conn,
+                dir: dir.to_path_buf(),
+                absent: true,
+                master: None,
+                cert_cache: std::collections::HashMap::new(),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            &db_path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::Io {
+            path: db_path.clone(),
+            what: "open the database for reading",
+            error: std::io::Error::other(e.to_string()),
+        })?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > schema::CURRENT_VERSION {
+            return Err(StoreError::NewerSchema {
+                found: version,
+                known: schema::CURRENT_VERSION,
+            });
+        }
+        if version < schema::CURRENT_VERSION {
+            drop(conn);
+            return Store::open(dir);
+        }
+        Ok(Store {
+            conn,
+            dir: dir.to_path_buf(),
+            absent: false,
+            master: None,
+            cert_cache: std::collections::HashMap::new(),
+        })
+    }
+
+    /// Whether this is the empty stand-in of [`Store::open_read_only`] for
+    /// a data directory without a store.
+    pub fn is_absent(&self) -> bool {
+        self.absent
     }
 
     /// How long a statement waits for another process's lock before

@@ -12,6 +12,7 @@ mod export;
 mod import;
 mod keys_at_rest;
 mod migrations;
+mod monitoring;
 mod ops;
 mod peers;
 mod policy;

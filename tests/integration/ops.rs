@@ -580,12 +580,20 @@ fn the_debian_package_holds_the_service_its_docs_and_a_conffile() {
         .arg("check")
         .output()
         .unwrap();
+    // A valid configuration, and no store yet: UNKNOWN, and nothing made.
     assert_eq!(
         check.status.code(),
-        Some(0),
+        Some(3),
         "{}",
         String::from_utf8_lossy(&check.stdout)
     );
+    assert!(
+        String::from_utf8_lossy(&check.stdout).starts_with("CERTROLL UNKNOWN - ")
+            && String::from_utf8_lossy(&check.stdout).contains("no store"),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert!(!tmp.path().join("data").exists());
     assert_eq!(
         std::fs::read_to_string(root.join("usr/lib/systemd/system/certroll.service")).unwrap(),
         std::fs::read_to_string(repo("packaging/systemd/certroll.service")).unwrap()
