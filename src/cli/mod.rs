@@ -386,25 +386,41 @@ pub fn run(cli: Cli) -> Result<()> {
         _ => {}
     }
     let app = App::new(&cli)?;
-    match cli.command {
-        Command::Import(args) => import::run(&app, args),
-        Command::Set(args) => set::run(&app, args),
-        Command::Get(args) => get::run(&app, args),
-        Command::Certs(args) => certs::run(&app, args),
-        Command::Remove(args) => remove::run(&app, args),
-        Command::History(args) => history::run(&app, args),
-        Command::Export(args) => export::run(&app, args),
-        Command::Request(args) => request::run(&app, args),
-        Command::Requests(args) => request::run_requests(&app, args),
-        Command::Roll(args) => roll::run(&app, args),
-        Command::Jobs(args) => jobs::run(&app, args),
-        Command::Bench(args) => bench::run(&app, args),
-        Command::Notifications(args) => notifications::run(&app, args),
-        Command::Notify(args) => notifications::run_notify(&app, args),
-        Command::Check(args) => check::run(&app, args),
-        Command::Status(args) => status::run(&app, args),
-        Command::Timeline(args) => timeline::run(&app, args),
-        Command::Agent(args) => status::run_agent(&app, args),
+    dispatch(&app, cli.command).map_err(|e| explained(e, &app.data_dir))
+}
+
+/// A database error as the operator can act on it: the file, and what to do.
+fn explained(e: anyhow::Error, data_dir: &Path) -> anyhow::Error {
+    let advice = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::store::StoreError>())
+        .and_then(|s| s.explain(data_dir));
+    match advice {
+        Some(a) => anyhow::anyhow!(a),
+        None => e,
+    }
+}
+
+fn dispatch(app: &App, command: Command) -> Result<()> {
+    match command {
+        Command::Import(args) => import::run(app, args),
+        Command::Set(args) => set::run(app, args),
+        Command::Get(args) => get::run(app, args),
+        Command::Certs(args) => certs::run(app, args),
+        Command::Remove(args) => remove::run(app, args),
+        Command::History(args) => history::run(app, args),
+        Command::Export(args) => export::run(app, args),
+        Command::Request(args) => request::run(app, args),
+        Command::Requests(args) => request::run_requests(app, args),
+        Command::Roll(args) => roll::run(app, args),
+        Command::Jobs(args) => jobs::run(app, args),
+        Command::Bench(args) => bench::run(app, args),
+        Command::Notifications(args) => notifications::run(app, args),
+        Command::Notify(args) => notifications::run_notify(app, args),
+        Command::Check(args) => check::run(app, args),
+        Command::Status(args) => status::run(app, args),
+        Command::Timeline(args) => timeline::run(app, args),
+        Command::Agent(args) => status::run_agent(app, args),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
         Command::Serve => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -432,7 +448,8 @@ fn check_with_unknown(cli: &Cli, args: &check::CheckArgs) -> Result<()> {
         say!("CERTROLL UNKNOWN - timed out after {} s", timeout.as_secs());
         std::process::exit(3);
     });
-    let result = App::new(cli).and_then(|app| check::run(&app, args.clone()));
+    let result = App::new(cli)
+        .and_then(|app| check::run(&app, args.clone()).map_err(|e| explained(e, &app.data_dir)));
     match result {
         Err(e) if e.downcast_ref::<Reported>().is_none() => {
             say!("CERTROLL UNKNOWN - {e:#}");

@@ -136,6 +136,49 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// What a database error means for the store in `dir`, and what to do,
+    /// naming the file: a read-only directory or database, a full disk, a
+    /// database locked past the busy timeout, a damaged file. `None` for
+    /// other errors, whose own message says it.
+    pub fn explain(&self, dir: &Path) -> Option<String> {
+        let StoreError::Db(DbError(e)) = self else {
+            return None;
+        };
+        let db = dir.join("certroll.db");
+        let (db, d) = (db.display(), dir.display());
+        let writable = |p: &Path| {
+            std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+                // SAFETY: a valid NUL-terminated path; access reads it only.
+                .is_ok_and(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0)
+        };
+        Some(match e.sqlite_error_code()? {
+            rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen if !writable(dir) => {
+                format!(
+                    "{d}: the data directory is not writable by this user, and SQLite needs to create certroll.db-wal and certroll.db-shm there: make it writable (chmod u+w), or run as its owner (sudo -u certroll certroll ...)"
+                )
+            }
+            rusqlite::ErrorCode::ReadOnly => format!(
+                "{db}: the database is read-only for this user: run as its owner (sudo -u certroll certroll ...), or make it writable (chmod 600 and chown)"
+            ),
+            rusqlite::ErrorCode::DiskFull => format!(
+                "{db}: the disk is full (the filesystem of {d}): free some space and try again; nothing was changed"
+            ),
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => format!(
+                "{db}: the database is locked by another process (for longer than the 10 s certroll waits): try again, or find the holder with 'fuser {db}'; nothing was changed"
+            ),
+            rusqlite::ErrorCode::CannotOpen => format!(
+                "{db}: cannot open the database: check that {d} and the file are readable and writable by this user"
+            ),
+            rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt => format!(
+                "{db}: the file is not a certroll store or is damaged ({e}): restore it from a backup, with its master.key"
+            ),
+            rusqlite::ErrorCode::SystemIoFailure => {
+                format!("{db}: an I/O error ({e}): check the disk and the filesystem of {d}")
+            }
+            _ => return None,
+        })
+    }
+
     /// Whether trying again later may succeed: the database was locked past
     /// the busy timeout, or an I/O error (disk full, ...).
     pub fn is_transient(&self) -> bool {
@@ -734,6 +777,46 @@ mod tests {
             "full table scans:\n{}",
             offenders.join("\n")
         );
+    }
+
+    /// A full disk and a lock held past the busy timeout are explained
+    /// naming the database and what to do.
+    #[test]
+    fn database_errors_are_explained_with_the_file_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let a = entry(include_bytes!(
+            "../../tests/data/fixtures/oauth1-openssl3.pfx"
+        ));
+        // No room for one more page: SQLite's "database or disk is full".
+        let pages: i64 = store
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        store
+            .conn
+            .pragma_update(None, "max_page_count", pages)
+            .unwrap();
+        let err = store.import(&new_cert(&a), &ctx()).unwrap_err();
+        let db = dir.path().join("certroll.db");
+        let text = err.explain(dir.path()).unwrap();
+        assert!(
+            text.starts_with(&format!("{}: the disk is full", db.display())),
+            "{text}"
+        );
+
+        let mut store = Store::open(dir.path()).unwrap();
+        store.set_busy_timeout(Duration::from_millis(10)).unwrap();
+        let holder = Connection::open(&db).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let err = store.import(&new_cert(&a), &ctx()).unwrap_err();
+        let text = err.explain(dir.path()).unwrap();
+        assert!(
+            text.contains("the database is locked by another process"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("fuser {}", db.display())), "{text}");
+        assert!(StoreError::NoSuchJob(1).explain(dir.path()).is_none());
     }
 
     /// Executes claimed jobs as owner "me" at `now`, every roll allowed.

@@ -591,3 +591,63 @@ fn dates_and_limits_out_of_range_are_usage_errors() {
         assert!(r.stderr.contains("from 1 to 1000000"), "{}", r.stderr);
     }
 }
+
+/// Issue 11, item 12: a data directory the user cannot write says which
+/// directory and what to do, for a change and for a look alike. Meaningful
+/// only as root (as on CI), which can act as another user.
+#[test]
+fn a_data_directory_the_user_cannot_write_is_named_with_what_to_do() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = populated();
+    if std::fs::metadata(env.dir.path()).unwrap().uid() != 0 {
+        eprintln!("skipped: only root can act as another user");
+        return;
+    }
+    // The files stay root's, group nogroup: nobody may read them, and
+    // write none of them.
+    let nogroup = 65534;
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for f in ["certroll.db-wal", "certroll.db-shm"] {
+        let _ = std::fs::remove_file(env.data.join(f));
+    }
+    for f in std::fs::read_dir(&env.data).unwrap() {
+        let p = f.unwrap().path();
+        std::os::unix::fs::chown(&p, None, Some(nogroup)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    std::os::unix::fs::chown(&env.data, None, Some(nogroup)).unwrap();
+    std::fs::set_permissions(&env.data, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let before = env.snapshot();
+    let pfx = fixture("oauth2-windows.pfx");
+    let pw = password_file();
+    for args in [
+        vec![
+            "import",
+            "--path",
+            pfx.to_str().unwrap(),
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+        vec!["get"],
+    ] {
+        let out = std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(bin())
+            .args(&args)
+            .env("CERTROLL_CONFIG", &env.config)
+            .env("CERTROLL_DATA_DIR", &env.data)
+            .output()
+            .unwrap();
+        Run::from(out).assert_one_line_error(
+            1,
+            &[
+                &format!(
+                    "{}: the data directory is not writable by this user",
+                    env.data.display()
+                ),
+                "chmod u+w",
+            ],
+        );
+    }
+    assert_eq!(env.snapshot(), before);
+}
