@@ -33,8 +33,15 @@ use crate::store::{Store, StoreError};
 struct AppState {
     store: Arc<Mutex<Store>>,
     clock: Arc<dyn crate::clock::Clock>,
-    config: Arc<Config>,
+    /// The configuration in use: a reload (SIGHUP) replaces it.
+    configs: tokio::sync::watch::Receiver<Arc<Config>>,
     registry: Arc<Registry>,
+}
+
+impl AppState {
+    fn config(&self) -> Arc<Config> {
+        self.configs.borrow().clone()
+    }
 }
 
 #[derive(Deserialize)]
@@ -81,9 +88,9 @@ async fn well_known(State(st): State<AppState>) -> Response {
             .lock()
             .map_err(|_| "store lock poisoned".to_string())?;
         let mut keys = Vec::new();
-        for t in st.config.types.names() {
+        for t in st.config().types.names() {
             let t = crate::cert::UsageType::from_canonical(t);
-            if st.config.publishes_jwks(&t) {
+            if st.config().publishes_jwks(&t) {
                 let doc = jwks_for_slot(&store, &SlotKey::new(Scope::Global, t), st.clock.now())
                     .map_err(|e| e.to_string())?;
                 keys.extend(doc["keys"].as_array().cloned().unwrap_or_default());
@@ -99,7 +106,7 @@ async fn well_known(State(st): State<AppState>) -> Response {
 }
 
 async fn one_slot(State(st): State<AppState>, Query(q): Query<SlotQuery>) -> Response {
-    let t = match st.config.types.parse(&q.usage_type) {
+    let t = match st.config().types.parse(&q.usage_type) {
         Ok(t) => t,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
@@ -107,7 +114,7 @@ async fn one_slot(State(st): State<AppState>, Query(q): Query<SlotQuery>) -> Res
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    if !st.config.publishes_jwks(&t) {
+    if !st.config().publishes_jwks(&t) {
         return error(
             StatusCode::NOT_FOUND,
             format!("{t} keys are not published (publish_jwks)"),
@@ -194,7 +201,7 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
             .store
             .lock()
             .map_err(|_| "store lock poisoned".to_string())?;
-        let snap = snapshot(&store, &st.config).map_err(|e| e.to_string())?;
+        let snap = snapshot(&store, &st.config()).map_err(|e| e.to_string())?;
         Ok(metrics::render(&st.registry, &snap))
     })
     .await;
@@ -221,7 +228,7 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
 /// Serves on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    config: Arc<Config>,
+    configs: tokio::sync::watch::Receiver<Arc<Config>>,
     data_dir: PathBuf,
     registry: Arc<Registry>,
     clock: Arc<dyn crate::clock::Clock>,
@@ -233,7 +240,7 @@ pub async fn serve(
     let state = AppState {
         store: Arc::new(Mutex::new(store)),
         clock,
-        config,
+        configs,
         registry,
     };
     let app = Router::new()

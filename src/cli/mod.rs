@@ -259,6 +259,8 @@ impl WhenArgs {
 /// What every command works with.
 pub struct App {
     pub config: Config,
+    /// `--config` (or `CERTROLL_CONFIG`) as given, to read it again.
+    pub config_arg: Option<PathBuf>,
     pub data_dir: PathBuf,
     clock: Box<dyn Clock>,
     actor: String,
@@ -274,9 +276,25 @@ impl App {
             .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }));
         Ok(App {
             config,
+            config_arg: cli.config.clone(),
             data_dir,
             clock: Box::new(SystemClock),
             actor: format!("cli:{user}"),
+        })
+    }
+
+    /// Reads the configuration again from where it came (SIGHUP).
+    pub fn reloader(&self) -> crate::service::Reload {
+        let source = self.config_arg.clone();
+        let data_dir = self.config.data_dir.clone();
+        Box::new(move || {
+            let c = Config::load(source.as_deref()).map_err(|e| format!("{e:#}"))?;
+            if c.data_dir != data_dir {
+                tracing::warn!(
+                    "data_dir changed in the configuration: it takes effect at the next start"
+                );
+            }
+            Ok(c)
         })
     }
 
@@ -434,6 +452,7 @@ fn dispatch(app: &App, command: Command) -> Result<()> {
                 &app.data_dir,
                 std::sync::Arc::new(SystemClock),
                 crate::service::shutdown_signal(),
+                app.reloader(),
             ))
         }
     }

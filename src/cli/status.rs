@@ -170,5 +170,6 @@ pub fn run_agent(app: &App, args: AgentArgs) -> Result<()> {
         Arc::new(SystemClock),
         args.server,
         crate::service::shutdown_signal(),
+        app.reloader(),
     ))
 }

@@ -73,7 +73,7 @@ pub struct PassSummary {
 }
 
 impl PassSummary {
-    fn add(&mut self, other: &PassSummary) {
+    pub fn add(&mut self, other: &PassSummary) {
         self.succeeded += other.succeeded;
         self.failed += other.failed;
         self.retried += other.retried;

@@ -587,3 +587,83 @@ fn a_webhook_over_https_trusts_its_configured_ca() {
     );
     assert_eq!(got.lock().unwrap().len(), 1);
 }
+
+/// Issue 11, item 13: SIGHUP reads the configuration again. An invalid one
+/// is logged and the old one kept; a valid one takes over (here: a new
+/// webhook channel) without losing the roll that was waiting or its event.
+#[test]
+fn sighup_reloads_the_configuration_and_keeps_the_old_one_when_invalid() {
+    let env = Env::new();
+    let secret = env.path("hook.secret");
+    std::fs::write(&secret, "hook-secret\n").unwrap();
+    let hook = Receiver::start(SECRET, vec![200]);
+    assert_eq!(
+        env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
+            .code,
+        0
+    );
+    let r = env.import(
+        "oauth2-windows.pfx",
+        &[
+            "--type",
+            "OAuthTokenIssuer",
+            "--effective-date",
+            "+6s",
+            "--roll",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let serve = env.serve();
+    let hup = || {
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(serve.pid(), libc::SIGHUP) };
+    };
+
+    std::fs::write(&env.config, "sip_domain = \n").unwrap();
+    hup();
+    wait_until(10, "the refusal in the log", || {
+        serve
+            .log()
+            .contains("the new configuration is invalid: keeping the one in use")
+    });
+    assert!(serve.log().contains("certroll.toml"), "{}", serve.log());
+
+    std::fs::write(
+        &env.config,
+        format!(
+            "sip_domain = \"contoso.com\"\n{}{}",
+            fast_retries(),
+            webhook_channel(&hook.url(), &secret, "events = [\"roll.*\"]")
+        ),
+    )
+    .unwrap();
+    hup();
+    wait_until(10, "the reload", || {
+        serve.log().contains("configuration reloaded")
+    });
+    wait_until(30, "roll.succeeded at the new channel", || {
+        hook.requests()
+            .iter()
+            .any(|r| r.header("X-Certroll-Event") == Some("roll.succeeded"))
+    });
+    assert_eq!(serve.stop(), 0);
+    let jobs = env.ok(&["jobs", "list", "--json"]).json();
+    assert_eq!(jobs.as_array().unwrap().len(), 1);
+    assert_eq!(jobs[0]["state"], "succeeded");
+    assert_eq!(
+        env.get_json()[0]["current"]["thumbprint"],
+        thumbprint("oauth2.crt.pem")
+    );
+    // The event written before the channel existed arrived too, once each.
+    let kinds: Vec<String> = hook
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("X-Certroll-Event").map(str::to_string))
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "roll.succeeded").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(kinds.iter().any(|k| k == "roll.scheduled"), "{kinds:?}");
+}

@@ -419,6 +419,7 @@ fn the_systemd_unit_is_hardened_and_verifies() {
     for line in [
         "Type=notify",
         "ExecStart=/usr/bin/certroll serve",
+        "ExecReload=/bin/kill -HUP $MAINPID",
         "User=certroll",
         "StateDirectory=certroll",
         "ConfigurationDirectory=certroll",
