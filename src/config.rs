@@ -74,6 +74,14 @@ pub struct HttpConfig {
     /// At most this many slots get series of their own in /metrics (those
     /// whose certificates expire soonest); aggregates cover every slot.
     pub metrics_max_slots: u32,
+    /// Connections open at once; more are closed at once.
+    pub max_connections: u32,
+    /// A client must send a request's headers within this many seconds
+    /// (also the keep-alive idle time between requests).
+    pub header_timeout_seconds: u32,
+    /// A connection is closed this long after it opened, whatever it does
+    /// (a client that reads an answer too slowly).
+    pub connection_timeout_seconds: u32,
 }
 
 impl Default for HttpConfig {
@@ -81,6 +89,9 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: None,
             metrics_max_slots: 10_000,
+            max_connections: 512,
+            header_timeout_seconds: 10,
+            connection_timeout_seconds: 120,
         }
     }
 }
@@ -261,6 +272,25 @@ impl Config {
             return Err(invalid(
                 "[serve] poll_interval_ms must be at most 1000 (changes by other processes must be noticed within 1 s)".into(),
             ));
+        }
+        for (key, value, min, max) in [
+            ("max_connections", raw.http.max_connections, 1, 100_000),
+            (
+                "header_timeout_seconds",
+                raw.http.header_timeout_seconds,
+                1,
+                3600,
+            ),
+            (
+                "connection_timeout_seconds",
+                raw.http.connection_timeout_seconds,
+                1,
+                86_400,
+            ),
+        ] {
+            if !(min..=max).contains(&value) {
+                return Err(invalid(format!("[http] {key} must be from {min} to {max}")));
+            }
         }
         raw.notify.validate().map_err(invalid)?;
         crate::schedule::cron::Duty::new("expiry-scan", &raw.expiry.schedule, timezone)
@@ -550,6 +580,9 @@ mod tests {
             http: HttpConfig {
                 listen: Some("127.0.0.1:1".into()),
                 metrics_max_slots: 1,
+                max_connections: 1,
+                header_timeout_seconds: 1,
+                connection_timeout_seconds: 1,
             },
         };
         let text = std::fs::read_to_string(&path).unwrap();

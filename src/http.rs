@@ -29,6 +29,9 @@ use crate::deploy::deployer::jwks_for_slot;
 use crate::metrics::{self, Registry, Snapshot};
 use crate::store::{Store, StoreError};
 
+/// When the store was last probed, and the problems found.
+type Probe = (std::time::Instant, Vec<String>);
+
 #[derive(Clone)]
 struct AppState {
     store: Arc<Mutex<Store>>,
@@ -36,6 +39,9 @@ struct AppState {
     /// The configuration in use: a reload (SIGHUP) replaces it.
     configs: tokio::sync::watch::Receiver<Arc<Config>>,
     registry: Arc<Registry>,
+    /// The last readiness probe: /readyz probes the store at most once a
+    /// second, so a flood of probes cannot hold the write lock a roll needs.
+    last_probe: Arc<Mutex<Option<Probe>>>,
 }
 
 impl AppState {
@@ -145,15 +151,30 @@ async fn healthz() -> Response {
 async fn readyz(State(st): State<AppState>) -> Response {
     let registry = st.registry.clone();
     let r = blocking(move || {
-        let mut problems = Vec::new();
-        match st.store.lock() {
-            Ok(mut store) => {
-                if let Err(e) = store.probe() {
-                    problems.push(format!("store: {e}"));
+        let mut last = st
+            .last_probe
+            .lock()
+            .map_err(|_| "probe lock poisoned".to_string())?;
+        let fresh = last
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < std::time::Duration::from_secs(1));
+        let mut problems = match fresh {
+            Some((_, p)) => p.clone(),
+            None => {
+                let mut p = Vec::new();
+                match st.store.lock() {
+                    Ok(mut store) => {
+                        if let Err(e) = store.probe() {
+                            p.push(format!("store: {e}"));
+                        }
+                    }
+                    Err(_) => p.push("store: lock poisoned".into()),
                 }
+                registry.count_readiness_probe();
+                *last = Some((std::time::Instant::now(), p.clone()));
+                p
             }
-            Err(_) => problems.push("store: lock poisoned".into()),
-        }
+        };
         for name in registry.stopped_loops() {
             problems.push(format!("{name}: stopped"));
         }
@@ -237,11 +258,13 @@ pub async fn serve(
     let mut store = Store::open(&data_dir)?;
     // A probe or scrape that waits longer for a lock says "not ready".
     store.set_busy_timeout(std::time::Duration::from_secs(1))?;
+    let limits = configs.borrow().http.clone();
     let state = AppState {
         store: Arc::new(Mutex::new(store)),
         clock,
         configs,
-        registry,
+        registry: registry.clone(),
+        last_probe: Arc::default(),
     };
     let app = Router::new()
         .route("/.well-known/jwks.json", get(well_known))
@@ -251,8 +274,96 @@ pub async fn serve(
         .route("/metrics", get(metrics_text))
         .with_state(state);
     tracing::info!(addr = %listener.local_addr()?, "HTTP listener ready");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    accept_loop(listener, app, &limits, &registry, shutdown).await;
     Ok(())
+}
+
+/// Completes once the flag is set (or its sender is gone).
+async fn until_set(flag: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *flag.borrow_and_update() {
+            return;
+        }
+        if flag.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Accepts connections until `shutdown`, each served on its own task under
+/// the limits of `[http]`: at most `max_connections` at once (more are
+/// closed at once), headers within `header_timeout_seconds` (hyper's timer,
+/// also the idle time of a kept-alive connection), and the whole connection
+/// within `connection_timeout_seconds`. At shutdown, requests in flight
+/// finish (up to 5 s).
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: &crate::config::HttpConfig,
+    registry: &Arc<Registry>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let max = limits.max_connections as usize;
+    let slots = Arc::new(tokio::sync::Semaphore::new(max));
+    let header_timeout = std::time::Duration::from_secs(limits.header_timeout_seconds.into());
+    let lifetime = std::time::Duration::from_secs(limits.connection_timeout_seconds.into());
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    let mut refused_warned: Option<std::time::Instant> = None;
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait, not spin.
+                    tracing::warn!(error = %e, "HTTP listener: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            registry.count_http_refused();
+            if refused_warned.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(60)) {
+                tracing::warn!(
+                    max_connections = max,
+                    "HTTP listener: connection refused, the limit of open connections is reached"
+                );
+                refused_warned = Some(std::time::Instant::now());
+            }
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut closing = closing.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_buf_size(64 * 1024);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let deadline = tokio::time::sleep(lifetime);
+            tokio::pin!(deadline);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = &mut deadline => {}
+                _ = until_set(&mut closing) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn).await;
+                }
+            }
+        });
+    }
+    let _ = closing_tx.send(true);
+    // Every connection's permit back: each finished its request or gave up.
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(6),
+        slots.acquire_many(max as u32),
+    )
+    .await;
 }

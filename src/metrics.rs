@@ -38,6 +38,8 @@ pub struct Registry {
     rolls_succeeded: AtomicU64,
     rolls_failed: AtomicU64,
     rolls_late: AtomicU64,
+    http_refused: AtomicU64,
+    readiness_probes: AtomicU64,
     lateness: Mutex<Histogram>,
     expiry_scan_at: Mutex<Option<DateTime<Utc>>>,
     loops: Mutex<BTreeMap<&'static str, bool>>,
@@ -66,6 +68,16 @@ impl Registry {
         let mut h = self.lateness.lock().expect("metrics lock");
         h.counts[i] += 1;
         h.sum += v;
+    }
+
+    /// A connection closed at once: `[http] max_connections` were open.
+    pub fn count_http_refused(&self) {
+        self.http_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// /readyz probed the store (at most once a second).
+    pub fn count_readiness_probe(&self) {
+        self.readiness_probes.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn roll_failed(&self) {
@@ -355,6 +367,26 @@ pub fn render(registry: &Registry, snap: &Snapshot) -> String {
         "certroll_rolls_late_total",
         &[],
         registry.rolls_late.load(Ordering::Relaxed) as f64,
+    );
+    w.family(
+        "certroll_http_connections_refused_total",
+        "counter",
+        "HTTP connections closed at once because [http] max_connections were open.",
+    );
+    w.sample(
+        "certroll_http_connections_refused_total",
+        &[],
+        registry.http_refused.load(Ordering::Relaxed) as f64,
+    );
+    w.family(
+        "certroll_readiness_probes_total",
+        "counter",
+        "Store probes /readyz made (at most one a second, however often it is asked).",
+    );
+    w.sample(
+        "certroll_readiness_probes_total",
+        &[],
+        registry.readiness_probes.load(Ordering::Relaxed) as f64,
     );
     let h = registry.lateness.lock().expect("metrics lock").clone();
     w.family(

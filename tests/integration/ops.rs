@@ -368,14 +368,21 @@ fn metrics_readiness_and_health_over_a_scenario() {
     );
     let lock = rusqlite::Connection::open(env.data.join("certroll.db")).unwrap();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let (status, body) = http_get(port, "/readyz").unwrap();
-    assert_eq!(status, 503, "{body}");
+    // (The probe's answer is kept for a second: wait for the next one.)
+    let mut body = String::new();
+    wait_until(10, "not ready", || {
+        let (status, b) = http_get(port, "/readyz").unwrap();
+        body = b;
+        status == 503
+    });
     assert!(
         body.starts_with("not ready: store:") && body.contains("locked"),
         "{body}"
     );
     lock.execute_batch("ROLLBACK").unwrap();
-    assert_eq!(http_get(port, "/readyz").unwrap().0, 200);
+    wait_until(10, "ready again", || {
+        http_get(port, "/readyz").unwrap().0 == 200
+    });
 
     // SIGTERM while clients scrape: every answer is whole, and serve exits 0.
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -420,6 +427,7 @@ fn the_systemd_unit_is_hardened_and_verifies() {
         "Type=notify",
         "ExecStart=/usr/bin/certroll serve",
         "ExecReload=/bin/kill -HUP $MAINPID",
+        "LimitNOFILE=8192",
         "User=certroll",
         "StateDirectory=certroll",
         "ConfigurationDirectory=certroll",
@@ -820,4 +828,121 @@ fn timeline_as_of_a_fixed_instant_matches_the_checked_in_expectation() {
     );
     env.run(&["timeline", "--at", "soon"])
         .assert_one_line_error(2, &["--at", "'soon' is not a date"]);
+}
+
+/// Issue 11, item 14: the HTTP listener cannot be starved. 200 clients that
+/// never finish their headers stop neither /healthz nor a deployment; they
+/// are cut at the header timeout; connections past the limit are closed at
+/// once; a flood of /readyz probes the store at most once a second, and
+/// the roll due under it is not late.
+#[test]
+fn the_http_listener_cannot_be_starved() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let port = crate::peers::free_port();
+    let env = Env::with_config(&format!(
+        "sip_domain = \"contoso.com\"\n\
+         [serve]\nlate_after_seconds = 1\n\
+         [http]\nlisten = \"127.0.0.1:{port}\"\nmax_connections = 220\nheader_timeout_seconds = 6\n\
+         [[server]]\nname = \"fe01.contoso.com\"\n\
+         [[target]]\nname = \"files\"\ntypes = [\"OAuthTokenIssuer\"]\n\
+         [[target.file]]\nkind = \"cert\"\npath = \"{}/srv/{{server}}.pem\"\n",
+        dir.display()
+    ));
+    assert_eq!(
+        env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
+            .code,
+        0
+    );
+    let deployed = dir.join("srv/fe01.contoso.com.pem");
+    let serve = env.serve();
+    wait_until(20, "the first deployment", || deployed.exists());
+
+    // 200 clients that start a request and never finish its headers.
+    let slow: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    assert_eq!(
+        http_get(port, "/healthz").unwrap(),
+        (200, "ok\n".to_string())
+    );
+    // Past the limit (220): closed at once.
+    let extra: Vec<std::net::TcpStream> = (0..30)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let mut closed = 0;
+    for mut s in extra {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        if matches!(s.read(&mut b), Ok(0) | Err(_)) {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 10,
+        "only {closed} of 30 connections past the limit were closed"
+    );
+
+    // A roll, with /readyz flooded around its instant, deployed while the
+    // slow clients still hang on.
+    let r = env.import(
+        "oauth2-windows.pfx",
+        &[
+            "--type",
+            "OAuthTokenIssuer",
+            "--effective-date",
+            "+2s",
+            "--roll",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let flood_until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let floods: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while std::time::Instant::now() < flood_until {
+                    if http_get(port, "/readyz").is_ok() {
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let asked: usize = floods.into_iter().map(|t| t.join().unwrap()).sum();
+    let oauth2 = std::fs::read_to_string(fixture("oauth2.crt.pem")).unwrap();
+    wait_until(20, "the roll deployed", || {
+        std::fs::read_to_string(&deployed).is_ok_and(|t| t.contains(oauth2.trim()))
+    });
+    // Cut at the header timeout, not held forever.
+    for mut s in slow {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        assert!(
+            buf.is_empty() || String::from_utf8_lossy(&buf).contains("408"),
+            "{}",
+            String::from_utf8_lossy(&buf)
+        );
+    }
+    let (_, text) = http_get(port, "/metrics").unwrap();
+    let m = parse_metrics(&text);
+    let probes = value(&m, "certroll_readiness_probes_total", &[]).unwrap();
+    assert!(asked > 20, "the flood asked only {asked} times");
+    assert!(
+        probes <= 6.0,
+        "{probes} store probes for {asked} /readyz requests in 3 s"
+    );
+    assert!(value(&m, "certroll_http_connections_refused_total", &[]).unwrap() >= 10.0);
+    assert_eq!(value(&m, "certroll_rolls_late_total", &[]), Some(0.0));
+    assert_eq!(serve.stop(), 0);
 }
