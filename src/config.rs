@@ -268,6 +268,13 @@ impl Config {
                 return Err(invalid(format!("[serve] {key} must be at least {min}")));
             }
         }
+        // A claim made ahead of the instant must outlive it by far.
+        let preclaim_max = (u64::from(serve.lease_seconds) * 100).min(5000);
+        if u64::from(serve.preclaim_ms) > preclaim_max {
+            return Err(invalid(format!(
+                "[serve] preclaim_ms must be at most a tenth of lease_seconds and at most 5000 (here {preclaim_max})"
+            )));
+        }
         if serve.poll_interval_ms > 1000 {
             return Err(invalid(
                 "[serve] poll_interval_ms must be at most 1000 (changes by other processes must be noticed within 1 s)".into(),

@@ -277,9 +277,13 @@ impl Engine {
     /// preclaim), a lease's expiry, or a duty.
     fn next_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let next = self.store.next_wake()?;
+        // While a job is leased, look at each poll whether its holder (a
+        // process of this host) died, rather than wait for its lease.
+        let poll = Duration::from_std(self.settings.poll).unwrap_or(Duration::seconds(1));
         let times = [
             next.due.map(|d| d - self.settings.preclaim),
             next.lease_expiry,
+            next.lease_expiry.map(|_| self.clock.now() + poll),
         ]
         .into_iter()
         .chain(self.duties.iter().map(|(_, n)| *n));
@@ -296,6 +300,14 @@ impl Engine {
             let now = self.clock.now();
             // Reads first: write transactions only when there is work.
             let next = self.store.next_wake()?;
+            if next.lease_expiry.is_some() {
+                for (id, holder) in self
+                    .store
+                    .recover_dead(now, &|o| holder_is_dead(o, &self.owner))?
+                {
+                    info!(job.id = id, holder = %holder, "recovered a job whose holder is gone");
+                }
+            }
             if next.lease_expiry.is_some_and(|l| l <= now) {
                 for (id, holder) in self.store.recover_expired(now)? {
                     warn!(job.id = id, holder = %holder, "recovered a job whose lease expired");
@@ -544,7 +556,7 @@ impl Engine {
                            "roll failed; the slot is unchanged");
                 }
                 RollOutcome::LeaseLost => {
-                    warn!(job.id = r.job_id, slot = %r.slot, "lease expired before the roll ran; left to its next holder");
+                    warn!(job.id = r.job_id, slot = %r.slot, "the job was cancelled, or its lease ran out, before the roll ran: left as it is");
                 }
                 RollOutcome::Retry { error } => {
                     pass.retried += 1;

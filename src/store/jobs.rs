@@ -686,7 +686,7 @@ impl Store {
             .conn
             .prepare_cached(
                 "UPDATE jobs SET state = 'scheduled', lease_owner = NULL, lease_expires_at = NULL,
-                        run_after = ?1, last_error = 'lease of ' || lease_owner || ' expired'
+                        run_after = max(due_at, ?1), last_error = 'lease of ' || lease_owner || ' expired'
                  WHERE state = 'running' AND lease_expires_at <= ?1
                  RETURNING id, lease_owner",
             )?
@@ -720,7 +720,7 @@ impl Store {
                 .conn
                 .prepare_cached(
                     "UPDATE jobs SET state = 'scheduled', lease_owner = NULL, lease_expires_at = NULL,
-                            run_after = ?1, last_error = 'holder ' || ?2 || ' died'
+                            run_after = max(due_at, ?1), last_error = 'holder ' || ?2 || ' died'
                      WHERE state = 'running' AND lease_owner = ?2 AND lease_expires_at > ''
                      RETURNING id",
                 )?
@@ -810,7 +810,7 @@ impl Store {
     /// slot's current and previous stay as they are.
     pub fn cancel_job(&mut self, id: i64, ctx: &OpCtx) -> Result<Job, StoreError> {
         let job = self.job(id)?.ok_or(StoreError::NoSuchJob(id))?;
-        if job.state != JobState::Scheduled {
+        if !matches!(job.state, JobState::Scheduled | JobState::Running) {
             return Err(StoreError::Refused(format!(
                 "job {id} is {}: only a scheduled job can be cancelled",
                 job.state
@@ -821,13 +821,13 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let changed = tx.execute(
             "UPDATE jobs SET state = 'cancelled', finished_at = ?1, finished_by = ?2,
-                    last_error = 'cancelled by ' || ?2
-             WHERE id = ?3 AND state = 'scheduled'",
+                    last_error = 'cancelled by ' || ?2, lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = ?3 AND state IN ('scheduled', 'running')",
             params![ts(ctx.now), ctx.actor, id],
         )?;
         if changed == 0 {
             return Err(StoreError::Refused(format!(
-                "job {id} started meanwhile; it can no longer be cancelled"
+                "job {id} ran meanwhile; it can no longer be cancelled"
             )));
         }
         let (slot_id, state) = load_state(&tx, &job.slot)?

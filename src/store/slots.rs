@@ -163,8 +163,11 @@ pub(super) fn write_state(
     Ok(())
 }
 
-/// Cancels the scheduled roll job of a slot whose pending certificate went
-/// away, with its audit row and `roll.cancelled` event.
+/// Cancels the live roll job of a slot whose pending certificate went
+/// away, with its audit row and `roll.cancelled` event: scheduled, or
+/// claimed by a process that has not run it yet (its lease is taken away;
+/// the holder's compare-and-set then changes nothing, so the roll neither
+/// runs nor fails at its instant).
 pub(super) fn cancel_live_jobs(
     tx: &Connection,
     slot: &SlotKey,
@@ -174,8 +177,9 @@ pub(super) fn cancel_live_jobs(
 ) -> Result<Vec<i64>, StoreError> {
     let ids: Vec<(i64, String)> = tx
         .prepare_cached(
-            "UPDATE jobs SET state = 'cancelled', finished_at = ?1, finished_by = ?2, last_error = ?3
-             WHERE slot_id = ?4 AND state = 'scheduled'
+            "UPDATE jobs SET state = 'cancelled', finished_at = ?1, finished_by = ?2, last_error = ?3,
+                    lease_owner = NULL, lease_expires_at = NULL
+             WHERE slot_id = ?4 AND state IN ('scheduled', 'running')
              RETURNING id, (SELECT thumbprint FROM certificates WHERE id = cert_id)",
         )?
         .query_map(params![ts(ctx.now), ctx.actor, why, slot_id], |r| Ok((r.get(0)?, r.get(1)?)))?

@@ -748,3 +748,91 @@ fn jobs_list_and_show_follow_the_contract() {
         "{get}"
     );
 }
+
+/// Issue 11, item 15: a roll another process has claimed ahead of its
+/// instant can still be cancelled, by `jobs cancel` or `remove --pending`:
+/// its holder then does nothing at the instant, and no roll.failed alert
+/// goes out.
+#[test]
+fn a_claimed_roll_is_cancelled_without_failing_at_its_instant() {
+    for how in ["jobs cancel", "remove --pending"] {
+        // Claimed 5 s ahead (the most a lease of 60 s allows).
+        let env = Env::with_config(
+            "sip_domain = \"contoso.com\"\n[serve]\nlease_seconds = 60\npreclaim_ms = 5000\n",
+        );
+        let due = scheduled(&env, "+7s");
+        let serve = env.serve();
+        wait_until(10, "the job claimed ahead of its instant", || {
+            job(&env, 1)["state"] == "running"
+        });
+        if how == "jobs cancel" {
+            env.ok(&["jobs", "cancel", "1"]);
+        } else {
+            env.ok(&["remove", "--type", "OAuthTokenIssuer", "--pending"]);
+        }
+        assert_eq!(job(&env, 1)["state"], "cancelled", "{how}");
+        wait_past(due + Duration::seconds(1));
+        wait_until(5, "the holder to pass the instant", || {
+            serve.log().contains("before the roll ran")
+        });
+        assert_eq!(serve.stop(), 0);
+        assert_eq!(current(&env), t1(), "{how}");
+        assert_eq!(job(&env, 1)["state"], "cancelled", "{how}");
+        assert_eq!(
+            sql_i64(
+                &env,
+                "SELECT count(*) FROM outbox WHERE kind = 'roll.failed'"
+            ),
+            0,
+            "{how}: a cancelled roll alerted as failed"
+        );
+    }
+    // A claim ahead of the instant is bounded well below the lease.
+    let env = Env::with_config("[serve]\nlease_seconds = 30\npreclaim_ms = 20000\n");
+    env.run(&["get"])
+        .assert_one_line_error(2, &["preclaim_ms must be at most a tenth of lease_seconds"]);
+}
+
+/// A serve notices at once that a process of its own host holding a job
+/// died, as the README says, instead of waiting for the lease to run out.
+#[test]
+fn a_dead_holder_on_this_host_is_noticed_at_once_by_a_running_serve() {
+    let env = Env::new();
+    let serve = env.serve();
+    let log = serve.log();
+    let owner = log
+        .split("owner=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no owner in the log: {log}"))
+        .to_string();
+    let host = owner.rsplitn(3, ':').nth(2).unwrap().to_string();
+    let due = scheduled(&env, "+3s");
+    // A `certroll roll` of this host claimed it for 60 s, and was killed.
+    let lease_end = Utc::now() + Duration::seconds(60);
+    {
+        let conn = rusqlite::Connection::open(env.data.join("certroll.db")).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        conn.execute(
+            "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_expires_at = ?2, attempts = 1",
+            [
+                format!("{host}:999999:killed"),
+                lease_end.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            ],
+        )
+        .unwrap();
+    }
+    wait_until(20, "the recovered roll", || current(&env) == t2());
+    assert!(
+        Utc::now() < lease_end - Duration::seconds(30),
+        "waited for the lease"
+    );
+    assert!(Utc::now() >= due, "rolled before its instant");
+    assert!(
+        serve.log().contains("recovered a job whose holder is gone"),
+        "{}",
+        serve.log()
+    );
+    assert_eq!(serve.stop(), 0);
+}
