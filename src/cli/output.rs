@@ -293,8 +293,20 @@ pub fn check_output_path(path: &std::path::Path, force: bool) -> anyhow::Result<
     if path.is_dir() {
         anyhow::bail!("{name}: is a directory; give a file name");
     }
-    if path.exists() && !force {
-        anyhow::bail!("{name}: the file exists; --force replaces it");
+    // --force replaces a regular file, never a link, a FIFO or a device.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        let ft = meta.file_type();
+        if !ft.is_file() {
+            let what = if ft.is_symlink() {
+                "a symbolic link"
+            } else {
+                "not a regular file"
+            };
+            anyhow::bail!("{name}: is {what}; certroll replaces regular files only");
+        }
+        if !force {
+            anyhow::bail!("{name}: the file exists; --force replaces it");
+        }
     }
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

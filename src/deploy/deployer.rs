@@ -415,6 +415,9 @@ impl Deployer {
                         .expect("JSON")
                 }
             };
+            for stale in super::files::remove_stale_temps(path) {
+                warn!(file = %stale.display(), "removed a temporary copy left by an interrupted deployment");
+            }
             if !has_content(path, &content) || !has_ownership(path, own) {
                 write_atomic(path, &content, own).map_err(|e| e.to_string())?;
                 changed = true;
@@ -568,7 +571,15 @@ struct Change<'a> {
 /// runs (a chatty command never blocks on a full pipe) and the first 300
 /// characters go into the error.
 fn run_reload(cmd: &str, unit: &Unit, change: &Change) -> Result<(), String> {
-    let mut child = Command::new("/bin/sh")
+    // A minimal environment: the change, PATH and HOME, never certroll's
+    // own (passwords and secrets given through variables stay here).
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let mut command = Command::new("/bin/sh");
+    command.env_clear().env("PATH", path);
+    if let Some(home) = std::env::var_os("HOME") {
+        command.env("HOME", home);
+    }
+    let mut child = command
         .arg("-c")
         .arg(cmd)
         .env("CERTROLL_SERVER", &unit.server.name)

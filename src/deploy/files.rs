@@ -39,6 +39,7 @@ pub fn write_atomic(path: &Path, content: &[u8], own: Ownership) -> std::io::Res
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // Named so that remove_stale_temps can tell whose it is.
     let tmp = dir.join(format!(
         ".{name}.certroll-{}-{}",
         std::process::id(),
@@ -72,6 +73,44 @@ pub fn write_atomic(path: &Path, content: &[u8], own: Ownership) -> std::io::Res
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// The prefix of `path`'s temporary copies: `.NAME.certroll-`.
+fn temp_prefix(path: &Path) -> Option<(&Path, String)> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let name = path.file_name()?.to_string_lossy();
+    Some((dir, format!(".{name}.certroll-")))
+}
+
+/// Removes the temporary copies of `path` that a process killed during a
+/// write left behind (`.NAME.certroll-PID-N`, PID no longer running): they
+/// may hold a private key. Returns what it removed.
+pub fn remove_stale_temps(path: &Path) -> Vec<std::path::PathBuf> {
+    let Some((dir, prefix)) = temp_prefix(path) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists.
+        let gone = pid != me
+            && unsafe { libc::kill(pid as libc::pid_t, 0) } == -1
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone && std::fs::remove_file(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed
 }
 
 /// Whether `path` holds exactly `content`.

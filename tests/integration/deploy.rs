@@ -781,3 +781,94 @@ path = "{d}/{{server}}/jwks.json"
         "{log}"
     );
 }
+
+/// Issue 11, item 16: a temporary copy left by a deployment killed in the
+/// middle (it may hold a private key) is removed by the next pass; reload
+/// commands see the change, PATH and HOME, never certroll's own secrets.
+#[test]
+fn deployments_leave_nothing_behind_and_reloads_see_no_secrets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let d = dir.display();
+    let env = Env::with_config(&format!(
+        "sip_domain = \"contoso.com\"\n\
+         [[server]]\nname = \"fe01.contoso.com\"\n\
+         [[target]]\nname = \"files\"\ntypes = [\"OAuthTokenIssuer\"]\nreload = \"env > {d}/reload.env\"\n\
+         [[target.file]]\nkind = \"key\"\npath = \"{d}/srv/key.pem\"\n"
+    ));
+    assert_eq!(
+        env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
+            .code,
+        0
+    );
+    // What a kill -9 in the middle of a write leaves: a copy named after a
+    // process that is gone; and one of a process that still runs.
+    let gone = {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    };
+    std::fs::create_dir_all(dir.join("srv")).unwrap();
+    let stale = dir.join(format!("srv/.key.pem.certroll-{gone}-3"));
+    let live = dir.join(format!("srv/.key.pem.certroll-{}-0", std::process::id()));
+    std::fs::write(&stale, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+    std::fs::write(&live, "in progress\n").unwrap();
+    let out = env
+        .command(&["-v", "agent", "--server", "fe01.contoso.com", "--once"])
+        .env("SMTP_PASSWORD", "hunter2-smtp")
+        .env("CERTROLL_WEBHOOK_SECRET", "hunter2-hook")
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!stale.exists(), "the stale copy is still there");
+    assert!(live.exists(), "a live process's copy was removed");
+    assert!(
+        r.stderr
+            .contains("removed a temporary copy left by an interrupted deployment"),
+        "{}",
+        r.stderr
+    );
+    assert!(dir.join("srv/key.pem").exists());
+    let seen = std::fs::read_to_string(dir.join("reload.env")).unwrap();
+    assert!(seen.contains("CERTROLL_SERVER=fe01.contoso.com"), "{seen}");
+    assert!(seen.lines().any(|l| l.starts_with("PATH=")), "{seen}");
+    for secret in [
+        "hunter2",
+        "SMTP_PASSWORD",
+        "CERTROLL_WEBHOOK_SECRET",
+        "CERTROLL_CONFIG",
+    ] {
+        assert!(!seen.contains(secret), "the reload saw {secret}:\n{seen}");
+    }
+
+    // export --force replaces a regular file, never a link or a FIFO.
+    let target = dir.join("elsewhere.pfx");
+    std::fs::write(&target, "keep me").unwrap();
+    let link = dir.join("link.pfx");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let fifo = dir.join("fifo.pfx");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let pw = password_file();
+    for (path, what) in [(&link, "a symbolic link"), (&fifo, "not a regular file")] {
+        env.run(&[
+            "export",
+            "--thumbprint",
+            &thumbprint("oauth1.crt.pem"),
+            "--path",
+            path.to_str().unwrap(),
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--force",
+        ])
+        .assert_one_line_error(1, &[what, "regular files only"]);
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+}
