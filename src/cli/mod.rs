@@ -256,6 +256,46 @@ impl WhenArgs {
     }
 }
 
+/// Who runs the command, for the audit trail: the passwd name of the real
+/// user id (not $USER, which anyone can set), and, under sudo, who ran
+/// sudo ("certroll (sudo from alice)").
+fn actor_name() -> String {
+    // SAFETY: getuid cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    let name = passwd_name(uid).unwrap_or_else(|| format!("uid {uid}"));
+    match std::env::var("SUDO_USER") {
+        Ok(by) if !by.is_empty() && by != name => {
+            format!("{name} (sudo from {})", crate::text::escape(&by))
+        }
+        _ => name,
+    }
+}
+
+/// The login name of `uid` in the passwd database.
+fn passwd_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: an all-zero passwd is a valid out-parameter for getpwuid_r.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: the buffers outlive the call; getpwuid_r writes only into
+    // them and sets `found` to &pwd or null.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points at a NUL-terminated string in buf.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}
+
 /// What every command works with.
 pub struct App {
     pub config: Config,
@@ -270,16 +310,12 @@ impl App {
     pub fn new(cli: &Cli) -> Result<App> {
         let config = Config::load(cli.config.as_deref())?;
         let data_dir = config.data_dir(cli.data_dir.as_deref())?;
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            // SAFETY: getuid cannot fail and touches no memory.
-            .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }));
         Ok(App {
             config,
             config_arg: cli.config.clone(),
             data_dir,
             clock: Box::new(SystemClock),
-            actor: format!("cli:{user}"),
+            actor: format!("cli:{}", actor_name()),
         })
     }
 

@@ -362,7 +362,8 @@ fn history_is_the_audit_trail_filterable_by_slot() {
         all.as_array()
             .unwrap()
             .iter()
-            .all(|e| e["actor"] == "cli:tester")
+            .all(|e| e["actor"] == format!("cli:{}", whoami())),
+        "{all}"
     );
 
     let oauth = env
@@ -685,4 +686,56 @@ fn get_server_shows_what_a_server_uses_and_from_which_scope() {
             2,
             &["no such [[server]]", "fe01.contoso.com, fe02.contoso.com"],
         );
+}
+
+/// The passwd name of the user running the tests.
+fn whoami() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Issue 11, item 17: the audit actor is the real user's passwd name; a
+/// forged $USER changes nothing, and under sudo the invoking user is named.
+#[test]
+fn the_audit_actor_is_the_real_user_not_user_from_the_environment() {
+    let env = Env::new();
+    let pfx = fixture("oauth1-openssl3.pfx");
+    let pw = password_file();
+    let import = |extra: &[(&str, &str)], t: &str| {
+        let mut cmd = env.command(&[
+            "import",
+            "--path",
+            pfx.to_str().unwrap(),
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--type",
+            t,
+        ]);
+        cmd.env("USER", "bob")
+            .env("LOGNAME", "bob")
+            .env_remove("SUDO_USER");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        assert!(cmd.output().unwrap().status.success());
+    };
+    import(&[], "OAuthTokenIssuer");
+    import(&[("SUDO_USER", "alice")], "Default");
+    let actors: Vec<String> = env
+        .ok(&["history", "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "assign")
+        .map(|e| e["actor"].as_str().unwrap().to_string())
+        .collect();
+    let me = whoami();
+    assert_eq!(
+        actors,
+        [format!("cli:{me}"), format!("cli:{me} (sudo from alice)")]
+    );
 }
