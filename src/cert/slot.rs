@@ -174,6 +174,21 @@ pub enum RollPlan {
 }
 
 /// Rule 2 at the instant: promote the pending certificate.
+impl RollPlan {
+    /// Why the roll cannot happen, when it cannot.
+    pub fn refusal(&self) -> Option<String> {
+        match self {
+            RollPlan::PendingGone => {
+                Some("the pending certificate was removed from the slot".to_string())
+            }
+            RollPlan::PendingReplaced(other) => {
+                Some(format!("the slot's pending certificate is now {other}"))
+            }
+            RollPlan::Promote(_) => None,
+        }
+    }
+}
+
 pub fn roll(state: &SlotState, thumbprint: &str) -> RollPlan {
     match &state.pending {
         None => RollPlan::PendingGone,

@@ -14,13 +14,14 @@ use crate::clock::SystemClock;
 use crate::schedule::engine::Engine;
 use crate::store::{JobFilter, RollOutcome, describe_lateness};
 
-/// `roll` exit code when no job was due.
+/// `roll --fail-if-idle` exit code when no job was due.
 pub const EXIT_NOTHING_DUE: i32 = 3;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit codes: 0 rolled (every job that ran succeeded), 1 a roll failed or must be \
-retried, 2 usage or configuration error, 3 nothing was due."
+    after_help = "Exit codes: 0 rolled, or nothing was due (a timer that runs it sees no failure), \
+1 a roll failed or must be retried, 2 usage or configuration error, 3 nothing was due with \
+--fail-if-idle."
 )]
 pub struct RollArgs {
     /// Only jobs of these usage type(s), comma-separated
@@ -34,6 +35,14 @@ pub struct RollArgs {
     /// Promote the pending certificates now, ahead of their effective date (needs --type)
     #[arg(long)]
     pub now: bool,
+
+    /// Print which rolls would happen (or fail, and why), and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Exit 3 when nothing was due (default: 0)
+    #[arg(long)]
+    pub fail_if_idle: bool,
 
     /// Print the outcome as JSON
     #[arg(long)]
@@ -53,6 +62,11 @@ pub fn run(app: &App, args: RollArgs) -> Result<()> {
             "--now needs --type: name the slots whose pending certificate to promote".into(),
         )
         .into());
+    }
+    if args.dry_run {
+        let store = app.open_store_read_only()?;
+        let engine = Engine::new(store, Arc::new(app.config.clone()), Arc::new(SystemClock))?;
+        return print_plan(&engine.plan_once(&filter, args.now)?, args.json);
     }
     let store = app.open_store()?;
     let mut engine = Engine::new(store, Arc::new(app.config.clone()), Arc::new(SystemClock))?;
@@ -126,8 +140,50 @@ pub fn run(app: &App, args: RollArgs) -> Result<()> {
     if summary.failed + summary.retried > 0 {
         return Err(Reported(super::EXIT_FAILED).into());
     }
-    if summary.succeeded == 0 {
+    if summary.succeeded == 0 && args.fail_if_idle {
         return Err(Reported(EXIT_NOTHING_DUE).into());
     }
+    Ok(())
+}
+
+/// `roll --dry-run`: each due job and what running it would do.
+fn print_plan(plan: &[crate::schedule::engine::PlannedRoll], json: bool) -> Result<()> {
+    if json {
+        return output::print_json(&json!({
+            "dry_run": true,
+            "jobs": plan.iter().map(|p| json!({
+                "id": p.job.id,
+                "scope": p.job.slot.scope.to_string(),
+                "type": p.job.slot.usage_type.to_string(),
+                "thumbprint": p.job.thumbprint,
+                "due_at": output::time(p.job.due_at),
+                "outcome": if p.outcome.is_ok() { "would-succeed" } else { "would-fail" },
+                "detail": p.outcome.as_ref().err(),
+                "previous": p.outcome.as_ref().ok().and_then(|t| t.after.previous.clone()),
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    for p in plan {
+        match &p.outcome {
+            Ok(t) => say!(
+                "dry run: {}: would roll to {}; previous {} (job {}, due {})",
+                p.job.slot,
+                short(&p.job.thumbprint),
+                output::short_opt(t.after.previous.as_deref()),
+                p.job.id,
+                output::time(p.job.due_at)
+            ),
+            Err(reason) => say!(
+                "dry run: {}: the roll to {} (job {}) would fail: {reason}",
+                p.job.slot,
+                short(&p.job.thumbprint),
+                p.job.id
+            ),
+        }
+    }
+    if plan.is_empty() {
+        say!("dry run: nothing is due");
+    }
+    say!("dry run: nothing was changed");
     Ok(())
 }

@@ -41,6 +41,11 @@ pub struct AgentArgs {
     /// One pass, then exit (exit 1 if a deployment failed)
     #[arg(long)]
     pub once: bool,
+
+    /// With --once: print the files the pass would write or remove and the reloads it
+    /// would run, and change nothing
+    #[arg(long, requires = "once")]
+    pub dry_run: bool,
 }
 
 pub fn run(app: &App, args: StatusArgs) -> Result<()> {
@@ -141,6 +146,27 @@ pub fn run_agent(app: &App, args: AgentArgs) -> Result<()> {
         .into());
     }
     let config = Arc::new(app.config.clone());
+    if args.once && args.dry_run {
+        let mut d = Deployer::new(
+            app.open_store_read_only()?,
+            config,
+            Arc::new(SystemClock),
+            Some(args.server.clone()),
+        )
+        .dry_run();
+        let s = d.pass()?;
+        let plan = d.take_plan();
+        for line in &plan {
+            say!("dry run: {line}");
+        }
+        say!(
+            "dry run: {}: {} unit(s) would be deployed, {} would fail; nothing was changed",
+            args.server,
+            s.deployed,
+            s.failed
+        );
+        return Ok(());
+    }
     if args.once {
         let mut d = Deployer::new(
             app.open_store()?,

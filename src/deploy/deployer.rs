@@ -53,6 +53,10 @@ pub struct Deployer {
     /// The earliest future expiry among the keys the last pass published:
     /// the JWKS documents change then.
     jwks_expiry: Option<DateTime<Utc>>,
+    /// A dry run (`agent --once --dry-run`): what a pass would do, and
+    /// nothing done: no file written or removed, no reload run, no state
+    /// recorded.
+    plan: Option<Vec<String>>,
 }
 
 impl Deployer {
@@ -78,6 +82,7 @@ impl Deployer {
             poll,
             verified: false,
             jwks_expiry: None,
+            plan: None,
         }
     }
 
@@ -162,6 +167,69 @@ impl Deployer {
     }
 
     /// One pass over every unit.
+    /// Makes the next passes dry runs: [`Deployer::take_plan`] tells what
+    /// they would have done.
+    pub fn dry_run(mut self) -> Deployer {
+        self.plan = Some(Vec::new());
+        self
+    }
+
+    /// What the dry passes so far would have done, one line each.
+    pub fn take_plan(&mut self) -> Vec<String> {
+        self.plan.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn write(
+        &mut self,
+        path: &std::path::Path,
+        content: &[u8],
+        own: Ownership,
+    ) -> Result<(), String> {
+        match &mut self.plan {
+            Some(plan) => {
+                plan.push(format!(
+                    "would write {} (mode {:o})",
+                    path.display(),
+                    own.mode
+                ));
+                Ok(())
+            }
+            None => write_atomic(path, content, own).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Removes a staged file; `Ok(false)` when it was not there.
+    fn remove(&mut self, path: &std::path::Path) -> Result<bool, String> {
+        if let Some(plan) = &mut self.plan {
+            if path.exists() {
+                plan.push(format!("would remove {}", path.display()));
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(format!("{}: cannot remove ({e})", path.display())),
+        }
+    }
+
+    fn reload(&mut self, cmd: &str, unit: &Unit, change: &Change) -> Result<(), String> {
+        match &mut self.plan {
+            Some(plan) => {
+                plan.push(format!(
+                    "would run the reload of target {} for {} ({} {}): {cmd}",
+                    unit.target.name,
+                    unit.server.name,
+                    unit.usage_type,
+                    unit.role.as_str()
+                ));
+                Ok(())
+            }
+            None => run_reload(cmd, unit, change),
+        }
+    }
+
     pub fn pass(&mut self) -> Result<DeploySummary, StoreError> {
         let now = self.clock.now();
         self.jwks_expiry = None;
@@ -209,6 +277,18 @@ impl Deployer {
             let last_failed = prev.is_some_and(|p| p.state == "failed");
             let started = Instant::now();
             let outcome = self.deploy(unit, prev.and_then(|p| p.deployed.clone()), last_failed);
+            if let Some(plan) = &mut self.plan {
+                // A dry run records nothing.
+                match &outcome {
+                    Ok(true) => summary.deployed += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        summary.failed += 1;
+                        plan.push(format!("would fail: {server} {t} {}: {e}", role.as_str()));
+                    }
+                }
+                continue;
+            }
             let mut st = prev.cloned().unwrap_or_else(|| DeployState {
                 server: server.clone(),
                 usage_type: t.clone(),
@@ -338,10 +418,8 @@ impl Deployer {
             let mut removed = Vec::new();
             for (_, path) in &unit.files {
                 files.push(path.display().to_string());
-                match std::fs::remove_file(path) {
-                    Ok(()) => removed.push(path.display().to_string()),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(format!("{}: cannot remove ({e})", path.display())),
+                if self.remove(path)? {
+                    removed.push(path.display().to_string());
                 }
             }
             let mut changed = !removed.is_empty();
@@ -354,7 +432,7 @@ impl Deployer {
                     files: &files,
                     written: &removed,
                 };
-                run_reload(cmd, unit, &change)?;
+                self.reload(cmd, unit, &change)?;
                 changed = true;
             }
             return Ok(changed);
@@ -415,11 +493,13 @@ impl Deployer {
                         .expect("JSON")
                 }
             };
-            for stale in super::files::remove_stale_temps(path) {
-                warn!(file = %stale.display(), "removed a temporary copy left by an interrupted deployment");
+            if self.plan.is_none() {
+                for stale in super::files::remove_stale_temps(path) {
+                    warn!(file = %stale.display(), "removed a temporary copy left by an interrupted deployment");
+                }
             }
             if !has_content(path, &content) || !has_ownership(path, own) {
-                write_atomic(path, &content, own).map_err(|e| e.to_string())?;
+                self.write(path, &content, own)?;
                 changed = true;
                 written.push(path.display().to_string());
             }
@@ -434,7 +514,7 @@ impl Deployer {
                 files: &files,
                 written: &written,
             };
-            run_reload(cmd, unit, &change)?;
+            self.reload(cmd, unit, &change)?;
             changed = true;
         }
         Ok(changed)

@@ -660,6 +660,48 @@ impl Engine {
     }
 }
 
+/// What `certroll roll --dry-run` found a due job would do.
+#[derive(Clone, Debug)]
+pub struct PlannedRoll {
+    pub job: crate::store::Job,
+    /// The slot after the roll, or why the roll would fail.
+    pub outcome: Result<crate::cert::slot::Transition, String>,
+}
+
+impl Engine {
+    /// `certroll roll --dry-run`: the jobs a run would take (due now, or
+    /// with `early` every scheduled one the filter selects) and what each
+    /// would do, by the rules the run applies; nothing is claimed or
+    /// changed. A roll held for staging is reported as it would run.
+    pub fn plan_once(
+        &self,
+        filter: &JobFilter,
+        early: bool,
+    ) -> Result<Vec<PlannedRoll>, StoreError> {
+        let now = self.clock.now();
+        let mut jobs: Vec<_> = self
+            .store
+            .jobs(Some(crate::store::JobState::Scheduled), filter, None)?
+            .into_iter()
+            .filter(|j| early || j.run_after <= now)
+            .collect();
+        jobs.sort_by_key(|j| (j.due_at, j.id));
+        let mut out = Vec::new();
+        for job in jobs {
+            let state = self.store.slot_state(&job.slot)?.unwrap_or_default();
+            let outcome = match crate::cert::slot::roll(&state, &job.thumbprint) {
+                crate::cert::slot::RollPlan::Promote(t) => {
+                    let cert = self.store.find_cert(&job.thumbprint)?;
+                    roll_check(&self.config, &job.slot, &cert, now).map(|()| t)
+                }
+                other => Err(other.refusal().unwrap_or_default()),
+            };
+            out.push(PlannedRoll { job, outcome });
+        }
+        Ok(out)
+    }
+}
+
 /// The expiry watch over `store` at `now` with `config`'s rules: records
 /// and returns the alerts due (each sent once).
 pub fn expiry_scan(

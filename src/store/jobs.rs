@@ -954,12 +954,7 @@ fn execute_one(
         Some(format!("gave up after {} attempts", job.attempts - 1))
     } else {
         match slot::roll(&state, &job.thumbprint) {
-            RollPlan::PendingGone => {
-                Some("the pending certificate was removed from the slot".to_string())
-            }
-            RollPlan::PendingReplaced(other) => {
-                Some(format!("the slot's pending certificate is now {other}"))
-            }
+            plan @ (RollPlan::PendingGone | RollPlan::PendingReplaced(_)) => plan.refusal(),
             RollPlan::Promote(t) => {
                 let cert = match certs_cache.entry(job.cert_id) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),

@@ -85,6 +85,13 @@ fn query_state(
     state_from_row(row)
 }
 
+impl Store {
+    /// The slot's current, previous and pending thumbprints, if it exists.
+    pub fn slot_state(&self, slot: &SlotKey) -> Result<Option<SlotState>, StoreError> {
+        Ok(load_state(&self.conn, slot)?.map(|(_, s)| s))
+    }
+}
+
 pub(super) fn load_state(
     conn: &Connection,
     slot: &SlotKey,

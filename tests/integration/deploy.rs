@@ -872,3 +872,38 @@ fn deployments_leave_nothing_behind_and_reloads_see_no_secrets() {
     }
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
 }
+
+/// Issue 11, item 18: `agent --once --dry-run` prints the files a pass
+/// would write and the reloads it would run, and does none of it.
+#[test]
+fn an_agent_dry_run_tells_what_it_would_write_and_reload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("fixed"), "").unwrap();
+    let env = Env::with_config(&pool_config(dir, "current", ""));
+    assert_eq!(
+        env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
+            .code,
+        0
+    );
+    let before = env.snapshot();
+    let r = env.ok(&["agent", "--server", SERVERS[0], "--once", "--dry-run"]);
+    let full = file(dir, SERVERS[0], "fullchain.pem");
+    for needle in [
+        format!("dry run: would write {} (mode 644)", full.display()),
+        format!(
+            "dry run: would write {} (mode 600)",
+            file(dir, SERVERS[0], "key.pem").display()
+        ),
+        "dry run: would run the reload of target files for fe01.contoso.com (OAuthTokenIssuer current)".to_string(),
+        "dry run: fe01.contoso.com: 1 unit(s) would be deployed, 0 would fail; nothing was changed".to_string(),
+    ] {
+        assert!(r.stdout.contains(&needle), "{needle:?} not in:\n{}", r.stdout);
+    }
+    assert!(!full.exists(), "a dry run wrote a file");
+    assert!(!dir.join("reloads.log").exists(), "a dry run ran a reload");
+    assert_eq!(env.snapshot(), before, "a dry run recorded a state");
+    let r = env.run(&["agent", "--server", SERVERS[0], "--dry-run"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--once"), "{}", r.stderr);
+}

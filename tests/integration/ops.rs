@@ -475,6 +475,34 @@ fn the_systemd_unit_is_hardened_and_verifies() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // The timer for hosts without serve (item 18): `roll` every minute,
+    // which exits 0 when nothing was due.
+    let roll = std::fs::read_to_string(repo("packaging/systemd/certroll-roll.service")).unwrap();
+    assert!(
+        roll.lines()
+            .any(|l| l == "ExecStart=/usr/bin/certroll roll"),
+        "{roll}"
+    );
+    let timer = std::fs::read_to_string(repo("packaging/systemd/certroll-roll.timer")).unwrap();
+    assert!(timer.lines().any(|l| l == "OnCalendar=minutely"), "{timer}");
+    std::fs::write(
+        tmp.path().join("certroll-roll.service"),
+        roll.replace("/usr/bin/certroll", bin().to_str().unwrap()),
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("certroll-roll.timer"), timer).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(tmp.path().join("certroll-roll.timer"))
+        .arg(tmp.path().join("certroll-roll.service"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -511,6 +539,11 @@ fn the_debian_package_holds_the_service_its_docs_and_a_conffile() {
         ("-rwxr-xr-x", "./usr/bin/certroll"),
         ("-rw-r-----", "./etc/certroll/certroll.toml"),
         ("-rw-r--r--", "./usr/lib/systemd/system/certroll.service"),
+        (
+            "-rw-r--r--",
+            "./usr/lib/systemd/system/certroll-roll.service",
+        ),
+        ("-rw-r--r--", "./usr/lib/systemd/system/certroll-roll.timer"),
         ("-rw-r--r--", "./usr/share/man/man1/certroll.1.gz"),
         ("-rw-r--r--", "./usr/share/man/man1/certroll-serve.1.gz"),
         (

@@ -333,7 +333,7 @@ fn removing_the_pending_certificate_cancels_its_roll_and_leaves_the_slot() {
         "{j}"
     );
     wait_past(due);
-    let r = env.run(&["roll"]);
+    let r = env.run(&["roll", "--fail-if-idle"]);
     assert_eq!(r.code, 3, "{}", r.stdout);
     assert_eq!(current(&env), t1());
 }
@@ -462,12 +462,14 @@ fn serve_stops_cleanly_on_sigint_and_sigterm() {
 fn roll_exit_codes_tell_rolled_nothing_due_and_failed_apart() {
     let env = Env::new();
     scheduled(&env, "+1h");
+    // Nothing due: 0, so a timer that runs it shows no failure; 3 on request.
     let r = env.run(&["roll"]);
-    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout.trim(), "nothing was due");
+    assert_eq!(env.run(&["roll", "--fail-if-idle"]).code, 3);
     // --now needs a type, and promotes ahead of the date.
     assert_eq!(env.run(&["roll", "--now"]).code, 2);
-    let r = env.run(&["roll", "--now", "--type", "Default"]);
+    let r = env.run(&["roll", "--now", "--type", "Default", "--fail-if-idle"]);
     assert_eq!(r.code, 3, "another type's roll is untouched");
     let r = env.run(&["roll", "--now", "--type", "OAuthTokenIssuer"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -483,7 +485,7 @@ fn roll_exit_codes_tell_rolled_nothing_due_and_failed_apart() {
         "ran about an hour early: {j}"
     );
     let r = env.run(&["roll", "--help"]);
-    assert!(r.stdout.contains("3 nothing was due"), "{}", r.stdout);
+    assert!(r.stdout.contains("3 nothing was due with"), "{}", r.stdout);
 }
 
 #[test]
@@ -835,4 +837,45 @@ fn a_dead_holder_on_this_host_is_noticed_at_once_by_a_running_serve() {
         serve.log()
     );
     assert_eq!(serve.stop(), 0);
+}
+
+/// Issue 11, item 18: `roll --dry-run` tells which rolls would happen, or
+/// fail and why, and changes nothing.
+#[test]
+fn a_dry_run_tells_what_would_roll_and_changes_nothing() {
+    let env = Env::new();
+    let due = scheduled(&env, "+1s");
+    wait_past(due);
+    let before = env.snapshot();
+    let r = env.ok(&["roll", "--dry-run"]);
+    assert!(
+        r.stdout.contains(&format!(
+            "dry run: OAuthTokenIssuer@global: would roll to {}…; previous {}…",
+            &t2()[..8],
+            &t1()[..8]
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.ends_with("dry run: nothing was changed\n"),
+        "{}",
+        r.stdout
+    );
+    let v = env.ok(&["roll", "--dry-run", "--json"]).json();
+    assert_eq!(v["jobs"][0]["outcome"], "would-succeed");
+    // A roll the policy would now refuse is said to fail, with the reason.
+    std::fs::write(
+        &env.config,
+        "sip_domain = \"contoso.com\"\n[policy.OAuthTokenIssuer]\nmin_rsa_bits = 4096\n",
+    )
+    .unwrap();
+    let r = env.ok(&["roll", "--dry-run"]);
+    assert!(
+        r.stdout.contains("would fail") && r.stdout.contains("3072-bit RSA key"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(env.snapshot(), before, "a dry run changed the store");
+    assert_eq!(job(&env, 1)["state"], "scheduled");
 }
