@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 use clap::{Args, ValueEnum};
 
 use super::{App, UsageError};
-use crate::cert::Scope;
+use crate::cert::ScopePattern;
 use crate::cert::expiry::{CertFacts, SlotFacts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -36,21 +36,32 @@ pub struct TimelineArgs {
     #[arg(long = "type", value_name = "T[,T..]")]
     pub types: Option<String>,
 
-    /// Only this scope: global, site:NAME, pool:FQDN or server:FQDN
+    /// Only this scope: global, site:NAME, pool:FQDN or server:FQDN; '*' matches any
+    /// text (pool:*)
     #[arg(long, value_name = "S")]
     pub scope: Option<String>,
 
-    /// Days ahead to show (the window also shows a sixth of that before today)
+    /// Only the slots with a problem (what `check` reports as WARNING or CRITICAL)
+    #[arg(long)]
+    pub problems: bool,
+
+    /// Only the slots whose current or pending certificate expires within DAYS
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=36500))]
+    pub expiring_within: Option<u32>,
+
+    /// Days ahead to show (the window also shows a sixth of that before today, and grows to
+    /// show the next pending instant)
     #[arg(long, value_name = "N", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub days: u32,
 
-    /// Draw the timeline as of this instant instead of now (same forms as --effective-date, or -30d)
-    #[arg(long, value_name = "WHEN")]
+    /// Draw the timeline as of this instant instead of now (same forms as --effective-date,
+    /// or -30d)
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
     pub at: Option<String>,
 
-    /// Columns of the bars
-    #[arg(long, value_name = "COLUMNS", default_value_t = 60, value_parser = clap::value_parser!(u16).range(20..=400))]
-    pub width: u16,
+    /// Columns of the bars [default: to fit the terminal, else 60]
+    #[arg(long, value_name = "COLUMNS", value_parser = clap::value_parser!(u16).range(20..=400))]
+    pub width: Option<u16>,
 
     /// Colour the expiry warnings
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
@@ -64,6 +75,27 @@ pub struct Style {
     pub warning_days: u32,
     pub critical_days: u32,
     pub tz: Tz,
+    /// The marked instant is another than now (`--at`): the axis says "at".
+    pub as_of: bool,
+}
+
+/// The columns of the terminal on stdout (COLUMNS, else the tty's size).
+fn terminal_columns() -> Option<usize> {
+    if let Some(n) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return Some(n);
+    }
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    // SAFETY: TIOCGWINSZ fills the winsize struct we pass; nothing else.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0 && ws.ws_col > 0).then_some(ws.ws_col as usize)
+}
+
+/// The bars' width for a terminal of `columns`: what the labels leave.
+fn bars_for(columns: usize) -> usize {
+    columns.saturating_sub(INDENT + 90).clamp(20, 400)
 }
 
 pub fn run(app: &App, args: TimelineArgs) -> Result<()> {
@@ -71,7 +103,7 @@ pub fn run(app: &App, args: TimelineArgs) -> Result<()> {
         Some(t) => app.parse_types(t)?,
         None => Vec::new(),
     };
-    let scope = args.scope.as_deref().map(Scope::parse).transpose()?;
+    let scope = args.scope.as_deref().map(ScopePattern::parse).transpose()?;
     let now = match &args.at {
         Some(at) => crate::schedule::when::parse_instant(at, app.config.timezone, app.now())
             .map_err(|e| UsageError(format!("--at: {e}")))?,
@@ -85,26 +117,70 @@ pub fn run(app: &App, args: TimelineArgs) -> Result<()> {
         }
     };
     let store = app.open_store_read_only()?;
-    let slots: Vec<SlotFacts> = store
+    let mut slots: Vec<SlotFacts> = store
         .slot_facts()?
         .into_iter()
         .filter(|s| types.is_empty() || types.contains(&s.slot.usage_type))
-        .filter(|s| {
-            scope
-                .as_ref()
-                .is_none_or(|sc| sc.key() == s.slot.scope.key())
-        })
+        .filter(|s| scope.as_ref().is_none_or(|p| p.matches(&s.slot.scope)))
         .collect();
+    if let Some(days) = args.expiring_within {
+        let until = crate::schedule::when::days_after(now, days.into())
+            .ok_or_else(|| UsageError(format!("--expiring-within {days}: beyond the year 9999")))?;
+        slots.retain(|s| {
+            s.current
+                .iter()
+                .chain(s.pending.iter().map(|(c, _)| c))
+                .any(|c| c.not_after <= until)
+        });
+    }
+    if args.problems {
+        let overdue = Duration::seconds(app.config.serve.late_after_seconds.into());
+        let health = crate::cert::expiry::health(
+            &slots,
+            &|s| app.config.expiry_rules(s),
+            app.config.check.warning_days,
+            app.config.check.critical_days,
+            overdue,
+            now,
+        );
+        let bad: Vec<_> = health
+            .iter()
+            .filter(|h| h.health != crate::cert::expiry::Health::Ok)
+            .map(|h| h.slot.clone())
+            .collect();
+        slots.retain(|s| bad.contains(&s.slot));
+    }
+    if slots.is_empty() && (args.problems || args.expiring_within.is_some()) {
+        say!("no slot matches");
+        return Ok(());
+    }
+    // The window grows to show the next pending instant.
+    let mut days = args.days;
+    if let Some(next) = slots
+        .iter()
+        .filter_map(|s| s.pending.as_ref().map(|(_, at)| *at))
+        .filter(|at| *at > now)
+        .min()
+        && next >= now + Duration::days(days.into())
+    {
+        let need = (next - now).num_days() + 1;
+        days = u32::try_from(need + need / 10)
+            .unwrap_or(36_500)
+            .min(36_500);
+    }
+    let width = args
+        .width
+        .map(usize::from)
+        .or_else(|| terminal_columns().map(bars_for))
+        .unwrap_or(60);
     let style = Style {
         color,
         warning_days: app.config.check.warning_days,
         critical_days: app.config.check.critical_days,
         tz: app.config.timezone,
+        as_of: args.at.is_some(),
     };
-    print!(
-        "{}",
-        render(&slots, now, args.days, args.width.into(), &style)
-    );
+    print!("{}", render(&slots, now, days, width, &style));
     Ok(())
 }
 
@@ -113,6 +189,9 @@ const YELLOW: &str = "\x1b[33m";
 const CYAN: &str = "\x1b[36m";
 const BOLD: &str = "\x1b[1m";
 const RESET: &str = "\x1b[0m";
+
+/// Where the bars start: the width of a row's role column.
+const INDENT: usize = 12;
 
 /// The window and its columns.
 struct Axis {
@@ -159,15 +238,18 @@ pub fn render(
     let date = |t: DateTime<Utc>| t.with_timezone(&style.tz).format("%Y-%m-%d").to_string();
     let mut out = String::new();
     // The axis: the window's first and last day above its ends, and today
-    // marked with a v (its date beside it).
-    const INDENT: usize = 12;
+    // (or the --at instant) marked with a v, its date beside it.
     let (first, last) = (date(axis.start), date(axis.end - Duration::seconds(1)));
     let gap = width.saturating_sub(first.len() + last.len()).max(1);
     out.push_str(&format!("{:INDENT$}{first}{:gap$}{last}\n", "", ""));
     let mut ticks = vec![' '; width];
     ticks[0] = '|';
     ticks[width - 1] = '|';
-    let label = format!("today {}", date(now));
+    let label = if style.as_of {
+        format!("at {}", date(now))
+    } else {
+        format!("today {}", date(now))
+    };
     if today + 2 + label.len() < width - 1 {
         ticks.splice(today + 2..today + 2 + label.len(), label.chars());
     } else if today > label.len() + 2 {
@@ -371,6 +453,7 @@ mod tests {
             warning_days: 30,
             critical_days: 7,
             tz: "Europe/London".parse().unwrap(),
+            as_of: false,
         }
     }
 

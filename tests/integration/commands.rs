@@ -739,3 +739,118 @@ fn the_audit_actor_is_the_real_user_not_user_from_the_environment() {
         [format!("cli:{me}"), format!("cli:{me} (sudo from alice)")]
     );
 }
+
+/// Issue 11, item 19: reading many slots. `timeline` filters (scope
+/// patterns, --problems, --expiring-within), grows its window to the next
+/// pending instant, fits the terminal, takes --at -30d and says so; `certs`
+/// summarises a certificate's slots on one line, `certs show` lists them.
+#[test]
+fn timeline_and_certs_stay_readable_for_many_slots() {
+    let env = Env::new();
+    assert_eq!(env.import("oauth1-openssl3.pfx", &[]).code, 0);
+    let t1 = thumbprint("oauth1.crt.pem");
+    let pools: Vec<String> = (0..20)
+        .map(|i| format!("pool:p{i:02}.contoso.com"))
+        .collect();
+    for p in &pools {
+        env.ok(&[
+            "set",
+            "--type",
+            "Default",
+            "--scope",
+            p,
+            "--thumbprint",
+            &t1,
+        ]);
+    }
+    // A slot with a problem: 20 days left, nothing pending.
+    let short = short_lived_pem(env.dir.path(), "short", 21);
+    env.ok(&[
+        "import",
+        "--path",
+        short.to_str().unwrap(),
+        "--type",
+        "WebServicesInternal",
+        "--force",
+    ]);
+    // A roll far beyond the default 90-day window.
+    env.ok(&[
+        "import",
+        "--path",
+        fixture("oauth2-windows.pfx").to_str().unwrap(),
+        "--password-file",
+        password_file().to_str().unwrap(),
+        "--type",
+        "Default",
+        "--scope",
+        "pool:p00.contoso.com",
+        "--effective-date",
+        "+200d",
+        "--roll",
+    ]);
+    let heads = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with(' ') && l.contains('@'))
+            .map(str::to_string)
+            .collect()
+    };
+    let all = env.ok(&["timeline", "--width", "40"]).stdout;
+    assert_eq!(heads(&all).len(), 21, "{all}");
+    let pool = env
+        .ok(&["timeline", "--scope", "pool:*", "--width", "40"])
+        .stdout;
+    assert_eq!(heads(&pool).len(), 20, "{pool}");
+    for args in [
+        &["timeline", "--problems"][..],
+        &["timeline", "--expiring-within", "25"],
+    ] {
+        let r = env.ok(args).stdout;
+        assert_eq!(heads(&r), ["WebServicesInternal@global"], "{args:?}: {r}");
+    }
+    // The window grows to show the pending instant (the '*').
+    let site = env
+        .ok(&["timeline", "--scope", "pool:p00.contoso.com"])
+        .stdout;
+    assert!(
+        site.lines()
+            .any(|l| l.starts_with("  pending") && l.contains('*')),
+        "{site}"
+    );
+    // --at in the past, as documented, and the header says it.
+    let r = env.ok(&["timeline", "--at", "-30d", "--type", "WebServicesInternal"]);
+    let day = (chrono::Utc::now() - chrono::Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    assert!(r.stdout.contains(&format!("v at {day}")), "{}", r.stdout);
+    // The bars fit the terminal's width.
+    let out = env
+        .command(&["timeline", "--type", "WebServicesInternal"])
+        .env("COLUMNS", "200")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().nth(1).unwrap().len(), 12 + 98, "{text}");
+
+    // certs: one line per certificate, whatever it serves.
+    let certs = env.ok(&["certs"]).stdout;
+    assert!(certs.lines().all(|l| l.len() < 300), "{certs}");
+    assert!(
+        certs.contains("20 slot(s) [20 current]: Default@pool:p00.contoso.com (current), Default@pool:p01.contoso.com (current), Default@pool:p02.contoso.com (current) and 17 more"),
+        "{certs}"
+    );
+    assert!(certs.contains("certroll certs show THUMBPRINT"), "{certs}");
+    let show = env.ok(&["certs", "show", &t1[..10]]).stdout;
+    for needle in [
+        "  names         oauth1.contoso.com, contoso.com",
+        "  issuer        CN=certroll Test Issuing CA, O=Contoso",
+        "  chain         ",
+        "certroll Test Root CA",
+        "Default@pool:p19.contoso.com (current)",
+    ] {
+        assert!(show.contains(needle), "{needle:?} not in:\n{show}");
+    }
+    let v = env.ok(&["certs", "show", &t1, "--json"]).json();
+    assert_eq!(v["assigned"].as_array().unwrap().len(), 20);
+    env.run(&["certs", "show", "DEADBEEF00"])
+        .assert_one_line_error(1, &["DEADBEEF00"]);
+}
