@@ -160,6 +160,36 @@ pub struct Config {
     pub http: HttpConfig,
 }
 
+/// The system's time zone, as cron takes it: TZ (an IANA name, or a path
+/// into a zoneinfo directory; empty is UTC), else the zone /etc/localtime
+/// links to, else /etc/timezone (Debian), else UTC.
+pub fn system_zone() -> Tz {
+    fn from_path(p: &Path) -> Option<Tz> {
+        let s = p.to_string_lossy();
+        let i = s.find("zoneinfo/")?;
+        s[i + "zoneinfo/".len()..].parse().ok()
+    }
+    if let Ok(tz) = std::env::var("TZ") {
+        let name = tz.trim_start_matches(':');
+        if name.is_empty() {
+            return Tz::UTC;
+        }
+        if let Some(z) = name.parse().ok().or_else(|| from_path(Path::new(name))) {
+            return z;
+        }
+    }
+    if let Some(z) = std::fs::read_link("/etc/localtime")
+        .ok()
+        .and_then(|t| from_path(&t))
+    {
+        return z;
+    }
+    std::fs::read_to_string("/etc/timezone")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(Tz::UTC)
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config::from_raw(RawConfig::default(), None).expect("built-in defaults are valid")
@@ -206,7 +236,7 @@ impl Config {
             message,
         };
         let timezone = match raw.timezone.as_deref() {
-            None => Tz::UTC,
+            None => system_zone(),
             Some(name) => name
                 .parse::<Tz>()
                 .map_err(|_| invalid(format!("timezone: unknown IANA time zone '{name}'")))?,
@@ -480,7 +510,7 @@ mod tests {
     #[test]
     fn defaults_without_a_file() {
         let c = Config::default();
-        assert_eq!(c.timezone, Tz::UTC);
+        assert_eq!(c.timezone, system_zone());
         assert!(c.sip_domain.is_none());
         let t = c.types.parse("oauthtokenissuer").unwrap();
         assert_eq!(c.policy(&t).min_rsa_bits, 2048);

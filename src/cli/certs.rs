@@ -171,8 +171,8 @@ fn show(app: &App, query: &str, as_json: bool) -> Result<()> {
         "valid",
         &format!(
             "{} to {} ({})",
-            output::time(i.not_before),
-            output::time(i.not_after),
+            output::when(i.not_before),
+            output::when(i.not_after),
             output::expiry(i, now)
         ),
     );
@@ -201,7 +201,7 @@ fn show(app: &App, query: &str, as_json: bool) -> Result<()> {
     if let Some(f) = &c.source_file {
         field(
             "imported from",
-            &format!("{f}, {}", output::time(c.imported_at)),
+            &format!("{f}, {}", output::when(c.imported_at)),
         );
     }
     if c.chain.is_empty() {

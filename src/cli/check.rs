@@ -160,7 +160,7 @@ pub fn run(app: &App, args: CheckArgs) -> Result<()> {
                     r.unit.server.name,
                     r.unit.usage_type,
                     r.unit.role.as_str(),
-                    output::time(since),
+                    output::when(since),
                     st.last_error.as_deref().unwrap_or("no error recorded")
                 )
             })

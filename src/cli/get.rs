@@ -72,7 +72,7 @@ fn print_roles(s: &SlotView, now: chrono::DateTime<chrono::Utc>) {
         Some((c, at)) => say!(
             "  pending   {}  effective {}",
             cert_line(c, now),
-            output::time(*at)
+            output::when(*at)
         ),
         None => say!("  pending   none"),
     }

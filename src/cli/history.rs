@@ -104,7 +104,7 @@ pub fn run(app: &App, args: HistoryArgs) -> Result<()> {
         };
         say!(
             "{}  {:<16} {:<12} {}",
-            output::time(e.at),
+            output::when(e.at),
             e.action,
             e.actor,
             what

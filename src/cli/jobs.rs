@@ -85,7 +85,7 @@ fn job_line(j: &Job) -> String {
         j.state.as_str(),
         j.slot,
         short(&j.thumbprint),
-        output::time(j.due_at)
+        output::when(j.due_at)
     );
     if let Some(us) = j.lateness_us {
         s.push_str(&format!(
@@ -107,23 +107,23 @@ fn print_one(j: &Job, json: bool) -> Result<()> {
     }
     say!("job {}: {} {}", j.id, j.state, j.slot);
     say!("  certificate  {}", j.thumbprint);
-    say!("  due          {}", output::time(j.due_at));
+    say!("  due          {}", output::when(j.due_at));
     if j.run_after != j.due_at && j.state == JobState::Scheduled {
-        say!("  next attempt {}", output::time(j.run_after));
+        say!("  next attempt {}", output::when(j.run_after));
     }
     say!("  attempts     {}", j.attempts);
     say!(
         "  created      {} by {}",
-        output::time(j.created_at),
+        output::when(j.created_at),
         j.created_by
     );
     if let Some(t) = j.started_at {
-        say!("  started      {}", output::time(t));
+        say!("  started      {}", output::when(t));
     }
     if let Some(t) = j.finished_at {
         say!(
             "  finished     {} by {}",
-            output::time(t),
+            output::when(t),
             j.finished_by.as_deref().unwrap_or("?")
         );
     }
@@ -134,7 +134,7 @@ fn print_one(j: &Job, json: bool) -> Result<()> {
         );
     }
     if let (Some(o), Some(t)) = (&j.lease_owner, j.lease_expires_at) {
-        say!("  lease        {o} until {}", output::time(t));
+        say!("  lease        {o} until {}", output::when(t));
     }
     if let Some(e) = &j.last_error {
         say!("  last error   {e}");

@@ -201,8 +201,8 @@ pub struct SlotArgs {
 #[derive(Debug, Args, Default)]
 pub struct WhenArgs {
     /// When the certificate becomes current: 2026-07-01T00:00:00+02:00, 2026-07-01 [HH:MM[:SS]],
-    /// 7/1/2026 [H:MM[:SS] [AM|PM]] (local time in the configured time zone), or +90s, +15m,
-    /// +48h, +7d; needs --roll
+    /// 7/1/2026 [H:MM[:SS] [AM|PM]] (month/day/year, as the seeds write it), both in the
+    /// configured time zone, or +90s, +15m, +48h, +7d; needs --roll
     #[arg(long, value_name = "WHEN", requires = "roll")]
     pub effective_date: Option<String>,
 
@@ -210,7 +210,8 @@ pub struct WhenArgs {
     #[arg(long, requires = "effective_date")]
     pub roll: bool,
 
-    /// IANA time zone for a WHEN without an offset [default: timezone from the configuration, else UTC]
+    /// IANA time zone for a WHEN without an offset [default: timezone from the configuration,
+    /// else the system's zone: TZ, /etc/localtime]
     #[arg(long, value_name = "TZ", requires = "effective_date")]
     pub timezone: Option<String>,
 
@@ -309,6 +310,7 @@ pub struct App {
 impl App {
     pub fn new(cli: &Cli) -> Result<App> {
         let config = Config::load(cli.config.as_deref())?;
+        output::set_zone(config.timezone);
         let data_dir = config.data_dir(cli.data_dir.as_deref())?;
         Ok(App {
             config,

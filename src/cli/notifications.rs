@@ -123,7 +123,7 @@ pub fn run(app: &App, args: NotificationsArgs) -> Result<()> {
                     d.id, d.state, d.channel, d.kind, slot, d.attempts
                 );
                 if d.state == "pending" && d.attempts > 0 {
-                    line.push_str(&format!(", next {}", output::time(d.next_attempt_at)));
+                    line.push_str(&format!(", next {}", output::when(d.next_attempt_at)));
                 }
                 if let Some(e) = &d.last_error
                     && d.state != "delivered"

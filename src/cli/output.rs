@@ -17,6 +17,39 @@ pub fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+static ZONE: std::sync::OnceLock<chrono_tz::Tz> = std::sync::OnceLock::new();
+
+/// The zone text output shows times in (the configuration's), set once
+/// when the command starts.
+pub fn set_zone(tz: chrono_tz::Tz) {
+    let _ = ZONE.set(tz);
+}
+
+fn zone() -> chrono_tz::Tz {
+    ZONE.get().copied().unwrap_or(chrono_tz::Tz::UTC)
+}
+
+/// The one convention of times in text output (get, jobs, timeline,
+/// history, ...): local time in the configured zone, with its abbreviation,
+/// "2027-07-01 02:00:00 BST". JSON keeps RFC 3339 UTC ([`time`]).
+pub fn when(t: DateTime<Utc>) -> String {
+    t.with_timezone(&zone())
+        .format("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
+}
+
+/// An instant the operator typed, echoed in the configured zone and in UTC:
+/// "2027-07-01 02:00:00 BST (2027-07-01 01:00:00 UTC)".
+pub fn when_both(t: DateTime<Utc>) -> String {
+    let local = when(t);
+    let utc = t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    if local == utc {
+        utc
+    } else {
+        format!("{local} ({utc})")
+    }
+}
+
 /// The certificate object of the contract.
 pub fn cert_json(c: &StoredCert) -> Value {
     let mut v = info_json(&c.info);
@@ -251,19 +284,19 @@ pub fn describe_schedule(
         SchedulePlan::AlreadyPending => format!(
             "{slot}: {} is already pending for {}; nothing changes",
             short(thumbprint),
-            time(at)
+            when(at)
         ),
         SchedulePlan::Conflict(p) => format!(
             "{slot}: {} is already pending for {}; --force replaces it",
             short(&p.thumbprint),
-            time(p.effective_at)
+            when(p.effective_at)
         ),
         SchedulePlan::Change(t) => {
             let verb = if what_if { "would become" } else { "becomes" };
             let mut s = format!(
                 "{slot}: {} {verb} current at {}",
                 short(thumbprint),
-                time(at)
+                when_both(at)
             );
             if let Some(id) = job_id {
                 s.push_str(&format!(" (job {id})"));
@@ -276,7 +309,7 @@ pub fn describe_schedule(
                 s.push_str(&format!(
                     "; replaces the roll to {} at {}",
                     short(&old.thumbprint),
-                    time(old.effective_at)
+                    when(old.effective_at)
                 ));
             }
             s

@@ -168,7 +168,7 @@ fn request_line(r: &CertRequest) -> String {
         "{:>4}  {:<9}  {}  {}  {}  {}",
         r.id, r.state, r.usage_type, r.scope, r.subject, r.key_algorithm
     );
-    line.push_str(&format!("  created {}", output::time(r.created_at)));
+    line.push_str(&format!("  created {}", output::when(r.created_at)));
     if let Some(t) = &r.thumbprint {
         line.push_str(&format!("  -> {}", short(t)));
     }
@@ -507,9 +507,9 @@ pub fn run_requests(app: &App, args: RequestsArgs) -> Result<()> {
             if let Some(f) = &r.friendly_name {
                 say!("  friendly   {f}");
             }
-            say!("  created    {}", output::time(r.created_at));
+            say!("  created    {}", output::when(r.created_at));
             if let Some(c) = r.closed_at {
-                say!("  closed     {}", output::time(c));
+                say!("  closed     {}", output::when(c));
             }
             if let Some(t) = &r.thumbprint {
                 say!("  answered by {t}");

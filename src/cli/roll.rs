@@ -171,7 +171,7 @@ fn print_plan(plan: &[crate::schedule::engine::PlannedRoll], json: bool) -> Resu
                 short(&p.job.thumbprint),
                 output::short_opt(t.after.previous.as_deref()),
                 p.job.id,
-                output::time(p.job.due_at)
+                output::when(p.job.due_at)
             ),
             Err(reason) => say!(
                 "dry run: {}: the roll to {} (job {}) would fail: {reason}",

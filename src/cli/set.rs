@@ -148,7 +148,7 @@ pub(super) fn refuse_conflicts(plans: &[SlotChange<SchedulePlan>]) -> Result<()>
                 "{} already has pending certificate {} effective {}; --force replaces it",
                 c.slot,
                 p.thumbprint,
-                output::time(p.effective_at)
+                output::when(p.effective_at)
             ))
             .into());
         }

@@ -115,7 +115,7 @@ pub fn run(app: &App, args: StatusArgs) -> Result<()> {
             );
             if let Some(s) = st {
                 if let Some(t) = s.last_attempt_at {
-                    line.push_str(&format!(", last attempt {}", output::time(t)));
+                    line.push_str(&format!(", last attempt {}", output::when(t)));
                 }
                 if let Some(e) = &s.last_error {
                     line.push_str(&format!(" ({e})"));

@@ -292,7 +292,7 @@ pub fn render(
             let local = at.with_timezone(&style.tz);
             let note = format!(
                 "current from {} (in {} days); expires {}",
-                local.format("%Y-%m-%d %H:%M %Z"),
+                local.format("%Y-%m-%d %H:%M:%S %Z"),
                 (*at - now).num_days(),
                 date(c.not_after)
             );

@@ -879,3 +879,60 @@ fn a_dry_run_tells_what_would_roll_and_changes_nothing() {
     assert_eq!(env.snapshot(), before, "a dry run changed the store");
     assert_eq!(job(&env, 1)["state"], "scheduled");
 }
+
+/// Issue 11, item 20: without a `timezone` key the system's zone (TZ) is
+/// used, as cron does; a date typed is echoed in that zone and in UTC, and
+/// get, jobs and timeline show times the same way. --help says M/D/YYYY is
+/// month/day/year.
+#[test]
+fn dates_follow_the_system_zone_and_print_one_way_everywhere() {
+    let env = Env::new();
+    assert_eq!(
+        env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
+            .code,
+        0
+    );
+    let london = |args: &[&str]| {
+        let out = env
+            .command(args)
+            .env("TZ", "Europe/London")
+            .output()
+            .unwrap();
+        Run::from(out)
+    };
+    let pfx = fixture("oauth2-windows.pfx");
+    let pw = password_file();
+    let r = london(&[
+        "import",
+        "--path",
+        pfx.to_str().unwrap(),
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--type",
+        "OAuthTokenIssuer",
+        "--effective-date",
+        "4/1/2045 2:00 AM",
+        "--roll",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let shown = "2045-04-01 02:00:00 BST";
+    assert!(
+        r.stdout.contains(&format!(
+            "becomes current at {shown} (2045-04-01 01:00:00 UTC)"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(job(&env, 1)["due_at"], "2045-04-01T01:00:00Z");
+    for args in [
+        &["get"][..],
+        &["jobs", "list"],
+        &["timeline", "--days", "36500"],
+    ] {
+        let r = london(args);
+        assert!(r.stdout.contains(shown), "{args:?}:\n{}", r.stdout);
+    }
+    let help = env.ok(&["set", "--help"]).stdout;
+    assert!(help.contains("month/day/year"), "{help}");
+    assert!(help.contains("the system's zone"), "{help}");
+}

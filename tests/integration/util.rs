@@ -113,6 +113,8 @@ impl Env {
             .env("CERTROLL_CONFIG", &self.config)
             .env("CERTROLL_DATA_DIR", &self.data)
             .env("USER", "tester")
+            // Text times are shown in the system zone when none is configured.
+            .env("TZ", "UTC")
             .stdin(Stdio::null());
         cmd
     }
