@@ -102,7 +102,7 @@ async fn well_known(State(st): State<AppState>) -> Response {
                 keys.extend(doc["keys"].as_array().cloned().unwrap_or_default());
             }
         }
-        Ok(json!({ "keys": keys }))
+        Ok(json!({ "keys": crate::deploy::plan::unique_keys(keys) }))
     })
     .await;
     match r {

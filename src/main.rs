@@ -21,7 +21,22 @@ fn main() -> ExitCode {
             );
             return ExitCode::from(3);
         }
-        Err(e) => e.exit(),
+        // Help and version: clap's text, without the spaces it leaves on
+        // its blank lines.
+        Err(e) if !e.use_stderr() => {
+            let text = e.render().to_string();
+            for line in text.lines() {
+                println!("{}", line.trim_end());
+            }
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => match cli::usage_hint(&args) {
+            Some(hint) => {
+                eprintln!("error: {hint}");
+                return ExitCode::from(cli::EXIT_USAGE as u8);
+            }
+            None => e.exit(),
+        },
     };
     let daemon = cli.command.is_serve();
     if !daemon {

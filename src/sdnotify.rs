@@ -13,7 +13,7 @@ pub fn notify(state: &str) {
         return;
     };
     if let Err(e) = send(&path, state) {
-        tracing::warn!(socket = ?path, error = %e, "cannot notify the service manager");
+        tracing::warn!(socket = %path.to_string_lossy(), error = %e, "cannot notify the service manager");
     }
 }
 

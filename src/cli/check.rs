@@ -39,7 +39,7 @@ pub struct CheckArgs {
     pub critical: Option<u32>,
 
     /// Only the slots of these usage type(s), comma-separated (one service per type)
-    #[arg(long = "type", value_name = "T[,T..]")]
+    #[arg(long = "type", value_name = "T[,T..]", value_parser = crate::cli::TypesArg, hide_possible_values = true)]
     pub types: Option<String>,
 
     /// Only the slots at this scope; '*' matches any text (pool:*)

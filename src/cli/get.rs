@@ -14,7 +14,7 @@ use crate::store::SlotView;
 #[derive(Debug, Args)]
 pub struct GetArgs {
     /// Only these usage type(s), comma-separated
-    #[arg(long = "type", value_name = "T[,T..]")]
+    #[arg(long = "type", value_name = "T[,T..]", value_parser = crate::cli::TypesArg, hide_possible_values = true)]
     pub types: Option<String>,
 
     /// Only this scope: global, site:NAME, pool:FQDN or server:FQDN

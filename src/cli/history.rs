@@ -12,7 +12,7 @@ use crate::store::HistoryFilter;
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// Only changes of these usage type(s), comma-separated
-    #[arg(long = "type", value_name = "T[,T..]")]
+    #[arg(long = "type", value_name = "T[,T..]", value_parser = crate::cli::TypesArg, hide_possible_values = true)]
     pub types: Option<String>,
 
     /// Only changes at this scope

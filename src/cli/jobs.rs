@@ -23,7 +23,7 @@ pub enum JobsCommand {
         #[arg(long)]
         state: Option<String>,
         /// Only jobs of these usage type(s)
-        #[arg(long = "type", value_name = "T[,T..]")]
+        #[arg(long = "type", value_name = "T[,T..]", value_parser = crate::cli::TypesArg, hide_possible_values = true)]
         types: Option<String>,
         /// Only jobs at this scope
         #[arg(long, value_name = "S")]

@@ -98,24 +98,36 @@ Exit codes: 0 success, 1 the operation failed or was refused, 2 usage or configu
 )]
 pub struct Cli {
     /// Configuration file [default: /etc/certroll/certroll.toml when present, else built-in defaults]
-    #[arg(long, global = true, env = "CERTROLL_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "CERTROLL_CONFIG",
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     pub config: Option<PathBuf>,
 
     /// Data directory holding certroll.db and master.key
     /// [default: data_dir from the config, else $XDG_STATE_HOME/certroll or ~/.local/state/certroll]
-    #[arg(long, global = true, env = "CERTROLL_DATA_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "CERTROLL_DATA_DIR",
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
     pub data_dir: Option<PathBuf>,
 
     /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", help_heading = "Global options")]
     pub verbose: u8,
 
     /// Only errors in the log output
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub quiet: bool,
 
     /// Log line format on stderr
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT", help_heading = "Global options")]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -188,7 +200,7 @@ impl Command {
 #[derive(Debug, Args)]
 pub struct SlotArgs {
     /// Usage type(s), comma-separated (e.g. OAuthTokenIssuer or Default,WebServicesInternal)
-    #[arg(long = "type", value_name = "T[,T..]")]
+    #[arg(long = "type", value_name = "T[,T..]", value_parser = crate::cli::TypesArg, hide_possible_values = true)]
     pub types: Option<String>,
 
     /// Scope: global, site:NAME, pool:FQDN or server:FQDN
@@ -516,20 +528,88 @@ fn check_with_unknown(cli: &Cli, args: &check::CheckArgs) -> Result<()> {
     }
 }
 
-/// Whether the command line names the `check` subcommand: its usage
-/// errors exit 3 (UNKNOWN), as monitoring plugins' do.
-pub fn is_check(args: &[std::ffi::OsString]) -> bool {
-    let mut it = args.iter().skip(1).map(|a| a.to_string_lossy());
+/// The subcommand of a command line (skipping the global options).
+fn subcommand(args: &[std::ffi::OsString]) -> Vec<String> {
+    let mut it = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned());
+    let mut out = Vec::new();
     while let Some(a) = it.next() {
-        match a.as_ref() {
+        match a.as_str() {
             "--config" | "--data-dir" | "--log-format" => {
                 it.next();
             }
             s if s.starts_with('-') => {}
-            s => return s == "check",
+            _ => {
+                out.push(a);
+                out.extend(it.next());
+                break;
+            }
         }
     }
-    false
+    out
+}
+
+/// A hint for a command line that mixes up two commands
+/// (`request list` for `requests list`).
+pub fn usage_hint(args: &[std::ffi::OsString]) -> Option<String> {
+    match subcommand(args).as_slice() {
+        [r, sub] if r == "request" && ["list", "show", "cancel"].contains(&sub.as_str()) => {
+            Some(format!(
+                "'certroll request' makes a new request; the waiting ones are listed, shown and cancelled by 'certroll requests {sub}'"
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Whether the command line names the `check` subcommand: its usage
+/// errors exit 3 (UNKNOWN), as monitoring plugins' do.
+pub fn is_check(args: &[std::ffi::OsString]) -> bool {
+    subcommand(args).first().is_some_and(|s| s == "check")
+}
+
+/// `--type T[,T..]`: any text (types may be declared in the configuration,
+/// and several are comma-separated; the configuration checks them), with
+/// the built-in types as the values shell completions offer.
+#[derive(Clone, Debug)]
+pub struct TypesArg;
+
+impl clap::builder::TypedValueParser for TypesArg {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            crate::cert::types::BUILTIN_TYPES
+                .iter()
+                .map(|t| clap::builder::PossibleValue::new(*t)),
+        ))
+    }
+}
+
+/// `request --key`: the key kinds, offered by shell completions.
+fn key_arg() -> impl clap::builder::TypedValueParser<Value = crate::cert::keygen::KeySpec> {
+    use clap::builder::{PossibleValue, TypedValueParser};
+    clap::builder::PossibleValuesParser::new([
+        PossibleValue::new("rsa2048").alias("rsa"),
+        PossibleValue::new("rsa3072"),
+        PossibleValue::new("rsa4096"),
+        PossibleValue::new("ec-p256").aliases(["p256", "ec"]),
+        PossibleValue::new("ec-p384").alias("p384"),
+    ])
+    .map(|s| s.parse().expect("a listed key kind"))
 }
 
 /// `--limit N`: 1 to 1,000,000 rows.

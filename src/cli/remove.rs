@@ -15,7 +15,7 @@ use crate::cert::slot::RemovePlan;
 #[command(group(ArgGroup::new("role").required(true).args(["previous", "pending", "current"])))]
 pub struct RemoveArgs {
     /// Usage type(s), comma-separated
-    #[arg(long = "type", value_name = "T[,T..]")]
+    #[arg(long = "type", value_name = "T[,T..]", value_parser = crate::cli::TypesArg, hide_possible_values = true)]
     pub types: String,
 
     /// Scope: global, site:NAME, pool:FQDN or server:FQDN

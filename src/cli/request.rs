@@ -37,7 +37,7 @@ each --sip-domain. For --scope pool:FQDN the subject defaults to the pool and th
 configured [[server]] of the pool; for server:FQDN, to the server. Extended key usages: the type's required_ekus, else serverAuth and clientAuth.")]
 pub struct RequestArgs {
     /// Usage type(s) the certificate is for; each one's policy is checked before anything is made
-    #[arg(long = "type", value_name = "T[,T..]")]
+    #[arg(long = "type", value_name = "T[,T..]", value_parser = crate::cli::TypesArg, hide_possible_values = true)]
     pub types: String,
 
     /// Scope the certificate is meant for: global, site:NAME, pool:FQDN or server:FQDN
@@ -91,7 +91,7 @@ pub struct RequestArgs {
     pub friendly_name: Option<String>,
 
     /// The new key: rsa2048, rsa3072, rsa4096, ec-p256 or ec-p384
-    #[arg(long, value_name = "KIND", default_value = "rsa2048")]
+    #[arg(long, value_name = "KIND", default_value = "rsa2048", value_parser = super::key_arg(), hide_possible_values = true, ignore_case = true)]
     pub key: KeySpec,
 
     /// Write the request (PEM) to FILE instead of standard output; with --self-signed, the certificate

@@ -25,7 +25,7 @@ pub const EXIT_NOTHING_DUE: i32 = 3;
 )]
 pub struct RollArgs {
     /// Only jobs of these usage type(s), comma-separated
-    #[arg(long = "type", value_name = "T[,T..]")]
+    #[arg(long = "type", value_name = "T[,T..]", value_parser = crate::cli::TypesArg, hide_possible_values = true)]
     pub types: Option<String>,
 
     /// Only jobs at this scope

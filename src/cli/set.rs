@@ -17,7 +17,7 @@ use crate::store::{SlotChange, Store, StoreError};
 #[derive(Debug, Args)]
 pub struct SetArgs {
     /// Usage type(s), comma-separated (e.g. OAuthTokenIssuer or Default,WebServicesInternal)
-    #[arg(long = "type", value_name = "T[,T..]")]
+    #[arg(long = "type", value_name = "T[,T..]", value_parser = crate::cli::TypesArg, hide_possible_values = true)]
     pub types: String,
 
     /// Scope: global, site:NAME, pool:FQDN or server:FQDN

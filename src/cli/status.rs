@@ -24,7 +24,7 @@ pub struct StatusArgs {
     pub server: Option<String>,
 
     /// Only these usage type(s)
-    #[arg(long = "type", value_name = "T[,T..]")]
+    #[arg(long = "type", value_name = "T[,T..]", value_parser = crate::cli::TypesArg, hide_possible_values = true)]
     pub types: Option<String>,
 
     /// Print the rows as JSON

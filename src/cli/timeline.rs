@@ -33,7 +33,7 @@ current, | today, < and > validity beyond the window. Expiry warnings are colour
 )]
 pub struct TimelineArgs {
     /// Only these usage type(s), comma-separated
-    #[arg(long = "type", value_name = "T[,T..]")]
+    #[arg(long = "type", value_name = "T[,T..]", value_parser = crate::cli::TypesArg, hide_possible_values = true)]
     pub types: Option<String>,
 
     /// Only this scope: global, site:NAME, pool:FQDN or server:FQDN; '*' matches any

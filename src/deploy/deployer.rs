@@ -95,7 +95,11 @@ impl Deployer {
     pub fn run(mut self, rx: Receiver<Msg>) -> Result<DeploySummary, StoreError> {
         let mut total = DeploySummary::default();
         let mut version = self.store.data_version()?;
-        info!(servers = self.config.servers.len(), only = ?self.only, "deployer started");
+        info!(
+            servers = self.config.servers.len(),
+            only = self.only.as_deref().unwrap_or("every server"),
+            "deployer started"
+        );
         // A busy or full store: back off (1 s doubling to 30 s, jittered).
         let store_retry = RetryPolicy {
             base: StdDuration::from_secs(1),
@@ -314,7 +318,7 @@ impl Deployer {
                         st.deployed_at = Some(now);
                         summary.deployed += 1;
                         info!(server = %server, type = %t, target = %target, role = role.as_str(),
-                              thumbprint = ?unit.wanted, took_ms = started.elapsed().as_millis() as u64, "deployed");
+                              thumbprint = unit.wanted.as_deref().unwrap_or("none (staged files removed)"), took_ms = started.elapsed().as_millis() as u64, "deployed");
                     }
                     st.deployed = unit.wanted.clone();
                     st.attempts = 0;

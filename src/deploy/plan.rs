@@ -249,7 +249,16 @@ pub fn jwks(certs: &[(&CertInfo, &[CertInfo])], now: DateTime<Utc>) -> Value {
         .filter(|(c, _)| c.not_after > now)
         .filter_map(|(c, chain)| jwk(c, chain))
         .collect();
-    json!({ "keys": keys })
+    json!({ "keys": unique_keys(keys) })
+}
+
+/// Each key once (by `kid`), in first-seen order: a certificate both
+/// current and previous, or serving two types, is one key.
+pub fn unique_keys(keys: impl IntoIterator<Item = Value>) -> Vec<Value> {
+    let mut seen = std::collections::HashSet::new();
+    keys.into_iter()
+        .filter(|k| seen.insert(k["kid"].as_str().unwrap_or_default().to_string()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -269,6 +278,24 @@ mod tests {
             "name = \"t\"\nscope = \"{scope}\"\n[[file]]\nkind = \"cert\"\npath = \"/d/{{server}}/{{type}}.pem\"\npending_path = \"/d/{{server}}/{{type}}.next.pem\"\n"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn a_key_is_listed_once() {
+        let c =
+            CertInfo::from_der(include_bytes!("../../tests/data/fixtures/oauth1.crt.der")).unwrap();
+        let chain: &[CertInfo] = &[];
+        let doc = jwks(&[(&c, chain), (&c, chain)], c.not_before);
+        assert_eq!(doc["keys"].as_array().unwrap().len(), 1);
+        let twice = unique_keys(
+            doc["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .cloned()
+                .chain(doc["keys"].as_array().unwrap().iter().cloned()),
+        );
+        assert_eq!(twice.len(), 1);
     }
 
     #[test]

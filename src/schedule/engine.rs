@@ -193,7 +193,8 @@ impl Engine {
         }
         for (duty, next) in &mut self.duties {
             *next = duty.next_after(now);
-            info!(duty = duty.name, cron = duty.expr(), next = ?next, "duty scheduled");
+            let at = next.map_or_else(|| "never".to_string(), |t| t.to_rfc3339());
+            info!(duty = duty.name, cron = duty.expr(), next = %at, "duty scheduled");
         }
         // The expiry watch also runs at start: a restart never skips a day.
         if let Err(e) = self.expiry_scan(now) {

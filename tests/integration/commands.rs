@@ -854,3 +854,84 @@ fn timeline_and_certs_stay_readable_for_many_slots() {
     env.run(&["certs", "show", "DEADBEEF00"])
         .assert_one_line_error(1, &["DEADBEEF00"]);
 }
+
+/// Issue 11, item 21: help and completions as users expect them.
+#[test]
+fn help_completions_and_hints_read_well() {
+    let env = Env::new();
+    let subcommands = [
+        "",
+        "import",
+        "set",
+        "get",
+        "certs",
+        "remove",
+        "history",
+        "request",
+        "requests",
+        "export",
+        "roll",
+        "jobs",
+        "check",
+        "notifications",
+        "notify",
+        "timeline",
+        "status",
+        "agent",
+        "serve",
+        "completions",
+        "man",
+    ];
+    for sub in subcommands {
+        let mut args: Vec<&str> = sub.split_whitespace().collect();
+        args.push("--help");
+        let r = env.ok(&args);
+        assert!(
+            !r.stdout
+                .lines()
+                .any(|l| !l.is_empty() && l.trim().is_empty()),
+            "{sub} --help has whitespace-only lines:\n{}",
+            r.stdout
+        );
+        assert!(
+            !r.stdout.lines().any(|l| l.ends_with(' ')),
+            "{sub}: trailing spaces"
+        );
+        if !sub.is_empty() {
+            let global = r.stdout.split("Global options:").nth(1).unwrap_or_else(|| {
+                panic!("{sub} --help has no Global options heading:\n{}", r.stdout)
+            });
+            assert!(global.contains("--config <FILE>") && global.contains("--data-dir <DIR>"));
+            let own = r.stdout.split("Global options:").next().unwrap();
+            assert!(
+                !own.contains("--data-dir"),
+                "{sub}: a global option among its own"
+            );
+        }
+    }
+    let bash = env.ok(&["completions", "bash"]).stdout;
+    assert!(
+        bash.contains("OAuthTokenIssuer WebServicesInternal")
+            || bash.contains("WebServicesInternal")
+    );
+    assert!(
+        bash.contains("rsa2048 rsa3072 rsa4096 ec-p256 ec-p384"),
+        "--key values"
+    );
+    env.run(&["request", "list"])
+        .assert_one_line_error(2, &["'certroll requests list'"]);
+    let r = env.ok(&[
+        "request",
+        "--type",
+        "Default",
+        "--key",
+        "EC-P256",
+        "--subject-cn",
+        "x.contoso.com",
+    ]);
+    assert!(
+        r.stdout.contains("BEGIN CERTIFICATE REQUEST"),
+        "{}",
+        r.stdout
+    );
+}

@@ -161,6 +161,12 @@ fn an_assignment_and_a_roll_reach_every_server_and_a_lagging_one_recovers() {
         })
     });
     wait_until(20, "status up to date", || up_to_date(&env));
+    // Logs speak plainly: no Rust debug formatting (item 21).
+    let log = serve.log();
+    assert!(
+        !log.contains("Some(") && !log.contains("=None"),
+        "debug formatting in the log:\n{log}"
+    );
     assert_eq!(serve.stop(), 0);
 
     // Modes: key 0600 by default, cert as configured, fullchain 0644.
