@@ -160,7 +160,7 @@ pub fn run_agent(app: &App, args: AgentArgs) -> Result<()> {
             say!("dry run: {line}");
         }
         say!(
-            "dry run: {}: {} unit(s) would be deployed, {} would fail; nothing was changed",
+            "dry run: {}: {} deployment(s) would be made, {} would fail; nothing was changed",
             args.server,
             s.deployed,
             s.failed
@@ -176,7 +176,7 @@ pub fn run_agent(app: &App, args: AgentArgs) -> Result<()> {
         );
         let s = d.pass()?;
         say!(
-            "{}: {} unit(s) deployed, {} failed",
+            "{}: {} deployment(s) made, {} failed",
             args.server,
             s.deployed,
             s.failed

@@ -644,7 +644,7 @@ fn an_agent_deploys_only_its_own_server() {
     let r = env.ok(&["agent", "--server", SERVERS[1], "--once"]);
     assert!(
         r.stdout
-            .contains("fe02.contoso.com: 1 unit(s) deployed, 0 failed"),
+            .contains("fe02.contoso.com: 1 deployment(s) made, 0 failed"),
         "{}",
         r.stdout
     );
@@ -712,7 +712,7 @@ path = "{d}/{{server}}/jwks.json"
         );
         String::from_utf8(out.stdout).unwrap()
     };
-    assert!(agent(&env).contains("1 unit(s) deployed, 0 failed"));
+    assert!(agent(&env).contains("1 deployment(s) made, 0 failed"));
     let dir = tmp.path().join("fe01.contoso.com");
     for (name, pass, info) in [
         ("modern.pfx", "M0dern!", "AES-256"),
@@ -764,7 +764,7 @@ path = "{d}/{{server}}/jwks.json"
             .collect()
     };
     let before = inodes(&dir);
-    assert!(agent(&env).contains("0 unit(s) deployed, 0 failed"));
+    assert!(agent(&env).contains("0 deployment(s) made, 0 failed"));
     assert_eq!(inodes(&dir), before);
     let log = std::fs::read_to_string(tmp.path().join("reloads.log")).unwrap();
     assert_eq!(log.lines().count(), 1, "{log}");
@@ -775,7 +775,7 @@ path = "{d}/{{server}}/jwks.json"
 
     // A file changed behind certroll's back is repaired at the next pass.
     std::fs::write(dir.join("chain.pem"), "tampered").unwrap();
-    assert!(agent(&env).contains("1 unit(s) deployed, 0 failed"));
+    assert!(agent(&env).contains("1 deployment(s) made, 0 failed"));
     assert_eq!(
         std::fs::read_to_string(dir.join("chain.pem")).unwrap(),
         want
@@ -902,7 +902,7 @@ fn an_agent_dry_run_tells_what_it_would_write_and_reload() {
             file(dir, SERVERS[0], "key.pem").display()
         ),
         "dry run: would run the reload of target files for fe01.contoso.com (OAuthTokenIssuer current)".to_string(),
-        "dry run: fe01.contoso.com: 1 unit(s) would be deployed, 0 would fail; nothing was changed".to_string(),
+        "dry run: fe01.contoso.com: 1 deployment(s) would be made, 0 would fail; nothing was changed".to_string(),
     ] {
         assert!(r.stdout.contains(&needle), "{needle:?} not in:\n{}", r.stdout);
     }
