@@ -223,18 +223,11 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
             .lock()
             .map_err(|_| "store lock poisoned".to_string())?;
         let snap = snapshot(&store, &st.config()).map_err(|e| e.to_string())?;
-        Ok(metrics::render(&st.registry, &snap))
+        Ok(metrics::render(&st.registry, snap))
     })
     .await;
     match r {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
         Err(resp) => resp,
     }
 }

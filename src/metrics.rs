@@ -1,28 +1,41 @@
-//! Metrics and health for `serve`'s HTTP listener.
+//! Metrics and health for `serve`'s HTTP listener, exposed through
+//! `prometheus-client` (the Prometheus project's Rust client).
 //!
 //! Two sources, as Prometheus exporters usually have them:
 //! - [`Registry`]: what this process observed since it started (rolls by
-//!   outcome, their lateness, expiry scans, whether each loop runs). The
-//!   engine records into it; counters start at zero with the process, as
-//!   Prometheus expects (`rate()` handles restarts; several `serve`
-//!   processes on one store are summed).
+//!   outcome, their lateness, expiry scans, whether each loop runs), kept in
+//!   the client's counters and histogram. The engine records into it;
+//!   counters start at zero with the process, as Prometheus expects
+//!   (`rate()` handles restarts; several `serve` processes on one store are
+//!   summed).
 //! - [`Snapshot`]: the shared state read from the store at scrape time
-//!   (every slot's certificates, the queue, the outbox, deployments).
+//!   (every slot's certificates, the queue, the outbox, deployments), which
+//!   a collector turns into gauges.
 //!
-//! [`render`] turns both into the Prometheus text exposition format
+//! [`render`] writes both in the Prometheus text exposition format
 //! (version 0.0.4): `certroll_` prefix, base units (`_seconds`,
 //! `_timestamp_seconds`), `_total` for counters. It does no I/O.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::fmt::Error as FmtError;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
 
 use crate::cert::expiry::{CertFacts, SlotFacts};
 use crate::deploy::status::StatusRow;
 use crate::store::JobState;
+
+/// The `Content-Type` of the exposition.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds of the roll lateness histogram, in seconds: a roll is
 /// normally committed within a millisecond of its instant; seconds to
@@ -32,56 +45,64 @@ pub const LATENESS_BUCKETS: [f64; 16] = [
     86400.0,
 ];
 
+type Labels = Vec<(&'static str, &'static str)>;
+
 /// What this process observed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
-    rolls_succeeded: AtomicU64,
-    rolls_failed: AtomicU64,
-    rolls_late: AtomicU64,
-    http_refused: AtomicU64,
-    readiness_probes: AtomicU64,
-    lateness: Mutex<Histogram>,
+    rolls: Family<Labels, Counter>,
+    rolls_late: Counter,
+    http_refused: Counter,
+    readiness_probes: Counter,
+    lateness: Histogram,
     expiry_scan_at: Mutex<Option<DateTime<Utc>>>,
     loops: Mutex<BTreeMap<&'static str, bool>>,
 }
 
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    /// Per bucket (not cumulative); the last is +Inf.
-    counts: [u64; LATENESS_BUCKETS.len() + 1],
-    sum: f64,
+impl Default for Registry {
+    fn default() -> Self {
+        // Both outcomes from the start: a rate over no rolls is 0, not absent.
+        let rolls = Family::<Labels, Counter>::default();
+        for outcome in ["succeeded", "failed"] {
+            let _ = rolls.get_or_create(&vec![("outcome", outcome)]);
+        }
+        Registry {
+            rolls,
+            rolls_late: Counter::default(),
+            http_refused: Counter::default(),
+            readiness_probes: Counter::default(),
+            lateness: Histogram::new(LATENESS_BUCKETS),
+            expiry_scan_at: Mutex::default(),
+            loops: Mutex::default(),
+        }
+    }
 }
 
 impl Registry {
     /// A roll this process committed (`late`: past `late_after_seconds`).
     pub fn roll_succeeded(&self, lateness_seconds: f64, late: bool) {
-        self.rolls_succeeded.fetch_add(1, Ordering::Relaxed);
+        self.rolls
+            .get_or_create(&vec![("outcome", "succeeded")])
+            .inc();
         if late {
-            self.rolls_late.fetch_add(1, Ordering::Relaxed);
+            self.rolls_late.inc();
         }
         // `roll --now` runs early: its negative lateness counts as on time.
-        let v = lateness_seconds.max(0.0);
-        let i = LATENESS_BUCKETS
-            .iter()
-            .position(|b| v <= *b)
-            .unwrap_or(LATENESS_BUCKETS.len());
-        let mut h = self.lateness.lock().expect("metrics lock");
-        h.counts[i] += 1;
-        h.sum += v;
+        self.lateness.observe(lateness_seconds.max(0.0));
+    }
+
+    pub fn roll_failed(&self) {
+        self.rolls.get_or_create(&vec![("outcome", "failed")]).inc();
     }
 
     /// A connection closed at once: `[http] max_connections` were open.
     pub fn count_http_refused(&self) {
-        self.http_refused.fetch_add(1, Ordering::Relaxed);
+        self.http_refused.inc();
     }
 
     /// /readyz probed the store (at most once a second).
     pub fn count_readiness_probe(&self) {
-        self.readiness_probes.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn roll_failed(&self) {
-        self.rolls_failed.fetch_add(1, Ordering::Relaxed);
+        self.readiness_probes.inc();
     }
 
     pub fn expiry_scanned(&self, at: DateTime<Utc>) {
@@ -145,59 +166,10 @@ pub struct Snapshot {
     pub deployments: Vec<StatusRow>,
 }
 
-/// Writes one metric family at a time, with HELP and TYPE once.
-struct Writer {
-    out: String,
-}
-
-impl Writer {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.out, "# HELP {name} {help}");
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{k}=\"{}\"", escape(v));
-            }
-            self.out.push('}');
-        }
-        let _ = writeln!(self.out, " {}", number(value));
-    }
-}
-
-/// Label values escape backslash, double quote and line feed.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn number(v: f64) -> String {
-    if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
-}
-
 fn unix(t: DateTime<Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
 }
 
-/// The exposition: the registry's counters and the snapshot's gauges.
 /// A slot's certificates with their role names.
 fn roles(s: &SlotFacts) -> impl Iterator<Item = (&'static str, &CertFacts)> {
     [
@@ -209,327 +181,285 @@ fn roles(s: &SlotFacts) -> impl Iterator<Item = (&'static str, &CertFacts)> {
     .flatten()
 }
 
-pub fn render(registry: &Registry, snap: &Snapshot) -> String {
-    let mut w = Writer { out: String::new() };
-
-    w.family(
-        "certroll_build_info",
-        "gauge",
-        "The running certroll's version (always 1).",
-    );
-    w.sample(
-        "certroll_build_info",
-        &[("version", env!("CARGO_PKG_VERSION"))],
-        1.0,
-    );
-
-    // Aggregates over every slot: how many per type, and the earliest
-    // expiry per type and role (what an expiry alert needs).
-    let mut per_type: BTreeMap<&str, i64> = BTreeMap::new();
-    let mut earliest: BTreeMap<(&str, &str), DateTime<Utc>> = BTreeMap::new();
-    for s in &snap.slots {
-        let t = s.slot.usage_type.as_str();
-        *per_type.entry(t).or_default() += 1;
-        for (role, c) in roles(s) {
-            let e = earliest.entry((t, role)).or_insert(c.not_after);
-            *e = (*e).min(c.not_after);
-        }
+/// One gauge family: HELP and TYPE once, then each sample.
+fn gauge<'a, V: prometheus_client::encoding::EncodeGaugeValue + Clone + std::fmt::Debug>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (Vec<(&'a str, &'a str)>, V)>,
+) -> Result<(), FmtError> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
     }
-    w.family(
-        "certroll_slots",
-        "gauge",
-        "Slots holding a certificate, by type.",
-    );
-    for (t, n) in &per_type {
-        w.sample("certroll_slots", &[("type", t)], *n as f64);
-    }
-    w.family(
-        "certroll_certificate_not_after_min_timestamp_seconds",
-        "gauge",
-        "The earliest notAfter of the certificates in a role across every slot of a type, as a Unix time.",
-    );
-    for ((t, role), at) in &earliest {
-        w.sample(
-            "certroll_certificate_not_after_min_timestamp_seconds",
-            &[("type", t), ("role", role)],
-            unix(*at),
-        );
-    }
-
-    // Series of their own for the slots whose certificate in service
-    // (current, else pending, else previous) expires first.
-    let in_service = |s: &SlotFacts| {
-        s.current
-            .as_ref()
-            .or(s.pending.as_ref().map(|(c, _)| c))
-            .or(s.previous.as_ref().map(|(c, _)| c))
-            .map(|c| c.not_after)
-    };
-    let mut chosen: Vec<usize> = (0..snap.slots.len()).collect();
-    let omitted = chosen.len().saturating_sub(snap.max_slots);
-    if omitted > 0 {
-        chosen.sort_by_key(|&i| (in_service(&snap.slots[i]), i));
-        chosen.truncate(snap.max_slots);
-        chosen.sort_unstable();
-    }
-    let chosen: Vec<&SlotFacts> = chosen.iter().map(|&i| &snap.slots[i]).collect();
-    w.family(
-        "certroll_metrics_slots_omitted",
-        "gauge",
-        "Slots without series of their own in this scrape ([http] metrics_max_slots).",
-    );
-    w.sample("certroll_metrics_slots_omitted", &[], omitted as f64);
-
-    // Certificates of those slots, by role.
-    let certs: Vec<(&SlotFacts, &str, &CertFacts)> = chosen
-        .iter()
-        .copied()
-        .flat_map(|s| roles(s).map(move |(role, c)| (s, role, c)))
-        .collect();
-    for (name, help, pick) in [
-        (
-            "certroll_certificate_not_after_timestamp_seconds",
-            "When the certificate in a slot's role expires (notAfter), as a Unix time.",
-            (|c: &CertFacts| c.not_after) as fn(&CertFacts) -> DateTime<Utc>,
-        ),
-        (
-            "certroll_certificate_not_before_timestamp_seconds",
-            "When the certificate in a slot's role becomes valid (notBefore), as a Unix time.",
-            |c: &CertFacts| c.not_before,
-        ),
-    ] {
-        w.family(name, "gauge", help);
-        for (s, role, c) in &certs {
-            let scope = s.slot.scope.to_string();
-            w.sample(
-                name,
-                &[
-                    ("type", s.slot.usage_type.as_str()),
-                    ("scope", &scope),
-                    ("role", role),
-                    ("thumbprint", &c.thumbprint),
-                    ("subject", &c.label),
-                ],
-                unix(pick(c)),
-            );
-        }
-    }
-    w.family(
-        "certroll_roll_next_timestamp_seconds",
-        "gauge",
-        "When the slot's pending certificate is scheduled to become current, as a Unix time.",
-    );
-    for s in &chosen {
-        if let Some((c, at)) = &s.pending {
-            let scope = s.slot.scope.to_string();
-            w.sample(
-                "certroll_roll_next_timestamp_seconds",
-                &[
-                    ("type", s.slot.usage_type.as_str()),
-                    ("scope", &scope),
-                    ("thumbprint", &c.thumbprint),
-                ],
-                unix(*at),
-            );
-        }
-    }
-
-    // The queue.
-    w.family(
-        "certroll_jobs",
-        "gauge",
-        "Roll jobs in the store, by state.",
-    );
-    for (state, n) in &snap.jobs {
-        w.sample("certroll_jobs", &[("state", state.as_str())], *n as f64);
-    }
-    w.family(
-        "certroll_rolls_total",
-        "counter",
-        "Rolls this process ran, by outcome (succeeded: promoted; failed: could not succeed, slot unchanged).",
-    );
-    w.sample(
-        "certroll_rolls_total",
-        &[("outcome", "succeeded")],
-        registry.rolls_succeeded.load(Ordering::Relaxed) as f64,
-    );
-    w.sample(
-        "certroll_rolls_total",
-        &[("outcome", "failed")],
-        registry.rolls_failed.load(Ordering::Relaxed) as f64,
-    );
-    w.family(
-        "certroll_rolls_late_total",
-        "counter",
-        "Rolls this process committed later than late_after_seconds after their instant.",
-    );
-    w.sample(
-        "certroll_rolls_late_total",
-        &[],
-        registry.rolls_late.load(Ordering::Relaxed) as f64,
-    );
-    w.family(
-        "certroll_http_connections_refused_total",
-        "counter",
-        "HTTP connections closed at once because [http] max_connections were open.",
-    );
-    w.sample(
-        "certroll_http_connections_refused_total",
-        &[],
-        registry.http_refused.load(Ordering::Relaxed) as f64,
-    );
-    w.family(
-        "certroll_readiness_probes_total",
-        "counter",
-        "Store probes /readyz made (at most one a second, however often it is asked).",
-    );
-    w.sample(
-        "certroll_readiness_probes_total",
-        &[],
-        registry.readiness_probes.load(Ordering::Relaxed) as f64,
-    );
-    let h = registry.lateness.lock().expect("metrics lock").clone();
-    w.family(
-        "certroll_roll_lateness_seconds",
-        "histogram",
-        "How long after its effective instant each roll this process ran was committed.",
-    );
-    let mut cumulative = 0;
-    for (i, bound) in LATENESS_BUCKETS.iter().enumerate() {
-        cumulative += h.counts[i];
-        w.sample(
-            "certroll_roll_lateness_seconds_bucket",
-            &[("le", &number(*bound))],
-            cumulative as f64,
-        );
-    }
-    cumulative += h.counts[LATENESS_BUCKETS.len()];
-    w.sample(
-        "certroll_roll_lateness_seconds_bucket",
-        &[("le", "+Inf")],
-        cumulative as f64,
-    );
-    w.sample("certroll_roll_lateness_seconds_sum", &[], h.sum);
-    w.sample(
-        "certroll_roll_lateness_seconds_count",
-        &[],
-        cumulative as f64,
-    );
-
-    // The outbox, per channel.
-    let mut per_channel: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-    for (channel, state, n) in &snap.deliveries {
-        let e = per_channel.entry(channel).or_default();
-        match state.as_str() {
-            "pending" | "sending" => e.0 += n,
-            "dead" => e.1 += n,
-            _ => {}
-        }
-    }
-    w.family(
-        "certroll_outbox_depth",
-        "gauge",
-        "Notifications waiting to be delivered (pending or being sent), by channel.",
-    );
-    for (channel, (depth, _)) in &per_channel {
-        w.sample(
-            "certroll_outbox_depth",
-            &[("channel", channel)],
-            *depth as f64,
-        );
-    }
-    if let Some(unrouted) = snap.unrouted {
-        w.family(
-            "certroll_outbox_unrouted",
-            "gauge",
-            "Events committed but not yet routed to their channels (the depth per channel counts them once routed).",
-        );
-        w.sample("certroll_outbox_unrouted", &[], unrouted as f64);
-    }
-    w.family(
-        "certroll_outbox_dead",
-        "gauge",
-        "Notifications given up after their attempts or age (certroll notifications retry --dead), by channel.",
-    );
-    for (channel, (_, dead)) in &per_channel {
-        w.sample(
-            "certroll_outbox_dead",
-            &[("channel", channel)],
-            *dead as f64,
-        );
-    }
-
-    // Deployment, per server.
-    w.family(
-        "certroll_deployment_up_to_date",
-        "gauge",
-        "1 when the server has the certificate it should have for the type, target and role, else 0.",
-    );
-    for r in &snap.deployments {
-        w.sample(
-            "certroll_deployment_up_to_date",
-            &deploy_labels(r),
-            if r.up_to_date { 1.0 } else { 0.0 },
-        );
-    }
-    w.family(
-        "certroll_deployment_failures",
-        "gauge",
-        "Consecutive failed deployment attempts (0 after a success).",
-    );
-    for r in &snap.deployments {
-        let failures = r
-            .state
-            .as_ref()
-            .filter(|s| s.state == "failed")
-            .map_or(0, |s| s.attempts);
-        w.sample(
-            "certroll_deployment_failures",
-            &deploy_labels(r),
-            failures as f64,
-        );
-    }
-    w.family(
-        "certroll_deployment_last_success_timestamp_seconds",
-        "gauge",
-        "When the unit was last deployed successfully, as a Unix time.",
-    );
-    for r in &snap.deployments {
-        if let Some(at) = r.state.as_ref().and_then(|s| s.deployed_at) {
-            w.sample(
-                "certroll_deployment_last_success_timestamp_seconds",
-                &deploy_labels(r),
-                unix(at),
-            );
-        }
-    }
-
-    // This process.
-    w.family(
-        "certroll_expiry_scan_last_timestamp_seconds",
-        "gauge",
-        "When this process last ran the expiry watch, as a Unix time.",
-    );
-    if let Some(at) = *registry.expiry_scan_at.lock().expect("metrics lock") {
-        w.sample("certroll_expiry_scan_last_timestamp_seconds", &[], unix(at));
-    }
-    w.family(
-        "certroll_loop_running",
-        "gauge",
-        "1 while the service's loop runs (engine, notifier, deployer), 0 once it stopped.",
-    );
-    for (name, running) in registry.loops.lock().expect("metrics lock").iter() {
-        w.sample(
-            "certroll_loop_running",
-            &[("loop", name)],
-            if *running { 1.0 } else { 0.0 },
-        );
-    }
-    w.out
+    Ok(())
 }
 
-fn deploy_labels(r: &StatusRow) -> [(&str, &str); 4] {
-    [
+/// The store's state at scrape time, as gauges; and what this process
+/// tracks outside the client's metric types (its loops, its last scan).
+#[derive(Debug)]
+struct StoreCollector {
+    snap: Snapshot,
+    registry: Arc<Registry>,
+}
+
+impl StoreCollector {
+    fn encode_all(&self, mut e: DescriptorEncoder<'_>) -> Result<(), FmtError> {
+        let snap = &self.snap;
+        // Aggregates over every slot: how many per type, and the earliest
+        // expiry per type and role (what an expiry alert needs).
+        let mut per_type: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut earliest: BTreeMap<(&str, &str), DateTime<Utc>> = BTreeMap::new();
+        for s in &snap.slots {
+            let t = s.slot.usage_type.as_str();
+            *per_type.entry(t).or_default() += 1;
+            for (role, c) in roles(s) {
+                let at = earliest.entry((t, role)).or_insert(c.not_after);
+                *at = (*at).min(c.not_after);
+            }
+        }
+        gauge(
+            &mut e,
+            "certroll_slots",
+            "Slots holding a certificate, by type.",
+            per_type.iter().map(|(t, n)| (vec![("type", *t)], *n)),
+        )?;
+        gauge(
+            &mut e,
+            "certroll_certificate_not_after_min_timestamp_seconds",
+            "The earliest notAfter of the certificates in a role across every slot of a type, as a Unix time.",
+            earliest
+                .iter()
+                .map(|((t, role), at)| (vec![("type", *t), ("role", *role)], unix(*at))),
+        )?;
+
+        // Series of their own for the slots whose certificate in service
+        // (current, else pending, else previous) expires first.
+        let in_service = |s: &SlotFacts| {
+            s.current
+                .as_ref()
+                .or(s.pending.as_ref().map(|(c, _)| c))
+                .or(s.previous.as_ref().map(|(c, _)| c))
+                .map(|c| c.not_after)
+        };
+        let mut chosen: Vec<usize> = (0..snap.slots.len()).collect();
+        let omitted = chosen.len().saturating_sub(snap.max_slots);
+        if omitted > 0 {
+            chosen.sort_by_key(|&i| (in_service(&snap.slots[i]), i));
+            chosen.truncate(snap.max_slots);
+            chosen.sort_unstable();
+        }
+        let chosen: Vec<(&SlotFacts, String)> = chosen
+            .iter()
+            .map(|&i| (&snap.slots[i], snap.slots[i].slot.scope.to_string()))
+            .collect();
+        gauge(
+            &mut e,
+            "certroll_metrics_slots_omitted",
+            "Slots without series of their own in this scrape ([http] metrics_max_slots).",
+            [(vec![], omitted as i64)],
+        )?;
+        for (name, help, pick) in [
+            (
+                "certroll_certificate_not_after_timestamp_seconds",
+                "When the certificate in a slot's role expires (notAfter), as a Unix time.",
+                (|c: &CertFacts| c.not_after) as fn(&CertFacts) -> DateTime<Utc>,
+            ),
+            (
+                "certroll_certificate_not_before_timestamp_seconds",
+                "When the certificate in a slot's role becomes valid (notBefore), as a Unix time.",
+                |c: &CertFacts| c.not_before,
+            ),
+        ] {
+            gauge(
+                &mut e,
+                name,
+                help,
+                chosen.iter().flat_map(|(s, scope)| {
+                    roles(s).map(move |(role, c)| {
+                        (
+                            vec![
+                                ("type", s.slot.usage_type.as_str()),
+                                ("scope", scope.as_str()),
+                                ("role", role),
+                                ("thumbprint", c.thumbprint.as_str()),
+                                ("subject", c.label.as_str()),
+                            ],
+                            unix(pick(c)),
+                        )
+                    })
+                }),
+            )?;
+        }
+        gauge(
+            &mut e,
+            "certroll_roll_next_timestamp_seconds",
+            "When the slot's pending certificate is scheduled to become current, as a Unix time.",
+            chosen.iter().filter_map(|(s, scope)| {
+                s.pending.as_ref().map(|(c, at)| {
+                    (
+                        vec![
+                            ("type", s.slot.usage_type.as_str()),
+                            ("scope", scope.as_str()),
+                            ("thumbprint", c.thumbprint.as_str()),
+                        ],
+                        unix(*at),
+                    )
+                })
+            }),
+        )?;
+
+        // The queue.
+        gauge(
+            &mut e,
+            "certroll_jobs",
+            "Roll jobs in the store, by state.",
+            snap.jobs
+                .iter()
+                .map(|(state, n)| (vec![("state", state.as_str())], *n)),
+        )?;
+
+        // The outbox, per channel.
+        let mut per_channel: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        for (channel, state, n) in &snap.deliveries {
+            let e = per_channel.entry(channel).or_default();
+            match state.as_str() {
+                "pending" | "sending" => e.0 += n,
+                "dead" => e.1 += n,
+                _ => {}
+            }
+        }
+        gauge(
+            &mut e,
+            "certroll_outbox_depth",
+            "Notifications waiting to be delivered (pending or being sent), by channel.",
+            per_channel
+                .iter()
+                .map(|(c, (depth, _))| (vec![("channel", *c)], *depth)),
+        )?;
+        if let Some(unrouted) = snap.unrouted {
+            gauge(
+                &mut e,
+                "certroll_outbox_unrouted",
+                "Events committed but not yet routed to their channels (the depth per channel counts them once routed).",
+                [(vec![], unrouted)],
+            )?;
+        }
+        gauge(
+            &mut e,
+            "certroll_outbox_dead",
+            "Notifications given up after their attempts or age (certroll notifications retry --dead), by channel.",
+            per_channel
+                .iter()
+                .map(|(c, (_, dead))| (vec![("channel", *c)], *dead)),
+        )?;
+
+        // Deployment, per server.
+        gauge(
+            &mut e,
+            "certroll_deployment_up_to_date",
+            "1 when the server has the certificate it should have for the type, target and role, else 0.",
+            snap.deployments
+                .iter()
+                .map(|r| (deploy_labels(r), i64::from(r.up_to_date))),
+        )?;
+        gauge(
+            &mut e,
+            "certroll_deployment_failures",
+            "Consecutive failed deployment attempts (0 after a success).",
+            snap.deployments.iter().map(|r| {
+                let failures = r
+                    .state
+                    .as_ref()
+                    .filter(|s| s.state == "failed")
+                    .map_or(0, |s| i64::from(s.attempts));
+                (deploy_labels(r), failures)
+            }),
+        )?;
+        gauge(
+            &mut e,
+            "certroll_deployment_last_success_timestamp_seconds",
+            "When the server last got the type's certificate for the target and role, as a Unix time.",
+            snap.deployments.iter().filter_map(|r| {
+                r.state
+                    .as_ref()
+                    .and_then(|s| s.deployed_at)
+                    .map(|at| (deploy_labels(r), unix(at)))
+            }),
+        )?;
+
+        // This process.
+        let scan = *self.registry.expiry_scan_at.lock().expect("metrics lock");
+        gauge(
+            &mut e,
+            "certroll_expiry_scan_last_timestamp_seconds",
+            "When this process last ran the expiry watch, as a Unix time.",
+            scan.map(|at| (vec![], unix(at))),
+        )?;
+        let loops = self.registry.loops.lock().expect("metrics lock").clone();
+        gauge(
+            &mut e,
+            "certroll_loop_running",
+            "1 while the service's loop runs (engine, notifier, deployer), 0 once it stopped.",
+            loops
+                .iter()
+                .map(|(name, running)| (vec![("loop", *name)], i64::from(*running))),
+        )
+    }
+}
+
+impl Collector for StoreCollector {
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), FmtError> {
+        self.encode_all(encoder)
+    }
+}
+
+/// The exposition: the registry's counters and histogram, then the
+/// snapshot's gauges, in the Prometheus text format.
+pub fn render(registry: &Arc<Registry>, snap: Snapshot) -> String {
+    let mut reg = prometheus_client::registry::Registry::default();
+    reg.register(
+        "certroll_build",
+        "The running certroll's version (always 1)",
+        Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+    );
+    reg.register(
+        "certroll_rolls",
+        "Rolls this process ran, by outcome (succeeded: promoted; failed: could not succeed, slot unchanged)",
+        registry.rolls.clone(),
+    );
+    reg.register(
+        "certroll_rolls_late",
+        "Rolls this process committed later than late_after_seconds after their instant",
+        registry.rolls_late.clone(),
+    );
+    reg.register(
+        "certroll_http_connections_refused",
+        "HTTP connections closed at once because [http] max_connections were open",
+        registry.http_refused.clone(),
+    );
+    reg.register(
+        "certroll_readiness_probes",
+        "Store probes /readyz made (at most one a second, however often it is asked)",
+        registry.readiness_probes.clone(),
+    );
+    reg.register(
+        "certroll_roll_lateness_seconds",
+        "How long after its effective instant each roll this process ran was committed",
+        registry.lateness.clone(),
+    );
+    reg.register_collector(Box::new(StoreCollector {
+        snap,
+        registry: registry.clone(),
+    }));
+    let mut out = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut out, &reg)
+        .expect("writing to a String cannot fail");
+    out
+}
+
+fn deploy_labels(r: &StatusRow) -> Vec<(&str, &str)> {
+    vec![
         ("server", r.unit.server.name.as_str()),
         ("type", r.unit.usage_type.as_str()),
         ("target", r.unit.target.name.as_str()),
@@ -555,7 +485,7 @@ mod tests {
 
     #[test]
     fn renders_the_families_with_escaped_labels_and_cumulative_buckets() {
-        let r = Registry::default();
+        let r = Arc::new(Registry::default());
         r.roll_succeeded(0.0004, false);
         r.roll_succeeded(0.002, false);
         r.roll_succeeded(7200.0, true);
@@ -584,9 +514,9 @@ mod tests {
             max_slots: 10,
             deployments: vec![],
         };
-        let text = render(&r, &snap);
+        let text = render(&r, snap);
         for line in [
-            "certroll_certificate_not_after_timestamp_seconds{type=\"OAuthTokenIssuer\",scope=\"global\",role=\"current\",thumbprint=\"0000000000000000000000000000000000000001\",subject=\"cert \\\"1\\\"\"} 2000",
+            "certroll_certificate_not_after_timestamp_seconds{type=\"OAuthTokenIssuer\",scope=\"global\",role=\"current\",thumbprint=\"0000000000000000000000000000000000000001\",subject=\"cert \\\"1\\\"\"} 2000.0",
             "certroll_roll_next_timestamp_seconds{type=\"OAuthTokenIssuer\",scope=\"global\",thumbprint=\"0000000000000000000000000000000000000002\"} 1800.5",
             "certroll_rolls_total{outcome=\"succeeded\"} 4",
             "certroll_rolls_total{outcome=\"failed\"} 1",
@@ -644,7 +574,7 @@ mod tests {
             pending: None,
             failed_roll: None,
         };
-        let snap = Snapshot {
+        let snap = || Snapshot {
             slots: vec![
                 // An old previous certificate does not make a slot urgent.
                 slot("a.x.y", cert(1, 0, 9_000), Some(cert(4, 0, 100))),
@@ -657,7 +587,7 @@ mod tests {
             max_slots: 1,
             deployments: vec![],
         };
-        let text = render(&Registry::default(), &snap);
+        let text = render(&Arc::default(), snap());
         let series: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("certroll_certificate_not_after_timestamp_seconds{"))
@@ -667,17 +597,17 @@ mod tests {
         for line in [
             "certroll_metrics_slots_omitted 2",
             "certroll_slots{type=\"OAuthTokenIssuer\"} 3",
-            "certroll_certificate_not_after_min_timestamp_seconds{type=\"OAuthTokenIssuer\",role=\"current\"} 3000",
-            "certroll_certificate_not_after_min_timestamp_seconds{type=\"OAuthTokenIssuer\",role=\"previous\"} 100",
+            "certroll_certificate_not_after_min_timestamp_seconds{type=\"OAuthTokenIssuer\",role=\"current\"} 3000.0",
+            "certroll_certificate_not_after_min_timestamp_seconds{type=\"OAuthTokenIssuer\",role=\"previous\"} 100.0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\n{text}");
         }
         // Under the limit, nothing is left out.
         let all = render(
-            &Registry::default(),
-            &Snapshot {
+            &Arc::default(),
+            Snapshot {
                 max_slots: 3,
-                ..snap
+                ..snap()
             },
         );
         assert!(all.lines().any(|l| l == "certroll_metrics_slots_omitted 0"));
@@ -693,13 +623,13 @@ mod tests {
             max_slots: 10,
             deployments: vec![],
         };
-        let text = render(&Registry::default(), &snap);
+        let text = render(&Arc::default(), snap);
         assert!(!text.contains("certroll_outbox_unrouted"), "{text}");
     }
 
     #[test]
     fn a_loop_guard_marks_its_loop_stopped_when_dropped() {
-        let r = Registry::default();
+        let r = Arc::new(Registry::default());
         {
             let _g = LoopGuard::new(&r, "deployer");
             assert!(r.stopped_loops().is_empty());

@@ -257,7 +257,7 @@ impl Engine {
     /// millisecond to copy) instead of one large one inside a commit.
     fn checkpoint_if_quiet(&mut self, wake: Option<DateTime<Utc>>) {
         const GAP: Duration = Duration::milliseconds(3);
-        if self.store.wal_bytes() == 0 {
+        if !self.store.needs_checkpoint() {
             return;
         }
         if wake.is_none_or(|w| w - self.clock.now() > GAP) {

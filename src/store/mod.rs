@@ -235,6 +235,8 @@ pub struct Store {
     /// Opened read-only on a data directory that holds no store yet: an
     /// empty store in memory, so that nothing is created on disk.
     absent: bool,
+    /// The write marker at the last complete checkpoint.
+    checkpointed_at: Option<(u64, i64)>,
     master: Option<MasterKey>,
     /// Parsed certificates by row id. A row's DER and chain never change,
     /// so parsing once is enough (whether it has a key is read each time).
@@ -351,6 +353,7 @@ impl Store {
             conn,
             dir: dir.to_path_buf(),
             absent: false,
+            checkpointed_at: None,
             master: None,
             cert_cache: std::collections::HashMap::new(),
         })
@@ -374,6 +377,7 @@ impl Store {
                 conn,
                 dir: dir.to_path_buf(),
                 absent: true,
+                checkpointed_at: None,
                 master: None,
                 cert_cache: std::collections::HashMap::new(),
             });
@@ -404,6 +408,7 @@ impl Store {
             conn,
             dir: dir.to_path_buf(),
             absent: false,
+            checkpointed_at: None,
             master: None,
             cert_cache: std::collections::HashMap::new(),
         })
@@ -447,11 +452,39 @@ impl Store {
         std::fs::metadata(self.dir.join("certroll.db-wal")).map_or(0, |m| m.len())
     }
 
+    /// What changed the database since: this connection's row changes and
+    /// the commits of the others.
+    fn write_marker(&self) -> Result<(u64, i64), StoreError> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        Ok((self.conn.total_changes(), version))
+    }
+
+    /// Whether a checkpoint has anything to copy: the log holds frames
+    /// written since the last complete checkpoint. (The log file keeps its
+    /// size once checkpointed, since writers keep it for readers, so its
+    /// size says nothing.)
+    pub fn needs_checkpoint(&self) -> bool {
+        self.wal_bytes() > 0
+            && self
+                .write_marker()
+                .map_or(true, |m| Some(m) != self.checkpointed_at)
+    }
+
     /// Copies the write-ahead log into the database without waiting for
     /// readers or writers (SQLite's PASSIVE checkpoint).
     pub fn checkpoint(&mut self) -> Result<(), StoreError> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        let (log, copied): (i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get(1)?, r.get(2)?))
+                })?;
+        self.checkpointed_at = if log == copied {
+            Some(self.write_marker()?)
+        } else {
+            None
+        };
         Ok(())
     }
 
@@ -777,6 +810,32 @@ mod tests {
             "full table scans:\n{}",
             offenders.join("\n")
         );
+    }
+
+    /// With the log kept for readers, its size says nothing: a checkpoint
+    /// is needed only after a write (this connection's or another's).
+    #[test]
+    fn a_checkpoint_is_needed_only_after_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store.disable_auto_checkpoint().unwrap();
+        let a = entry(include_bytes!(
+            "../../tests/data/fixtures/oauth1-openssl3.pfx"
+        ));
+        store.import(&new_cert(&a), &ctx()).unwrap();
+        assert!(store.needs_checkpoint());
+        store.checkpoint().unwrap();
+        assert!(store.wal_bytes() > 0, "the log is kept");
+        assert!(!store.needs_checkpoint());
+        // Another process writes.
+        let mut other = Store::open(dir.path()).unwrap();
+        let b = entry(include_bytes!(
+            "../../tests/data/fixtures/oauth2-windows.pfx"
+        ));
+        other.import(&new_cert(&b), &ctx()).unwrap();
+        assert!(store.needs_checkpoint());
+        store.checkpoint().unwrap();
+        assert!(!store.needs_checkpoint());
     }
 
     /// A full disk and a lock held past the busy timeout are explained

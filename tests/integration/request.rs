@@ -495,7 +495,10 @@ fn the_policy_is_checked_before_anything_is_made() {
     let r = env.run(&["request", "--type", "OAuthTokenIssuer", "--key", "dsa1024"]);
     assert_eq!(r.code, 2);
     assert!(
-        r.stderr.contains("unknown key type 'dsa1024'"),
+        r.stderr
+            .contains("invalid value 'dsa1024' for '--key <KIND>'")
+            && r.stderr
+                .contains("rsa2048, rsa3072, rsa4096, ec-p256, ec-p384"),
         "{}",
         r.stderr
     );
