@@ -189,14 +189,7 @@ mod tests {
     use crate::cert::keygen::{KeySpec, generate};
     use crate::cert::request::{RequestSpec, Subject, csr_pem};
 
-    fn cert(name: &str) -> CertInfo {
-        let text = std::fs::read_to_string(format!(
-            "{}/tests/data/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
-        CertInfo::from_der(&crate::cert::pem::parse_blocks(&text).unwrap()[0].der).unwrap()
-    }
+    use crate::cert::fixture_cert as cert;
 
     #[test]
     fn the_csr_tells_what_was_asked() {

@@ -204,15 +204,7 @@ fn same_key_and_name(a: &CertInfo, b: &CertInfo) -> bool {
 mod tests {
     use super::*;
 
-    fn cert(name: &str) -> CertInfo {
-        let text = std::fs::read_to_string(format!(
-            "{}/tests/data/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
-        let block = &crate::cert::pem::parse_blocks(&text).unwrap()[0];
-        CertInfo::from_der(&block.der).unwrap()
-    }
+    use crate::cert::fixture_cert as cert;
 
     #[test]
     fn a_good_chain_verifies_and_a_wrong_issuer_does_not() {

@@ -20,4 +20,14 @@ pub mod types;
 pub mod x509;
 
 pub use types::{Role, Scope, ScopePattern, SlotKey, TypeRegistry, UsageType};
+
+/// The first certificate of a PEM fixture (tests/data/fixtures), for the
+/// domain's unit tests.
+#[cfg(test)]
+pub(crate) fn fixture_cert(name: &str) -> CertInfo {
+    let path = format!("{}/tests/data/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let block = pem::parse_blocks(&text).unwrap().remove(0);
+    CertInfo::from_der(&block.der).unwrap()
+}
 pub use x509::CertInfo;

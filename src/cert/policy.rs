@@ -446,12 +446,7 @@ mod tests {
         assert!(!Policy::builtin("Default").require_sip_domain);
     }
 
-    fn cert(name: &str) -> CertInfo {
-        let path = format!("{}/tests/data/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(path).unwrap();
-        let block = crate::cert::pem::parse_blocks(&text).unwrap().remove(0);
-        CertInfo::from_der(&block.der).unwrap()
-    }
+    use crate::cert::fixture_cert as cert;
 
     fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
         use chrono::TimeZone;

@@ -349,14 +349,18 @@ impl Store {
         conn.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut conn)?;
         persist_wal(&conn);
-        Ok(Store {
+        Ok(Store::with(conn, dir, false))
+    }
+
+    fn with(conn: Connection, dir: &Path, absent: bool) -> Store {
+        Store {
             conn,
             dir: dir.to_path_buf(),
-            absent: false,
+            absent,
             checkpointed_at: None,
             master: None,
             cert_cache: std::collections::HashMap::new(),
-        })
+        }
     }
 
     /// Opens the store in `dir` for reading only (get, certs, check,
@@ -373,14 +377,7 @@ impl Store {
         if !present {
             let mut conn = Connection::open_in_memory()?;
             schema::migrate(&mut conn)?;
-            return Ok(Store {
-                conn,
-                dir: dir.to_path_buf(),
-                absent: true,
-                checkpointed_at: None,
-                master: None,
-                cert_cache: std::collections::HashMap::new(),
-            });
+            return Ok(Store::with(conn, dir, true));
         }
         let conn = Connection::open_with_flags(
             &db_path,
@@ -404,14 +401,7 @@ impl Store {
             drop(conn);
             return Store::open(dir);
         }
-        Ok(Store {
-            conn,
-            dir: dir.to_path_buf(),
-            absent: false,
-            checkpointed_at: None,
-            master: None,
-            cert_cache: std::collections::HashMap::new(),
-        })
+        Ok(Store::with(conn, dir, false))
     }
 
     /// Whether this is the empty stand-in of [`Store::open_read_only`] for
