@@ -7,7 +7,10 @@
 //!
 //! # Layout
 //!
-//! Dependencies point one way: `cert` ← `store` ← `schedule` ← `service`, `cli`.
+//! Dependencies point one way: `cert` ← `store` ← `schedule` ← `notify`,
+//! `deploy` ← `service`, `http`, `cli`. The store knows no deployment type
+//! (what a slot holds is the domain's `SlotCerts`), and the engine learns
+//! who stages a slot through the `Stagers` the service passes in.
 //!
 //! - [`cert`]: the pure domain. Parsing certificates and keys (PKCS#12,
 //!   PEM, DER), thumbprints, policy checks and slot transitions. No I/O;

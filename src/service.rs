@@ -52,8 +52,9 @@ impl Loops {
         registry: &Arc<Registry>,
     ) -> Result<Loops> {
         let store = Store::open(data_dir)?;
-        let engine =
-            Engine::new(store, config.clone(), clock.clone())?.with_metrics(registry.clone());
+        let engine = Engine::new(store, config.clone(), clock.clone())?
+            .with_metrics(registry.clone())
+            .with_stagers(crate::deploy::deployer::stagers(config.clone()));
         let owner = engine.owner().to_string();
         // Each loop says when it ends. Unbounded: a loop that ends during
         // shutdown, when nobody reads any more, must never block on it.

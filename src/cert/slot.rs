@@ -14,6 +14,14 @@ pub struct Pending {
     pub effective_at: DateTime<Utc>,
 }
 
+/// What a slot holds, by thumbprint (what deployment resolves servers from).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlotCerts {
+    pub current: Option<String>,
+    pub previous: Option<String>,
+    pub pending: Option<String>,
+}
+
 /// Which certificates (by thumbprint) a slot holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SlotState {

@@ -69,7 +69,9 @@ pub fn run(app: &App, args: RollArgs) -> Result<()> {
         return print_plan(&engine.plan_once(&filter, args.now)?, args.json);
     }
     let store = app.open_store()?;
-    let mut engine = Engine::new(store, Arc::new(app.config.clone()), Arc::new(SystemClock))?;
+    let config = Arc::new(app.config.clone());
+    let mut engine = Engine::new(store, config.clone(), Arc::new(SystemClock))?
+        .with_stagers(crate::deploy::deployer::stagers(config));
     let (summary, results) = engine.run_once(&filter, args.now)?;
 
     if args.json {

@@ -569,6 +569,15 @@ pub fn units(store: &Store, config: &Config, only: Option<&str>) -> Result<Vec<U
     Ok(plan::plan(&servers, &config.targets, &types, &slots))
 }
 
+/// For the engine's --require-staged hold: the (server, target) pairs that
+/// stage each slot's pending certificate, by the configuration's targets.
+pub fn stagers(config: Arc<Config>) -> crate::schedule::engine::Stagers {
+    Box::new(move |store, slots| {
+        let units = units(store, &config, None)?;
+        Ok(slots.iter().map(|s| plan::stagers(&units, s)).collect())
+    })
+}
+
 /// The JWKS of a slot at `now`: its current, pending and previous keys,
 /// without expired ones.
 pub fn jwks_for_slot(

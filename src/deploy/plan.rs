@@ -18,13 +18,7 @@ use super::config::{FileConfig, ServerConfig, TargetConfig, expand};
 use crate::cert::x509::{CertInfo, Curve, PublicKeyMaterial};
 use crate::cert::{Scope, SlotKey, UsageType};
 
-/// What a slot holds, by thumbprint.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SlotCerts {
-    pub current: Option<String>,
-    pub previous: Option<String>,
-    pub pending: Option<String>,
-}
+pub use crate::cert::slot::SlotCerts;
 
 /// Current or pending (staged) copy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -89,7 +89,15 @@ pub struct Engine {
     duties: Vec<(Duty, Option<DateTime<Utc>>)>,
     observer: Option<Observer>,
     metrics: Option<Arc<crate::metrics::Registry>>,
+    stagers: Option<Stagers>,
 }
+
+/// The servers (and targets) that stage each of these slots' pending
+/// certificate, for rolls scheduled with --require-staged. Deployment
+/// knows them; whoever wires the engine passes this in, so the queue does
+/// not depend on deployment. Without it, no roll is held.
+pub type Stagers =
+    Box<dyn Fn(&Store, &[SlotKey]) -> Result<Vec<Vec<(String, String)>>, StoreError> + Send>;
 
 /// How long before a roll's instant its changes are written (under the
 /// write lock), so that only the commit remains at the instant.
@@ -157,7 +165,14 @@ impl Engine {
             duties,
             observer: None,
             metrics: None,
+            stagers: None,
         })
+    }
+
+    /// Who stages what, for the --require-staged hold (see [`Stagers`]).
+    pub fn with_stagers(mut self, stagers: Stagers) -> Self {
+        self.stagers = Some(stagers);
+        self
     }
 
     pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
@@ -421,15 +436,18 @@ impl Engine {
         if !jobs.iter().any(|j| j.require_staged) {
             return Ok(jobs.to_vec());
         }
-        let units = crate::deploy::deployer::units(&self.store, &self.config, None)?;
+        let Some(stagers) = &self.stagers else {
+            return Ok(jobs.to_vec());
+        };
+        let slots: Vec<SlotKey> = jobs.iter().map(|j| j.slot.clone()).collect();
+        let staging = stagers(&self.store, &slots)?;
         let deadline = Duration::minutes(self.config.deploy.staging_deadline_minutes.into());
         let mut ready = Vec::new();
-        for job in jobs {
+        for (job, pairs) in jobs.iter().zip(staging) {
             if !job.require_staged {
                 ready.push(job.clone());
                 continue;
             }
-            let pairs = crate::deploy::plan::stagers(&units, &job.slot);
             let lagging =
                 self.store
                     .not_staged(job.slot.usage_type.as_str(), &job.thumbprint, &pairs)?;

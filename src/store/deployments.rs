@@ -9,8 +9,8 @@ use rusqlite::{TransactionBehavior, params};
 
 use super::audit::{self, Severity};
 use super::{OpCtx, Store, StoreError, parse_ts, ts};
+use crate::cert::slot::SlotCerts;
 use crate::cert::{Scope, SlotKey, UsageType};
-use crate::deploy::plan::SlotCerts;
 
 /// The recorded state of one deployment unit.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
