@@ -3,9 +3,9 @@
 //! change they describe.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params, params_from_iter};
 use serde::Serialize;
 
+use super::db::{Exec, Value, vals};
 use super::{OpCtx, Store, StoreError, parse_ts, ts};
 use crate::cert::slot::{SlotState, Transition};
 use crate::cert::{Scope, SlotKey, UsageType};
@@ -44,15 +44,15 @@ pub struct AuditEntry {
 }
 
 pub(super) fn record_cert(
-    tx: &Connection,
+    tx: &impl Exec,
     ctx: &OpCtx,
     action: &str,
     thumbprint: &str,
     detail: &str,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    tx.exec(
         "INSERT INTO audit_log (at, actor, action, thumbprint, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![ts(ctx.now), ctx.actor, action, thumbprint, detail],
+        vals![&ts(ctx.now), &ctx.actor, action, thumbprint, detail],
     )?;
     Ok(())
 }
@@ -60,7 +60,7 @@ pub(super) fn record_cert(
 /// An audit row about a roll job (cancel, retry): the slot's roles are not
 /// changed by the row itself.
 pub(super) fn record_job(
-    tx: &Connection,
+    tx: &impl Exec,
     ctx: &OpCtx,
     action: &str,
     slot: &SlotKey,
@@ -68,25 +68,25 @@ pub(super) fn record_job(
     job_id: i64,
     detail: &str,
 ) -> Result<(), StoreError> {
-    tx.prepare_cached(
+    tx.exec(
         "INSERT INTO audit_log (at, actor, action, scope, scope_key, usage_type, thumbprint, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        ts(ctx.now),
-        ctx.actor,
-        action,
-        slot.scope.to_string(),
-        slot.scope.key(),
-        slot.usage_type.as_str(),
-        thumbprint,
-        format!("job {job_id}: {detail}"),
-    ])?;
+        vals![
+            &ts(ctx.now),
+            &ctx.actor,
+            action,
+            &slot.scope.to_string(),
+            &slot.scope.key(),
+            slot.usage_type.as_str(),
+            thumbprint,
+            &format!("job {job_id}: {detail}"),
+        ],
+    )?;
     Ok(())
 }
 
 pub(super) fn record_slot_change(
-    tx: &Connection,
+    tx: &impl Exec,
     ctx: &OpCtx,
     action: &str,
     slot: &SlotKey,
@@ -95,27 +95,27 @@ pub(super) fn record_slot_change(
     detail: &str,
 ) -> Result<(), StoreError> {
     let (b, a) = (Roles::from(&t.before), Roles::from(&t.after));
-    tx.prepare_cached(
+    tx.exec(
         "INSERT INTO audit_log (at, actor, action, scope, scope_key, usage_type, thumbprint,
             old_current, old_previous, old_pending, new_current, new_previous, new_pending, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?
-    .execute(params![
-        ts(ctx.now),
-        ctx.actor,
-        action,
-        slot.scope.to_string(),
-        slot.scope.key(),
-        slot.usage_type.as_str(),
-        thumbprint,
-        b.current,
-        b.previous,
-        b.pending,
-        a.current,
-        a.previous,
-        a.pending,
-        (!detail.is_empty()).then_some(detail),
-    ])?;
+        vals![
+            &ts(ctx.now),
+            &ctx.actor,
+            action,
+            &slot.scope.to_string(),
+            &slot.scope.key(),
+            slot.usage_type.as_str(),
+            thumbprint,
+            b.current.as_ref(),
+            b.previous.as_ref(),
+            b.pending.as_ref(),
+            a.current.as_ref(),
+            a.previous.as_ref(),
+            a.pending.as_ref(),
+            (!detail.is_empty()).then_some(detail),
+        ],
+    )?;
     Ok(())
 }
 
@@ -124,7 +124,7 @@ pub use crate::cert::types::EventSeverity as Severity;
 /// Writes one event to the outbox; the notification service delivers it.
 /// Returns the event id receivers use to drop duplicates.
 pub(super) fn enqueue(
-    tx: &Connection,
+    tx: &impl Exec,
     ctx: &OpCtx,
     kind: &str,
     severity: Severity,
@@ -144,19 +144,20 @@ pub(super) fn enqueue(
         "message": message,
         "data": data,
     });
-    tx.prepare_cached(
+    let scope = slot.map(|s| s.scope.to_string());
+    tx.exec(
         "INSERT INTO outbox (event_id, kind, severity, scope, usage_type, payload, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        event_id,
-        kind,
-        severity.as_str(),
-        slot.map(|s| s.scope.to_string()),
-        slot.map(|s| s.usage_type.to_string()),
-        payload.to_string(),
-        ts(ctx.now),
-    ])?;
+        vals![
+            &event_id,
+            kind,
+            severity.as_str(),
+            scope.as_ref(),
+            slot.map(|s| s.usage_type.as_str()),
+            &payload.to_string(),
+            &ts(ctx.now),
+        ],
+    )?;
     Ok(event_id)
 }
 
@@ -193,30 +194,30 @@ impl Store {
         if let Some(n) = filter.limit {
             sql.push_str(&format!(" LIMIT {n}"));
         }
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
+        let params: Vec<Value<'_>> = args.iter().map(Value::from).collect();
+        let rows = self.conn.rows(&sql, &params, |r| {
             Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, Option<String>>(6)?,
+                r.int(0)?,
+                r.text(1)?,
+                r.text(2)?,
+                r.text(3)?,
+                r.opt_text(4)?,
+                r.opt_text(5)?,
+                r.opt_text(6)?,
                 [
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                    r.get(10)?,
-                    r.get(11)?,
-                    r.get(12)?,
+                    r.opt_text(7)?,
+                    r.opt_text(8)?,
+                    r.opt_text(9)?,
+                    r.opt_text(10)?,
+                    r.opt_text(11)?,
+                    r.opt_text(12)?,
                 ],
-                r.get::<_, Option<String>>(13)?,
+                r.opt_text(13)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, at, actor, action, scope, usage_type, thumbprint, roles, detail) = row?;
+            let (id, at, actor, action, scope, usage_type, thumbprint, roles, detail) = row;
             let [oc, op, oq, nc, np, nq]: [Option<String>; 6] = roles;
             let slot = match (scope, usage_type) {
                 (Some(s), Some(t)) => Some(SlotKey::new(
@@ -252,10 +253,10 @@ impl Store {
     /// Number of outbox rows (for tests and diagnostics until the
     /// notification service reads them).
     pub fn outbox_kinds(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT kind, payload FROM outbox ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn.rows(
+            "SELECT kind, payload FROM outbox ORDER BY id",
+            vals![],
+            |r| Ok((r.text(0)?, r.text(1)?)),
+        )
     }
 }

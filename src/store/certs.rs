@@ -291,21 +291,22 @@ impl Store {
     /// the chains of certificates with the same issuer. Each once; the
     /// caller checks names, key identifiers and signatures.
     pub fn issuer_candidates(&self, cert: &CertInfo) -> Result<Vec<CertInfo>, StoreError> {
+        use super::db::{Exec, vals};
         let mut out: Vec<CertInfo> = Vec::new();
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT der FROM certificates WHERE subject = ?1 LIMIT 16")?;
-        for der in stmt.query_map([&cert.issuer], |r| r.get::<_, Vec<u8>>(0))? {
-            if let Ok(c) = CertInfo::from_der(&der?) {
-                out.push(c);
-            }
-        }
-        let mut stmt = self.conn.prepare_cached(
+        let ders = self.conn.rows(
+            "SELECT der FROM certificates WHERE subject = ?1 LIMIT 16",
+            vals![&cert.issuer],
+            |r| r.blob(0),
+        )?;
+        out.extend(ders.iter().filter_map(|der| CertInfo::from_der(der).ok()));
+        let chains = self.conn.rows(
             "SELECT chain FROM certificates WHERE issuer = ?1 AND length(chain) > 0
              ORDER BY id DESC LIMIT 4",
+            vals![&cert.issuer],
+            |r| r.blob(0),
         )?;
-        for chain in stmt.query_map([&cert.issuer], |r| r.get::<_, Vec<u8>>(0))? {
-            if let Ok(chain) = split_der_certs(&chain?) {
+        for chain in chains {
+            if let Ok(chain) = split_der_certs(&chain) {
                 out.extend(chain);
             }
         }

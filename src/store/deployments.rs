@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::TransactionBehavior;
 
 use super::audit::{self, Severity};
+use super::db::{Exec, vals};
 use super::{OpCtx, Store, StoreError, parse_ts, ts};
 use crate::cert::slot::SlotCerts;
 use crate::cert::{Scope, SlotKey, UsageType};
@@ -58,26 +59,26 @@ fn opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
 impl Store {
     /// Every slot's certificates by thumbprint, for deployment planning.
     pub fn deploy_slots(&self) -> Result<HashMap<SlotKey, SlotCerts>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        let rows = self.conn.rows(
             "SELECT s.scope, s.usage_type,
                     (SELECT thumbprint FROM certificates WHERE id = s.current_cert),
                     (SELECT thumbprint FROM certificates WHERE id = s.previous_cert),
                     (SELECT thumbprint FROM certificates WHERE id = s.pending_cert)
              FROM slots s
              WHERE s.current_cert IS NOT NULL OR s.pending_cert IS NOT NULL OR s.previous_cert IS NOT NULL",
+            vals![],
+            |r| {
+                Ok((
+                    r.text(0)?,
+                    r.text(1)?,
+                    r.opt_text(2)?,
+                    r.opt_text(3)?,
+                    r.opt_text(4)?,
+                ))
+            },
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, Option<String>>(4)?,
-            ))
-        })?;
         let mut out = HashMap::new();
-        for row in rows {
-            let (scope, t, current, previous, pending) = row?;
+        for (scope, t, current, previous, pending) in rows {
             out.insert(
                 SlotKey::new(
                     Scope::parse(&scope).map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -95,43 +96,39 @@ impl Store {
 
     /// Recorded deployment states (of one server, or all), ordered.
     pub fn deployment_states(&self, server: Option<&str>) -> Result<Vec<DeployState>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        let rows = self.conn.rows(
             "SELECT server, usage_type, target, role, wanted, deployed, state, attempts, last_attempt_at,
                     next_attempt_at, last_error, deployed_at, out_of_date_since, lagging_alerted
              FROM deployments WHERE ?1 IS NULL OR server = ?1
              ORDER BY server, usage_type, target, role",
+            vals![server],
+            |r| {
+                Ok((
+                    (r.text(0)?, r.text(1)?, r.text(2)?, r.text(3)?),
+                    (
+                        r.opt_text(4)?,
+                        r.opt_text(5)?,
+                        r.text(6)?,
+                        u32::try_from(r.int(7)?).unwrap_or(u32::MAX),
+                    ),
+                    (
+                        r.opt_text(8)?,
+                        r.opt_text(9)?,
+                        r.opt_text(10)?,
+                        r.opt_text(11)?,
+                        r.opt_text(12)?,
+                        r.bool(13)?,
+                    ),
+                ))
+            },
         )?;
-        let rows = stmt.query_map([server], |r| {
-            Ok((
-                (
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ),
-                (
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, u32>(7)?,
-                ),
-                (
-                    r.get::<_, Option<String>>(8)?,
-                    r.get::<_, Option<String>>(9)?,
-                    r.get::<_, Option<String>>(10)?,
-                    r.get::<_, Option<String>>(11)?,
-                    r.get::<_, Option<String>>(12)?,
-                    r.get::<_, bool>(13)?,
-                ),
-            ))
-        })?;
         let mut out = Vec::new();
         for row in rows {
             let (
                 (server, usage_type, target, role),
                 (wanted, deployed, state, attempts),
                 (last, next, err, at, since, alerted),
-            ) = row?;
+            ) = row;
             out.push(DeployState {
                 server,
                 usage_type,
@@ -162,7 +159,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.prepare_cached(
+        tx.exec(
             "INSERT INTO deployments (server, usage_type, target, role, wanted, deployed, state, attempts,
                  last_attempt_at, next_attempt_at, last_error, deployed_at, out_of_date_since, lagging_alerted)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
@@ -172,23 +169,23 @@ impl Store {
                  next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error,
                  deployed_at = excluded.deployed_at, out_of_date_since = excluded.out_of_date_since,
                  lagging_alerted = excluded.lagging_alerted",
-        )?
-        .execute(params![
-            st.server,
-            st.usage_type,
-            st.target,
-            st.role,
-            st.wanted,
-            st.deployed,
-            st.state,
-            st.attempts,
-            st.last_attempt_at.map(ts),
-            st.next_attempt_at.map(ts),
-            st.last_error,
-            st.deployed_at.map(ts),
-            st.out_of_date_since.map(ts),
-            st.lagging_alerted,
-        ])?;
+            vals![
+                &st.server,
+                &st.usage_type,
+                &st.target,
+                &st.role,
+                st.wanted.as_ref(),
+                st.deployed.as_ref(),
+                &st.state,
+                st.attempts,
+                st.last_attempt_at.map(ts).as_ref(),
+                st.next_attempt_at.map(ts).as_ref(),
+                st.last_error.as_ref(),
+                st.deployed_at.map(ts).as_ref(),
+                st.out_of_date_since.map(ts).as_ref(),
+                st.lagging_alerted,
+            ],
+        )?;
         if let Some(e) = event {
             audit::enqueue(
                 &tx,
@@ -212,16 +209,13 @@ impl Store {
         thumbprint: &str,
         pairs: &[(String, String)],
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT deployed, state FROM deployments
-             WHERE server = ?1 AND usage_type = ?2 AND target = ?3 AND role = 'pending'",
-        )?;
         let mut out = Vec::new();
         for (server, target) in pairs {
-            let row: Option<(Option<String>, String)> = rusqlite::OptionalExtension::optional(
-                stmt.query_row(params![server, usage_type, target], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                }),
+            let row = self.conn.row(
+                "SELECT deployed, state FROM deployments
+                 WHERE server = ?1 AND usage_type = ?2 AND target = ?3 AND role = 'pending'",
+                vals![server, usage_type, target],
+                |r| Ok((r.opt_text(0)?, r.text(1)?)),
             )?;
             let staged = matches!(&row, Some((Some(d), s)) if d == thumbprint && s == "ok");
             if !staged {
@@ -246,13 +240,13 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let held_since = event.as_ref().map(|_| ts(ctx.now));
-        tx.prepare_cached(
+        tx.exec(
             "UPDATE jobs SET state = 'scheduled', lease_owner = NULL, lease_expires_at = NULL,
                     attempts = max(attempts - 1, 0), run_after = ?1,
                     held_since = coalesce(held_since, ?2)
              WHERE id = ?3 AND state = 'running' AND lease_owner = ?4",
-        )?
-        .execute(params![ts(run_after), held_since, id, owner])?;
+            vals![&ts(run_after), held_since.as_ref(), id, owner],
+        )?;
         if let Some((slot, message, data)) = event {
             audit::enqueue(
                 &tx,

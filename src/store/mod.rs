@@ -13,6 +13,7 @@
 
 mod audit;
 mod certs;
+pub(crate) mod db;
 mod delivery;
 mod deployments;
 mod jobs;
