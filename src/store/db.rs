@@ -91,6 +91,10 @@ impl Row<'_> {
         Ok(self.0.get(i)?)
     }
 
+    pub fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.0.get(i)?)
+    }
+
     pub fn bool(&self, i: usize) -> Result<bool, StoreError> {
         Ok(self.0.get(i)?)
     }

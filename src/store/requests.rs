@@ -5,9 +5,10 @@
 //! the request's copy is wiped. Cancelling wipes it too.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::TransactionBehavior;
 use serde::Serialize;
 
+use super::db::{Exec, Row, vals};
 use super::{OpCtx, Store, StoreError, audit, parse_ts, ts};
 use crate::cert::key::PrivateKey;
 use crate::cert::{Scope, SlotKey, UsageType};
@@ -24,34 +25,29 @@ fn event_slot(usage_type: &str, scope: &str) -> Option<SlotKey> {
 /// Writes a request's event (request.created, .completed, .cancelled) in
 /// the caller's transaction, with the request's row as it now is.
 fn enqueue_request_event(
-    tx: &rusqlite::Connection,
+    tx: &impl Exec,
     ctx: &OpCtx,
     id: i64,
     kind: &str,
     message: &str,
     extra: serde_json::Value,
 ) -> Result<(), StoreError> {
-    let (usage_type, scope, subject, sans, template, csr): (
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-    ) = tx.query_row(
-        "SELECT usage_type, scope, subject, sans, template, csr FROM requests WHERE id = ?1",
-        [id],
-        |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        },
-    )?;
+    let (usage_type, scope, subject, sans, template, csr) = tx
+        .row(
+            "SELECT usage_type, scope, subject, sans, template, csr FROM requests WHERE id = ?1",
+            vals![id],
+            |r| {
+                Ok((
+                    r.text(0)?,
+                    r.text(1)?,
+                    r.text(2)?,
+                    r.text(3)?,
+                    r.opt_text(4)?,
+                    r.text(5)?,
+                ))
+            },
+        )?
+        .ok_or(StoreError::NoSuchRequest(id))?;
     let mut data = serde_json::json!({
         "request_id": id,
         "types": usage_type.split(',').collect::<Vec<_>>(),
@@ -121,36 +117,26 @@ const COLUMNS: &str =
     r.public_key, r.csr, r.state, r.created_at, r.closed_at, c.thumbprint, r.template,
     r.validity_days";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CertRequest, StoreError>> {
-    let sans: String = r.get(4)?;
-    let created: String = r.get(10)?;
-    let closed: Option<String> = r.get(11)?;
-    let base = CertRequest {
-        id: r.get(0)?,
-        usage_type: r.get(1)?,
-        scope: r.get(2)?,
-        subject: r.get(3)?,
-        sans: Vec::new(),
-        key_algorithm: r.get(5)?,
-        friendly_name: r.get(6)?,
-        public_key: r.get(7)?,
-        csr: r.get(8)?,
-        state: r.get(9)?,
-        created_at: Utc::now(),
-        closed_at: None,
-        thumbprint: r.get(12)?,
-        template: r.get(13)?,
-        validity_days: r.get(14)?,
-    };
-    Ok((|| {
-        Ok(CertRequest {
-            sans: serde_json::from_str(&sans)
-                .map_err(|e| StoreError::Corrupt(format!("request {}: sans ({e})", base.id)))?,
-            created_at: parse_ts(&created)?,
-            closed_at: closed.as_deref().map(parse_ts).transpose()?,
-            ..base
-        })
-    })())
+fn from_row(r: &Row<'_>) -> Result<CertRequest, StoreError> {
+    let id = r.int(0)?;
+    Ok(CertRequest {
+        id,
+        usage_type: r.text(1)?,
+        scope: r.text(2)?,
+        subject: r.text(3)?,
+        sans: serde_json::from_str(&r.text(4)?)
+            .map_err(|e| StoreError::Corrupt(format!("request {id}: sans ({e})")))?,
+        key_algorithm: r.text(5)?,
+        friendly_name: r.opt_text(6)?,
+        public_key: r.text(7)?,
+        csr: r.text(8)?,
+        state: r.text(9)?,
+        created_at: parse_ts(&r.text(10)?)?,
+        closed_at: r.opt_text(11)?.as_deref().map(parse_ts).transpose()?,
+        thumbprint: r.opt_text(12)?,
+        template: r.opt_text(13)?,
+        validity_days: r.opt_int(14)?.and_then(|d| u32::try_from(d).ok()),
+    })
 }
 
 fn aad(public_key: &str) -> Vec<u8> {
@@ -161,16 +147,16 @@ fn aad(public_key: &str) -> Vec<u8> {
 /// its certificate): state completed, the key wiped, the certificate
 /// linked, an audit row.
 pub(super) fn complete(
-    tx: &rusqlite::Connection,
+    tx: &impl Exec,
     request_id: i64,
     cert_id: i64,
     thumbprint: &str,
     ctx: &OpCtx,
 ) -> Result<(), StoreError> {
-    let n = tx.execute(
+    let n = tx.exec(
         "UPDATE requests SET state = 'completed', key_enc = NULL, closed_at = ?1, cert_id = ?2
          WHERE id = ?3 AND state = 'pending'",
-        params![ts(ctx.now), cert_id, request_id],
+        vals![&ts(ctx.now), cert_id, request_id],
     )?;
     if n == 0 {
         return Err(StoreError::Refused(format!(
@@ -208,29 +194,33 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO requests (usage_type, scope, subject, sans, key_algorithm, friendly_name,
-                public_key, csr, key_enc, state, created_at, template, validity_days)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12)",
-            params![
-                new.usage_type,
-                new.scope,
-                new.subject,
-                serde_json::to_string(new.sans).expect("JSON"),
-                new.key_algorithm,
-                new.friendly_name,
-                fp,
-                new.csr,
-                sealed,
-                ts(ctx.now),
-                new.template,
-                new.validity_days,
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        tx.execute(
+        let now = ts(ctx.now);
+        let id = tx
+            .row(
+                "INSERT INTO requests (usage_type, scope, subject, sans, key_algorithm, friendly_name,
+                    public_key, csr, key_enc, state, created_at, template, validity_days)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12)
+                 RETURNING id",
+                vals![
+                    new.usage_type,
+                    new.scope,
+                    new.subject,
+                    &serde_json::to_string(new.sans).expect("JSON"),
+                    new.key_algorithm,
+                    new.friendly_name,
+                    &fp,
+                    new.csr,
+                    &sealed[..],
+                    &now,
+                    new.template,
+                    new.validity_days,
+                ],
+                |r| r.int(0),
+            )?
+            .ok_or_else(|| StoreError::Corrupt("an INSERT returned no id".into()))?;
+        tx.exec(
             "INSERT INTO audit_log (at, actor, action, scope, usage_type, detail) VALUES (?1, ?2, 'request', ?3, ?4, ?5)",
-            params![ts(ctx.now), ctx.actor, new.scope, new.usage_type, format!("request {id}: {}", new.subject)],
+            vals![&now, &ctx.actor, new.scope, new.usage_type, &format!("request {id}: {}", new.subject)],
         )?;
         enqueue_request_event(
             &tx,
@@ -255,31 +245,22 @@ impl Store {
         } else {
             ""
         };
-        let mut stmt = self.conn.prepare_cached(&format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM requests r LEFT JOIN certificates c ON c.id = r.cert_id
              {filter} ORDER BY r.id DESC"
-        ))?;
-        let rows = match state {
-            Some(s) => stmt.query_map([s], from_row)?,
-            None => stmt.query_map([], from_row)?,
-        };
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(r??);
+        );
+        match state {
+            Some(s) => self.conn.rows(&sql, vals![s], from_row),
+            None => self.conn.rows(&sql, vals![], from_row),
         }
-        Ok(out)
     }
 
     pub fn request(&self, id: i64) -> Result<Option<CertRequest>, StoreError> {
-        let r = self
-            .conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM requests r LEFT JOIN certificates c ON c.id = r.cert_id WHERE r.id = ?1"),
-                [id],
-                from_row,
-            )
-            .optional()?;
-        r.transpose()
+        self.conn.row(
+            &format!("SELECT {COLUMNS} FROM requests r LEFT JOIN certificates c ON c.id = r.cert_id WHERE r.id = ?1"),
+            vals![id],
+            from_row,
+        )
     }
 
     /// The waiting request whose key has this public key fingerprint, with
@@ -288,14 +269,11 @@ impl Store {
         &mut self,
         public_key: &str,
     ) -> Result<Option<(CertRequest, PrivateKey)>, StoreError> {
-        let row: Option<(i64, Vec<u8>)> = self
-            .conn
-            .query_row(
-                "SELECT id, key_enc FROM requests WHERE public_key = ?1 AND state = 'pending'",
-                [public_key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
+        let row = self.conn.row(
+            "SELECT id, key_enc FROM requests WHERE public_key = ?1 AND state = 'pending'",
+            vals![public_key],
+            |r| Ok((r.int(0)?, r.blob(1)?)),
+        )?;
         let Some((id, blob)) = row else {
             return Ok(None);
         };
@@ -309,15 +287,12 @@ impl Store {
     /// The latest closed (completed or cancelled) request with this public
     /// key fingerprint: a response arriving after its request was closed.
     pub fn closed_request_for(&self, public_key: &str) -> Result<Option<CertRequest>, StoreError> {
-        let id: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT id FROM requests WHERE public_key = ?1 AND state <> 'pending'
-                 ORDER BY id DESC LIMIT 1",
-                [public_key],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let id = self.conn.row(
+            "SELECT id FROM requests WHERE public_key = ?1 AND state <> 'pending'
+             ORDER BY id DESC LIMIT 1",
+            vals![public_key],
+            |r| r.int(0),
+        )?;
         match id {
             Some(id) => self.request(id),
             None => Ok(None),
@@ -326,11 +301,14 @@ impl Store {
 
     /// How many requests wait for a response.
     pub fn pending_request_count(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row(
-            "SELECT count(*) FROM requests WHERE state = 'pending'",
-            [],
-            |r| r.get(0),
-        )?)
+        Ok(self
+            .conn
+            .row(
+                "SELECT count(*) FROM requests WHERE state = 'pending'",
+                vals![],
+                |r| r.int(0),
+            )?
+            .unwrap_or(0))
     }
 
     /// Cancels a waiting request and wipes its key, with its audit row.
@@ -338,11 +316,9 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let state: Option<String> = tx
-            .query_row("SELECT state FROM requests WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?;
+        let state = tx.row("SELECT state FROM requests WHERE id = ?1", vals![id], |r| {
+            r.text(0)
+        })?;
         match state.as_deref() {
             None => return Err(StoreError::NoSuchRequest(id)),
             Some("pending") => {}
@@ -352,13 +328,13 @@ impl Store {
                 )));
             }
         }
-        tx.execute(
+        tx.exec(
             "UPDATE requests SET state = 'cancelled', key_enc = NULL, closed_at = ?1 WHERE id = ?2",
-            params![ts(ctx.now), id],
+            vals![&ts(ctx.now), id],
         )?;
-        tx.execute(
+        tx.exec(
             "INSERT INTO audit_log (at, actor, action, detail) VALUES (?1, ?2, 'request-cancelled', ?3)",
-            params![ts(ctx.now), ctx.actor, format!("request {id}: its key was wiped")],
+            vals![&ts(ctx.now), &ctx.actor, &format!("request {id}: its key was wiped")],
         )?;
         enqueue_request_event(
             &tx,
