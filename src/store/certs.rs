@@ -1,8 +1,8 @@
 //! Certificate rows: import (idempotent, adding a missing key or chain),
 //! lookup by thumbprint or unique prefix, listing, and key unsealing.
 
+use super::db::{Exec, Row, vals};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{LookupError, OpCtx, Store, StoreError, audit, parse_ts, ts};
 use crate::cert::key::PrivateKey;
@@ -52,46 +52,36 @@ pub struct StoredCert {
 pub(super) const CERT_COLUMNS: &str =
     "id, der, chain, key_enc IS NOT NULL, friendly_name, source_file, imported_at";
 
-pub(super) fn cert_from_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredCert, StoreError>> {
-    let id: i64 = row.get(0)?;
-    let der: Vec<u8> = row.get(1)?;
-    let chain: Vec<u8> = row.get(2)?;
-    let has_private_key: bool = row.get(3)?;
-    let friendly_name: Option<String> = row.get(4)?;
-    let source_file: Option<String> = row.get(5)?;
-    let imported_at: String = row.get(6)?;
-    Ok((|| {
-        let corrupt = |e: crate::cert::x509::CertError| {
-            StoreError::Corrupt(format!("certificate row {id}: {e}"))
-        };
-        Ok(StoredCert {
-            id,
-            info: CertInfo::from_der(&der).map_err(corrupt)?,
-            chain: split_der_certs(&chain).map_err(corrupt)?,
-            has_private_key,
-            friendly_name,
-            source_file,
-            imported_at: parse_ts(&imported_at)?,
-        })
-    })())
+pub(super) fn cert_from_row(row: &Row<'_>) -> Result<StoredCert, StoreError> {
+    let id = row.int(0)?;
+    let corrupt =
+        |e: crate::cert::x509::CertError| StoreError::Corrupt(format!("certificate row {id}: {e}"));
+    Ok(StoredCert {
+        id,
+        info: CertInfo::from_der(&row.blob(1)?).map_err(corrupt)?,
+        chain: split_der_certs(&row.blob(2)?).map_err(corrupt)?,
+        has_private_key: row.bool(3)?,
+        friendly_name: row.opt_text(4)?,
+        source_file: row.opt_text(5)?,
+        imported_at: parse_ts(&row.text(6)?)?,
+    })
 }
 
-pub(super) fn load_cert_by_id(conn: &Connection, id: i64) -> Result<StoredCert, StoreError> {
-    conn.query_row(
+pub(super) fn load_cert_by_id(conn: &impl Exec, id: i64) -> Result<StoredCert, StoreError> {
+    conn.row(
         &format!("SELECT {CERT_COLUMNS} FROM certificates WHERE id = ?1"),
-        [id],
+        vals![id],
         cert_from_row,
     )?
+    .ok_or_else(|| StoreError::Corrupt(format!("no certificate row {id}")))
 }
 
-pub(super) fn cert_id(conn: &Connection, thumbprint: &str) -> Result<Option<i64>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT id FROM certificates WHERE thumbprint = ?1",
-            [thumbprint],
-            |r| r.get(0),
-        )
-        .optional()?)
+pub(super) fn cert_id(conn: &impl Exec, thumbprint: &str) -> Result<Option<i64>, StoreError> {
+    conn.row(
+        "SELECT id FROM certificates WHERE thumbprint = ?1",
+        vals![thumbprint],
+        |r| r.int(0),
+    )
 }
 
 /// Normalises what an operator pastes: Windows shows thumbprints with
@@ -116,7 +106,7 @@ pub(super) struct SealedKey(pub(super) Vec<u8>);
 /// and closes the request it answers. Runs inside the caller's
 /// transaction; writes the audit rows.
 pub(super) fn upsert(
-    tx: &Connection,
+    tx: &impl Exec,
     new: &NewCert<'_>,
     sealed: Option<&SealedKey>,
     ctx: &OpCtx,
@@ -129,7 +119,7 @@ pub(super) fn upsert(
 }
 
 fn upsert_cert(
-    tx: &Connection,
+    tx: &impl Exec,
     new: &NewCert<'_>,
     sealed: Option<&SealedKey>,
     ctx: &OpCtx,
@@ -140,42 +130,45 @@ fn upsert_cert(
         .iter()
         .flat_map(|x| x.der.iter().copied())
         .collect();
-    let existing: Option<(i64, bool, i64)> = tx
-        .query_row(
-            "SELECT id, key_enc IS NOT NULL, length(chain) FROM certificates WHERE thumbprint = ?1",
-            [&c.thumbprint],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
+    let existing = tx.row(
+        "SELECT id, key_enc IS NOT NULL, length(chain) FROM certificates WHERE thumbprint = ?1",
+        vals![&c.thumbprint],
+        |r| Ok((r.int(0)?, r.bool(1)?, r.int(2)?)),
+    )?;
     match existing {
         None => {
-            tx.execute(
-                "INSERT INTO certificates (thumbprint, sha256, der, chain, key_enc, subject, issuer,
-                    sans, serial, not_before, not_after, key_algorithm, key_bits,
-                    signature_algorithm, friendly_name, source_file, imported_at, public_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-                params![
-                    c.thumbprint,
-                    c.sha256,
-                    c.der,
-                    chain,
-                    sealed.map(|s| &s.0),
-                    c.subject,
-                    c.issuer,
-                    serde_json::to_string(&c.sans).expect("strings serialise"),
-                    c.serial,
-                    ts(c.not_before),
-                    ts(c.not_after),
-                    c.key_algorithm.to_string(),
-                    c.key_bits,
-                    c.signature_algorithm,
-                    new.friendly_name,
-                    new.source_file,
-                    ts(ctx.now),
-                    c.public_key.fingerprint(),
-                ],
-            )?;
-            let id = tx.last_insert_rowid();
+            tx.exec(
+                    "INSERT INTO certificates (thumbprint, sha256, der, chain, key_enc, subject, issuer,
+                        sans, serial, not_before, not_after, key_algorithm, key_bits,
+                        signature_algorithm, friendly_name, source_file, imported_at, public_key)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+",
+                    vals![
+                        &c.thumbprint,
+                        &c.sha256,
+                        &c.der[..],
+                        &chain[..],
+                        sealed.map(|s| &s.0[..]),
+                        &c.subject,
+                        &c.issuer,
+                        &serde_json::to_string(&c.sans).expect("strings serialise"),
+                        &c.serial,
+                        &ts(c.not_before),
+                        &ts(c.not_after),
+                        &c.key_algorithm.to_string(),
+                        c.key_bits,
+                        &c.signature_algorithm,
+                        new.friendly_name,
+                        new.source_file,
+                        &ts(ctx.now),
+                        c.public_key.fingerprint().as_ref(),
+                    ],
+                )?;
+            // (Not RETURNING: SQLite then plans scans of the tables that
+            // reference certificates.)
+            let id = cert_id(tx, &c.thumbprint)?.ok_or_else(|| {
+                StoreError::Corrupt("the certificate just inserted is gone".into())
+            })?;
             let detail = format!(
                 "{}{}",
                 new.source_file
@@ -205,17 +198,17 @@ fn upsert_cert(
         Some((id, has_key, chain_len)) => {
             let mut outcome = ImportOutcome::default();
             if let (false, Some(s)) = (has_key, sealed) {
-                tx.execute(
+                tx.exec(
                     "UPDATE certificates SET key_enc = ?1 WHERE id = ?2",
-                    params![s.0, id],
+                    vals![&s.0[..], id],
                 )?;
                 audit::record_cert(tx, ctx, "key-added", &c.thumbprint, "private key added")?;
                 outcome.key_added = true;
             }
             if chain_len == 0 && !chain.is_empty() {
-                tx.execute(
+                tx.exec(
                     "UPDATE certificates SET chain = ?1 WHERE id = ?2",
-                    params![chain, id],
+                    vals![&chain[..], id],
                 )?;
                 audit::record_cert(tx, ctx, "chain-added", &c.thumbprint, "issuer chain added")?;
                 outcome.chain_added = true;
@@ -237,12 +230,11 @@ impl Store {
             };
         }
         // GLOB is case-sensitive and uses the thumbprint index.
-        let mut stmt = self.conn.prepare(
+        let hits = self.conn.rows(
             "SELECT id, thumbprint FROM certificates WHERE thumbprint GLOB ?1 || '*' LIMIT 6",
+            vals![&t],
+            |r| Ok((r.int(0)?, r.text(1)?)),
         )?;
-        let hits: Vec<(i64, String)> = stmt
-            .query_map([&t], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
         match hits.as_slice() {
             [] => Err(LookupError::NotFound(t).into()),
             [(id, _)] => load_cert_by_id(&self.conn, *id),
@@ -273,17 +265,15 @@ impl Store {
         &self,
         expiring_before: Option<DateTime<Utc>>,
     ) -> Result<Vec<StoredCert>, StoreError> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {CERT_COLUMNS} FROM certificates
-             WHERE ?1 IS NULL OR not_after <= ?1
-             ORDER BY not_after, thumbprint"
-        ))?;
-        let rows = stmt.query_map([expiring_before.map(ts)], cert_from_row)?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(r??);
-        }
-        Ok(out)
+        self.conn.rows(
+            &format!(
+                "SELECT {CERT_COLUMNS} FROM certificates
+                 WHERE ?1 IS NULL OR not_after <= ?1
+                 ORDER BY not_after, thumbprint"
+            ),
+            vals![expiring_before.map(ts).as_ref()],
+            cert_from_row,
+        )
     }
 
     /// Certificates the store holds that may have issued `cert`: stored
@@ -291,7 +281,6 @@ impl Store {
     /// the chains of certificates with the same issuer. Each once; the
     /// caller checks names, key identifiers and signatures.
     pub fn issuer_candidates(&self, cert: &CertInfo) -> Result<Vec<CertInfo>, StoreError> {
-        use super::db::{Exec, vals};
         let mut out: Vec<CertInfo> = Vec::new();
         let ders = self.conn.rows(
             "SELECT der FROM certificates WHERE subject = ?1 LIMIT 16",
@@ -341,15 +330,12 @@ impl Store {
     /// The newest stored certificate that has a private key for this public
     /// key fingerprint (a certificate renewed with the same key takes it).
     pub fn key_holder_for(&self, public_key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT thumbprint FROM certificates
-                 WHERE public_key = ?1 AND key_enc IS NOT NULL ORDER BY id DESC LIMIT 1",
-                [public_key],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.conn.row(
+            "SELECT thumbprint FROM certificates
+             WHERE public_key = ?1 AND key_enc IS NOT NULL ORDER BY id DESC LIMIT 1",
+            vals![public_key],
+            |r| r.text(0),
+        )
     }
 
     /// Seals a key for storage (creating the master key on first use).
@@ -366,14 +352,11 @@ impl Store {
 
     /// Decrypts the private key of a stored certificate.
     pub fn private_key(&mut self, thumbprint: &str) -> Result<Option<PrivateKey>, StoreError> {
-        let blob: Option<Option<Vec<u8>>> = self
-            .conn
-            .query_row(
-                "SELECT key_enc FROM certificates WHERE thumbprint = ?1",
-                [thumbprint],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let blob = self.conn.row(
+            "SELECT key_enc FROM certificates WHERE thumbprint = ?1",
+            vals![thumbprint],
+            |r| r.opt_blob(0),
+        )?;
         let Some(Some(blob)) = blob else {
             return Ok(None);
         };

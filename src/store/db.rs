@@ -110,6 +110,10 @@ impl Row<'_> {
     pub fn blob(&self, i: usize) -> Result<Vec<u8>, StoreError> {
         Ok(self.0.get(i)?)
     }
+
+    pub fn opt_blob(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.get(i)?)
+    }
 }
 
 /// Runs statements: a connection, or a transaction of one.
