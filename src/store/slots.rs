@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
+use rusqlite::TransactionBehavior;
+
+use super::db::{Exec, Value, vals};
 use serde_json::json;
 
 use super::audit::{self, Severity};
@@ -42,18 +44,14 @@ const STATE_SQL: &str = "SELECT s.id,
      FROM slots s
      WHERE ";
 
-type StateRow = (
-    i64,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
-
-fn state_from_row(row: Option<StateRow>) -> Result<Option<(i64, SlotState)>, StoreError> {
-    let Some((id, current, previous, pending, effective_at)) = row else {
-        return Ok(None);
-    };
+fn state_from_row(r: &super::db::Row<'_>) -> Result<(i64, SlotState), StoreError> {
+    let (id, current, previous, pending, effective_at) = (
+        r.int(0)?,
+        r.opt_text(1)?,
+        r.opt_text(2)?,
+        r.opt_text(3)?,
+        r.opt_text(4)?,
+    );
     let pending = match (pending, effective_at) {
         (Some(thumbprint), Some(at)) => Some(Pending {
             thumbprint,
@@ -61,28 +59,22 @@ fn state_from_row(row: Option<StateRow>) -> Result<Option<(i64, SlotState)>, Sto
         }),
         _ => None,
     };
-    Ok(Some((
+    Ok((
         id,
         SlotState {
             current,
             previous,
             pending,
         },
-    )))
+    ))
 }
 
 fn query_state(
-    conn: &Connection,
+    conn: &impl Exec,
     cond: &str,
-    args: impl rusqlite::Params,
+    args: &[Value<'_>],
 ) -> Result<Option<(i64, SlotState)>, StoreError> {
-    let row = conn
-        .prepare_cached(&format!("{STATE_SQL}{cond}"))?
-        .query_row(args, |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .optional()?;
-    state_from_row(row)
+    conn.row(&format!("{STATE_SQL}{cond}"), args, state_from_row)
 }
 
 impl Store {
@@ -93,24 +85,24 @@ impl Store {
 }
 
 pub(super) fn load_state(
-    conn: &Connection,
+    conn: &impl Exec,
     slot: &SlotKey,
 ) -> Result<Option<(i64, SlotState)>, StoreError> {
     query_state(
         conn,
         "s.scope_key = ?1 AND s.usage_type = ?2",
-        params![slot.scope.key(), slot.usage_type.as_str()],
+        vals![&slot.scope.key(), slot.usage_type.as_str()],
     )
 }
 
 pub(super) fn load_state_by_id(
-    conn: &Connection,
+    conn: &impl Exec,
     slot_id: i64,
 ) -> Result<Option<(i64, SlotState)>, StoreError> {
-    query_state(conn, "s.id = ?1", [slot_id])
+    query_state(conn, "s.id = ?1", vals![slot_id])
 }
 
-fn existing_state(conn: &Connection, slot: &SlotKey) -> Result<(i64, SlotState), StoreError> {
+fn existing_state(conn: &impl Exec, slot: &SlotKey) -> Result<(i64, SlotState), StoreError> {
     match load_state(conn, slot)? {
         Some((id, state)) if !state.is_empty() => Ok((id, state)),
         _ => Err(StoreError::NoSuchSlot(slot.to_string())),
@@ -118,24 +110,24 @@ fn existing_state(conn: &Connection, slot: &SlotKey) -> Result<(i64, SlotState),
 }
 
 pub(super) fn ensure_slot(
-    tx: &Connection,
+    tx: &impl Exec,
     slot: &SlotKey,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    tx.exec(
         "INSERT INTO slots (scope, scope_key, usage_type, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (scope_key, usage_type) DO NOTHING",
-        params![
-            slot.scope.to_string(),
-            slot.scope.key(),
+        vals![
+            &slot.scope.to_string(),
+            &slot.scope.key(),
             slot.usage_type.as_str(),
-            ts(now)
+            &ts(now)
         ],
     )?;
     Ok(())
 }
 
-fn id_of(tx: &Connection, thumbprint: Option<&str>) -> Result<Option<i64>, StoreError> {
+fn id_of(tx: &impl Exec, thumbprint: Option<&str>) -> Result<Option<i64>, StoreError> {
     match thumbprint {
         None => Ok(None),
         Some(t) => certs::cert_id(tx, t)?
@@ -145,28 +137,29 @@ fn id_of(tx: &Connection, thumbprint: Option<&str>) -> Result<Option<i64>, Store
 }
 
 pub(super) fn write_state(
-    tx: &Connection,
+    tx: &impl Exec,
     slot_id: i64,
     state: &SlotState,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     // The right-hand sides read the old row: previous_since moves only when
     // the previous certificate changes.
-    tx.prepare_cached(
+    let effective = state.pending.as_ref().map(|p| ts(p.effective_at));
+    tx.exec(
         "UPDATE slots SET current_cert = ?1, previous_cert = ?2, pending_cert = ?3,
                           effective_at = ?4, updated_at = ?5,
                           previous_since = CASE WHEN previous_cert IS ?2 THEN previous_since
                                                 WHEN ?2 IS NULL THEN NULL ELSE ?5 END
          WHERE id = ?6",
-    )?
-    .execute(params![
-        id_of(tx, state.current.as_deref())?,
-        id_of(tx, state.previous.as_deref())?,
-        id_of(tx, state.pending.as_ref().map(|p| p.thumbprint.as_str()))?,
-        state.pending.as_ref().map(|p| ts(p.effective_at)),
-        ts(now),
-        slot_id,
-    ])?;
+        vals![
+            id_of(tx, state.current.as_deref())?,
+            id_of(tx, state.previous.as_deref())?,
+            id_of(tx, state.pending.as_ref().map(|p| p.thumbprint.as_str()))?,
+            effective.as_ref(),
+            &ts(now),
+            slot_id,
+        ],
+    )?;
     Ok(())
 }
 
@@ -176,21 +169,20 @@ pub(super) fn write_state(
 /// the holder's compare-and-set then changes nothing, so the roll neither
 /// runs nor fails at its instant).
 pub(super) fn cancel_live_jobs(
-    tx: &Connection,
+    tx: &impl Exec,
     slot: &SlotKey,
     slot_id: i64,
     ctx: &OpCtx,
     why: &str,
 ) -> Result<Vec<i64>, StoreError> {
-    let ids: Vec<(i64, String)> = tx
-        .prepare_cached(
-            "UPDATE jobs SET state = 'cancelled', finished_at = ?1, finished_by = ?2, last_error = ?3,
-                    lease_owner = NULL, lease_expires_at = NULL
-             WHERE slot_id = ?4 AND state IN ('scheduled', 'running')
-             RETURNING id, (SELECT thumbprint FROM certificates WHERE id = cert_id)",
-        )?
-        .query_map(params![ts(ctx.now), ctx.actor, why, slot_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
+    let ids = tx.rows(
+        "UPDATE jobs SET state = 'cancelled', finished_at = ?1, finished_by = ?2, last_error = ?3,
+                lease_owner = NULL, lease_expires_at = NULL
+         WHERE slot_id = ?4 AND state IN ('scheduled', 'running')
+         RETURNING id, (SELECT thumbprint FROM certificates WHERE id = cert_id)",
+        vals![&ts(ctx.now), &ctx.actor, why, slot_id],
+        |r| Ok((r.int(0)?, r.text(1)?)),
+    )?;
     for (id, thumbprint) in &ids {
         audit::record_job(tx, ctx, "cancel", slot, thumbprint, *id, why)?;
         audit::enqueue(
@@ -427,29 +419,18 @@ impl Store {
             args.push(s.key());
         }
         sql.push_str(" ORDER BY usage_type, scope_key");
-        let mut stmt = self.conn.prepare(&sql)?;
-        type Row = (
-            String,
-            String,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<String>,
-            String,
-        );
-        let rows: Vec<Row> = stmt
-            .query_map(params_from_iter(args.iter()), |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
+        let params: Vec<Value<'_>> = args.iter().map(Value::from).collect();
+        let rows = self.conn.rows(&sql, &params, |r| {
+            Ok((
+                r.text(0)?,
+                r.text(1)?,
+                r.opt_int(2)?,
+                r.opt_int(3)?,
+                r.opt_int(4)?,
+                r.opt_text(5)?,
+                r.text(6)?,
+            ))
+        })?;
         let mut cache: HashMap<i64, StoredCert> = HashMap::new();
         let mut cert = |id: Option<i64>| -> Result<Option<StoredCert>, StoreError> {
             let Some(id) = id else { return Ok(None) };
@@ -482,22 +463,17 @@ impl Store {
 
     /// The slots and roles a certificate holds.
     pub fn assignments(&self, cert_id: i64) -> Result<Vec<(SlotKey, Role)>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT scope, usage_type, current_cert = ?1, previous_cert = ?1 FROM slots
+        let rows = self.conn.rows(
+            "SELECT scope, usage_type, CASE WHEN current_cert = ?1 THEN 1 ELSE 0 END,
+                    CASE WHEN previous_cert = ?1 THEN 1 ELSE 0 END
+             FROM slots
              WHERE current_cert = ?1 OR previous_cert = ?1 OR pending_cert = ?1
              ORDER BY usage_type, scope_key",
+            vals![cert_id],
+            |r| Ok((r.text(0)?, r.text(1)?, r.bool(2)?, r.bool(3)?)),
         )?;
-        let rows = stmt.query_map([cert_id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<bool>>(2)?.unwrap_or(false),
-                r.get::<_, Option<bool>>(3)?.unwrap_or(false),
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (scope, t, is_cur, is_prev) = row?;
+        for (scope, t, is_cur, is_prev) in rows {
             let key = SlotKey::new(
                 Scope::parse(&scope).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 UsageType::from_canonical(t),
