@@ -9,10 +9,11 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{OptionalExtension, TransactionBehavior, params, params_from_iter};
+use rusqlite::TransactionBehavior;
 use serde_json::json;
 
 use super::audit::{self, Severity};
+use super::db::{Exec, Row, Value, vals};
 use super::{OpCtx, Store, StoreError, parse_ts, ts};
 use crate::cert::expiry::{AlertKey, CertFacts, ExpiryAlert, SlotFacts};
 use crate::cert::{Scope, SlotKey, UsageType};
@@ -106,29 +107,21 @@ pub struct FanOut {
 const EVENT_COLUMNS: &str =
     "o.id, o.event_id, o.kind, o.severity, o.scope, o.usage_type, o.payload, o.created_at";
 
-fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<OutboxEvent, StoreError>> {
-    let id: i64 = r.get(0)?;
-    let event_id: String = r.get(1)?;
-    let kind: String = r.get(2)?;
-    let severity: String = r.get(3)?;
-    let scope: Option<String> = r.get(4)?;
-    let usage_type: Option<String> = r.get(5)?;
-    let payload: String = r.get(6)?;
-    let created_at: String = r.get(7)?;
-    Ok((|| {
-        Ok(OutboxEvent {
-            id,
-            event_id,
-            kind,
-            severity: Severity::parse(&severity)
-                .ok_or_else(|| StoreError::Corrupt(format!("outbox {id}: severity {severity}")))?,
-            scope,
-            usage_type,
-            payload: serde_json::from_str(&payload)
-                .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?,
-            created_at: parse_ts(&created_at)?,
-        })
-    })())
+fn event_from_row(r: &Row<'_>) -> Result<OutboxEvent, StoreError> {
+    let id = r.int(0)?;
+    let severity = r.text(3)?;
+    Ok(OutboxEvent {
+        id,
+        event_id: r.text(1)?,
+        kind: r.text(2)?,
+        severity: Severity::parse(&severity)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox {id}: severity {severity}")))?,
+        scope: r.opt_text(4)?,
+        usage_type: r.opt_text(5)?,
+        payload: serde_json::from_str(&r.text(6)?)
+            .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?,
+        created_at: parse_ts(&r.text(7)?)?,
+    })
 }
 
 impl Store {
@@ -144,12 +137,14 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let events: Vec<OutboxEvent> = tx
-            .prepare_cached(&format!(
+        let events = tx.rows(
+            &format!(
                 "SELECT {EVENT_COLUMNS} FROM outbox o WHERE o.fanned_out_at IS NULL ORDER BY o.id LIMIT {limit}"
-            ))?
-            .query_map([], event_from_row)?
-            .collect::<Result<Result<_, _>, _>>()??;
+            ),
+            vals![],
+            event_from_row,
+        )?;
+        let now_ts = ts(now);
         let mut out = FanOut::default();
         for e in &events {
             out.events += 1;
@@ -157,16 +152,17 @@ impl Store {
                 out.too_old += 1;
             } else {
                 for channel in route(e) {
-                    out.deliveries += tx
-                        .prepare_cached(
-                            "INSERT OR IGNORE INTO deliveries (outbox_id, channel, state, next_attempt_at, created_at)
-                             VALUES (?1, ?2, 'pending', ?3, ?3)",
-                        )?
-                        .execute(params![e.id, channel, ts(now)])?;
+                    out.deliveries += tx.exec(
+                        "INSERT INTO deliveries (outbox_id, channel, state, next_attempt_at, created_at)
+                         VALUES (?1, ?2, 'pending', ?3, ?3) ON CONFLICT DO NOTHING",
+                        vals![e.id, &channel, &now_ts],
+                    )?;
                 }
             }
-            tx.prepare_cached("UPDATE outbox SET fanned_out_at = ?1 WHERE id = ?2")?
-                .execute(params![ts(now), e.id])?;
+            tx.exec(
+                "UPDATE outbox SET fanned_out_at = ?1 WHERE id = ?2",
+                vals![&now_ts, e.id],
+            )?;
         }
         tx.commit()?;
         Ok(out)
@@ -183,23 +179,33 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let rows: Vec<(i64, i64, String, u32)> = tx
-            .prepare_cached(&format!(
+        let rows = tx.rows(
+            &format!(
                 "UPDATE deliveries SET state = 'sending', lease_owner = ?1, lease_expires_at = ?2,
                         attempts = attempts + 1
                  WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?3
                               ORDER BY next_attempt_at, id LIMIT {limit})
                  RETURNING id, outbox_id, channel, attempts"
-            ))?
-            .query_map(params![owner, ts(now + lease), ts(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-            .collect::<Result<_, _>>()?;
+            ),
+            vals![owner, &ts(now + lease), &ts(now)],
+            |r| {
+                Ok((
+                    r.int(0)?,
+                    r.int(1)?,
+                    r.text(2)?,
+                    u32::try_from(r.int(3)?).unwrap_or(u32::MAX),
+                ))
+            },
+        )?;
         let mut out = Vec::with_capacity(rows.len());
         for (id, outbox_id, channel, attempts) in rows {
             let event = tx
-                .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM outbox o WHERE o.id = ?1"
-                ))?
-                .query_row([outbox_id], event_from_row)??;
+                .row(
+                    &format!("SELECT {EVENT_COLUMNS} FROM outbox o WHERE o.id = ?1"),
+                    vals![outbox_id],
+                    event_from_row,
+                )?
+                .ok_or_else(|| StoreError::Corrupt(format!("delivery {id}: no outbox row")))?;
             out.push(ClaimedDelivery {
                 id,
                 channel,
@@ -249,33 +255,32 @@ impl Store {
                     }
                 }
             };
-            let changed = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET state = ?1, next_attempt_at = ?2, last_error = ?3,
-                            lease_owner = NULL, lease_expires_at = NULL,
-                            delivered_at = CASE WHEN ?1 = 'delivered' THEN ?4 ELSE delivered_at END
-                     WHERE id = ?5 AND state = 'sending' AND lease_owner = ?6",
-                )?
-                .execute(params![
+            let changed = tx.exec(
+                "UPDATE deliveries SET state = ?1, next_attempt_at = ?2, last_error = ?3,
+                        lease_owner = NULL, lease_expires_at = NULL,
+                        delivered_at = CASE WHEN ?1 = 'delivered' THEN ?4 ELSE delivered_at END
+                 WHERE id = ?5 AND state = 'sending' AND lease_owner = ?6",
+                vals![
                     state,
-                    ts(next),
+                    &ts(next),
                     (state != "delivered").then_some(&detail),
-                    ts(now),
+                    &ts(now),
                     d.id,
                     owner
-                ])?;
+                ],
+            )?;
             let outcome_name = if changed == 1 { outcome_name } else { "lost" };
-            tx.prepare_cached(
+            tx.exec(
                 "INSERT INTO delivery_attempts (delivery_id, at, outcome, detail, duration_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                d.id,
-                ts(now),
-                outcome_name,
-                detail,
-                *duration_ms as i64
-            ])?;
+                vals![
+                    d.id,
+                    &ts(now),
+                    outcome_name,
+                    &detail,
+                    i64::try_from(*duration_ms).unwrap_or(i64::MAX)
+                ],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -283,14 +288,12 @@ impl Store {
 
     /// Gives deliveries whose sender's lease expired back to the queue.
     pub fn recover_expired_deliveries(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL,
-                        next_attempt_at = ?1, last_error = 'the sender stopped before finishing'
-                 WHERE state = 'sending' AND lease_expires_at <= ?1",
-            )?
-            .execute([ts(now)])?)
+        self.conn.exec(
+            "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+                    next_attempt_at = ?1, last_error = 'the sender stopped before finishing'
+             WHERE state = 'sending' AND lease_expires_at <= ?1",
+            vals![&ts(now)],
+        )
     }
 
     /// When the delivery queue next needs attention: now if events wait to
@@ -299,22 +302,30 @@ impl Store {
         &self,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let unfanned: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT id FROM outbox WHERE fanned_out_at IS NULL LIMIT 1")?
-            .query_row([], |r| r.get(0))
-            .optional()?;
+        let unfanned = self.conn.row(
+            "SELECT id FROM outbox WHERE fanned_out_at IS NULL LIMIT 1",
+            vals![],
+            |r| r.int(0),
+        )?;
         if unfanned.is_some() {
             return Ok(Some(now));
         }
-        let due: Option<String> = self
+        let due = self
             .conn
-            .prepare_cached("SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending'")?
-            .query_row([], |r| r.get(0))?;
-        let lease: Option<String> = self
+            .row(
+                "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending'",
+                vals![],
+                |r| r.opt_text(0),
+            )?
+            .flatten();
+        let lease = self
             .conn
-            .prepare_cached("SELECT min(lease_expires_at) FROM deliveries WHERE state = 'sending' AND lease_expires_at > ''")?
-            .query_row([], |r| r.get(0))?;
+            .row(
+                "SELECT min(lease_expires_at) FROM deliveries WHERE state = 'sending' AND lease_expires_at > ''",
+                vals![],
+                |r| r.opt_text(0),
+            )?
+            .flatten();
         let times = [due, lease]
             .into_iter()
             .flatten()
@@ -337,90 +348,51 @@ impl Store {
         );
         let mut args: Vec<String> = Vec::new();
         if let Some(s) = state {
-            sql.push_str(" AND d.state = ?");
             args.push(s.to_string());
+            sql.push_str(&format!(" AND d.state = ?{}", args.len()));
         }
         if let Some(c) = channel {
-            sql.push_str(" AND d.channel = ?");
             args.push(c.to_string());
+            sql.push_str(&format!(" AND d.channel = ?{}", args.len()));
         }
         sql.push_str(" ORDER BY d.id DESC");
         if let Some(n) = limit {
             sql.push_str(&format!(" LIMIT {n}"));
         }
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, String>(7)?,
-                r.get::<_, u32>(8)?,
-                r.get::<_, String>(9)?,
-                r.get::<_, Option<String>>(10)?,
-                r.get::<_, String>(11)?,
-                r.get::<_, Option<String>>(12)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (
-                id,
-                event_id,
-                kind,
-                severity,
-                scope,
-                usage_type,
-                channel,
-                state,
-                attempts,
-                next,
-                last_error,
-                created,
-                delivered,
-            ) = row?;
-            out.push(Delivery {
-                id,
-                event_id,
-                kind,
-                severity: Severity::parse(&severity).unwrap_or(Severity::Info),
-                scope,
-                usage_type,
-                channel,
-                state,
-                attempts,
-                next_attempt_at: parse_ts(&next)?,
-                last_error,
-                created_at: parse_ts(&created)?,
-                delivered_at: delivered.as_deref().map(parse_ts).transpose()?,
-            });
-        }
-        Ok(out)
+        let params: Vec<Value<'_>> = args.iter().map(Value::from).collect();
+        self.conn.rows(&sql, &params, |r| {
+            Ok(Delivery {
+                id: r.int(0)?,
+                event_id: r.text(1)?,
+                kind: r.text(2)?,
+                severity: Severity::parse(&r.text(3)?).unwrap_or(Severity::Info),
+                scope: r.opt_text(4)?,
+                usage_type: r.opt_text(5)?,
+                channel: r.text(6)?,
+                state: r.text(7)?,
+                attempts: u32::try_from(r.int(8)?).unwrap_or(u32::MAX),
+                next_attempt_at: parse_ts(&r.text(9)?)?,
+                last_error: r.opt_text(10)?,
+                created_at: parse_ts(&r.text(11)?)?,
+                delivered_at: r.opt_text(12)?.as_deref().map(parse_ts).transpose()?,
+            })
+        })
     }
 
     /// The attempts of one delivery: (at, outcome, detail, duration ms).
     pub fn delivery_attempts(&self, id: i64) -> Result<Vec<Attempt>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT at, outcome, detail, duration_ms FROM delivery_attempts WHERE delivery_id = ?1 ORDER BY id")?;
-        let rows = stmt.query_map([id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (at, outcome, detail, duration_ms) = r?;
-            out.push(Attempt {
-                at: parse_ts(&at)?,
-                outcome,
-                detail,
-                duration_ms,
-            });
-        }
-        Ok(out)
+        self.conn.rows(
+            "SELECT at, outcome, detail, duration_ms FROM delivery_attempts WHERE delivery_id = ?1 ORDER BY id",
+            vals![id],
+            |r| {
+                Ok(Attempt {
+                    at: parse_ts(&r.text(0)?)?,
+                    outcome: r.text(1)?,
+                    detail: r.opt_text(2)?,
+                    duration_ms: r.int(3)?,
+                })
+            },
+        )
     }
 
     /// Queues dead deliveries again (one, or all with `None`). Returns how
@@ -432,10 +404,11 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let n = match id {
             Some(id) => {
-                let state: Option<String> = self
-                    .conn
-                    .query_row("SELECT state FROM deliveries WHERE id = ?1", [id], |r| r.get(0))
-                    .optional()?;
+                let state = self.conn.row(
+                    "SELECT state FROM deliveries WHERE id = ?1",
+                    vals![id],
+                    |r| r.text(0),
+                )?;
                 match state.as_deref() {
                     None => return Err(StoreError::Refused(format!("no notification delivery {id}"))),
                     Some("dead") => {}
@@ -445,14 +418,14 @@ impl Store {
                         )));
                     }
                 }
-                self.conn.execute(
+                self.conn.exec(
                     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?1 WHERE id = ?2 AND state = 'dead'",
-                    params![ts(now), id],
+                    vals![&ts(now), id],
                 )?
             }
-            None => self.conn.execute(
+            None => self.conn.exec(
                 "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?1 WHERE state = 'dead'",
-                [ts(now)],
+                vals![&ts(now)],
             )?,
         };
         Ok(n)
@@ -460,20 +433,23 @@ impl Store {
 
     /// Deliveries by state, per channel: (channel, state, count).
     pub fn delivery_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT channel, state, count(*) FROM deliveries GROUP BY channel, state ORDER BY channel, state")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn.rows(
+            "SELECT channel, state, count(*) FROM deliveries GROUP BY channel, state ORDER BY channel, state",
+            &[],
+            |r| Ok((r.text(0)?, r.text(1)?, r.int(2)?)),
+        )
     }
 
     /// Events committed but not yet routed to channels (by `fan_out`).
     pub fn unrouted_events(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row(
-            "SELECT count(*) FROM outbox INDEXED BY outbox_unfanned WHERE fanned_out_at IS NULL",
-            [],
-            |r| r.get(0),
-        )?)
+        Ok(self
+            .conn
+            .row(
+                "SELECT count(*) FROM outbox INDEXED BY outbox_unfanned WHERE fanned_out_at IS NULL",
+                &[],
+                |r| r.int(0),
+            )?
+            .unwrap_or(0))
     }
 
     /// Everything the expiry watch and `check` look at, slot by slot.
@@ -501,57 +477,67 @@ impl Store {
         after: i64,
         limit: usize,
     ) -> Result<(Vec<SlotFacts>, i64), StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT s.scope, s.usage_type, s.current_cert, s.previous_cert, s.previous_since, s.updated_at,
-                    s.pending_cert, s.effective_at,
-                    (SELECT j.id || char(31) || coalesce(j.last_error, '') FROM jobs j
-                     WHERE j.slot_id = s.id AND j.state IN ('failed', 'succeeded', 'cancelled', 'scheduled', 'running')
-                     ORDER BY j.id DESC LIMIT 1),
-                    (SELECT j.state FROM jobs j WHERE j.slot_id = s.id ORDER BY j.id DESC LIMIT 1)
-                    , s.id
-             FROM slots s
-             WHERE s.id > ?1
-               AND (s.current_cert IS NOT NULL OR s.previous_cert IS NOT NULL OR s.pending_cert IS NOT NULL)
-             ORDER BY s.id LIMIT {limit}"
-        ))?;
-        type Row = (
-            String,
-            String,
-            Option<i64>,
-            Option<i64>,
-            Option<String>,
-            String,
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            i64,
-        );
-        let rows: Vec<Row> = stmt
-            .query_map([after], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                    r.get(10)?,
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
-        let last = rows.last().map_or(after, |r| r.10);
+        struct Slot {
+            id: i64,
+            scope: String,
+            usage_type: String,
+            current: Option<i64>,
+            previous: Option<i64>,
+            previous_since: Option<String>,
+            updated_at: String,
+            pending: Option<i64>,
+            effective_at: Option<String>,
+            last_job: Option<i64>,
+            last_state: Option<String>,
+            last_error: Option<String>,
+        }
+        // The slot's latest job, read three times by the same index walk:
+        // scalar subqueries both databases plan the same way.
+        let latest = |col: &str| {
+            format!(
+                "(SELECT j.{col} FROM jobs j WHERE j.slot_id = s.id ORDER BY j.id DESC LIMIT 1)"
+            )
+        };
+        let rows = self.conn.rows(
+            &format!(
+                "SELECT s.id, s.scope, s.usage_type, s.current_cert, s.previous_cert, s.previous_since, s.updated_at,
+                        s.pending_cert, s.effective_at, {}, {}, {}
+                 FROM slots s
+                 WHERE s.id > ?1
+                   AND (s.current_cert IS NOT NULL OR s.previous_cert IS NOT NULL OR s.pending_cert IS NOT NULL)
+                 ORDER BY s.id LIMIT {limit}",
+                latest("id"),
+                latest("state"),
+                latest("last_error")
+            ),
+            vals![after],
+            |r| {
+                Ok(Slot {
+                    id: r.int(0)?,
+                    scope: r.text(1)?,
+                    usage_type: r.text(2)?,
+                    current: r.opt_int(3)?,
+                    previous: r.opt_int(4)?,
+                    previous_since: r.opt_text(5)?,
+                    updated_at: r.text(6)?,
+                    pending: r.opt_int(7)?,
+                    effective_at: r.opt_text(8)?,
+                    last_job: r.opt_int(9)?,
+                    last_state: r.opt_text(10)?,
+                    last_error: r.opt_text(11)?,
+                })
+            },
+        )?;
+        let last = rows.last().map_or(after, |r| r.id);
         let facts = |id: i64| -> Result<CertFacts, StoreError> {
-            let (thumbprint, subject, not_before, not_after): (String, String, String, String) =
-                self.conn
-                    .prepare_cached(
-                        "SELECT thumbprint, subject, not_before, not_after FROM certificates WHERE id = ?1",
-                    )?
-                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            let (thumbprint, subject, not_before, not_after) = self
+                .conn
+                .row(
+                    "SELECT thumbprint, subject, not_before, not_after FROM certificates WHERE id = ?1",
+                    vals![id],
+                    |r| Ok((r.text(0)?, r.text(1)?, r.text(2)?, r.text(3)?)),
+                )?
+                .ok_or_else(|| StoreError::Corrupt(format!("slot refers to missing certificate {id}")))?;
             let label = subject
                 .split(", ")
                 .find_map(|p| p.strip_prefix("CN="))
@@ -566,41 +552,25 @@ impl Store {
             })
         };
         let mut out = Vec::new();
-        for (
-            scope,
-            usage_type,
-            cur,
-            prev,
-            prev_since,
-            updated,
-            pend,
-            eff,
-            last_job,
-            last_state,
-            _,
-        ) in rows
-        {
-            let failed_roll = match (last_job, last_state.as_deref()) {
-                (Some(j), Some("failed")) => {
-                    let (id, err) = j.split_once('\u{1f}').unwrap_or((&j, ""));
-                    Some((id.parse().unwrap_or(0), err.to_string()))
-                }
+        for s in rows {
+            let failed_roll = match (s.last_job, s.last_state.as_deref()) {
+                (Some(j), Some("failed")) => Some((j, s.last_error.unwrap_or_default())),
                 _ => None,
             };
             out.push(SlotFacts {
                 slot: SlotKey::new(
-                    Scope::parse(&scope).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    UsageType::from_canonical(usage_type),
+                    Scope::parse(&s.scope).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    UsageType::from_canonical(s.usage_type),
                 ),
-                current: cur.map(facts).transpose()?,
-                previous: match prev {
+                current: s.current.map(facts).transpose()?,
+                previous: match s.previous {
                     Some(p) => Some((
                         facts(p)?,
-                        parse_ts(prev_since.as_deref().unwrap_or(&updated))?,
+                        parse_ts(s.previous_since.as_deref().unwrap_or(&s.updated_at))?,
                     )),
                     None => None,
                 },
-                pending: match (pend, eff) {
+                pending: match (s.pending, s.effective_at) {
                     (Some(p), Some(at)) => Some((facts(p)?, parse_ts(&at)?)),
                     _ => None,
                 },
@@ -641,42 +611,39 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut sent = HashSet::new();
-        {
-            let mut stmt = tx.prepare_cached(
+        let mut ids: Vec<i64> = facts
+            .iter()
+            .flat_map(|f| {
+                [
+                    f.current.as_ref().map(|c| c.id),
+                    f.previous.as_ref().map(|p| p.0.id),
+                    f.pending.as_ref().map(|p| p.0.id),
+                ]
+            })
+            .flatten()
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            sent.extend(tx.rows(
                 "SELECT cert_id, scope_key, usage_type, alert FROM expiry_alerts WHERE cert_id = ?1",
-            )?;
-            let mut ids: Vec<i64> = facts
-                .iter()
-                .flat_map(|f| {
-                    [
-                        f.current.as_ref().map(|c| c.id),
-                        f.previous.as_ref().map(|p| p.0.id),
-                        f.pending.as_ref().map(|p| p.0.id),
-                    ]
-                })
-                .flatten()
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            for id in ids {
-                for row in stmt.query_map([id], |r| {
+                vals![id],
+                |r| {
                     Ok(AlertKey {
-                        cert_id: r.get(0)?,
-                        scope_key: r.get(1)?,
-                        usage_type: r.get(2)?,
-                        alert: r.get(3)?,
+                        cert_id: r.int(0)?,
+                        scope_key: r.text(1)?,
+                        usage_type: r.text(2)?,
+                        alert: r.text(3)?,
                     })
-                })? {
-                    sent.insert(row?);
-                }
-            }
+                },
+            )?);
         }
         let alerts = decide(facts, &sent);
         for a in &alerts {
-            tx.prepare_cached(
+            tx.exec(
                 "INSERT INTO expiry_alerts (cert_id, scope_key, usage_type, alert, sent_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![a.key.cert_id, a.key.scope_key, a.key.usage_type, a.key.alert, ts(ctx.now)])?;
+                vals![a.key.cert_id, &a.key.scope_key, &a.key.usage_type, &a.key.alert, &ts(ctx.now)],
+            )?;
             audit::enqueue(
                 &tx,
                 ctx,
