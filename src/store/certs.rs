@@ -229,10 +229,12 @@ impl Store {
                 None => Err(LookupError::NotFound(t).into()),
             };
         }
-        // GLOB is case-sensitive and uses the thumbprint index.
+        // A range of the thumbprint index: every thumbprint is upper-case
+        // hex, so those with the prefix sort before the prefix and 'G'.
         let hits = self.conn.rows(
-            "SELECT id, thumbprint FROM certificates WHERE thumbprint GLOB ?1 || '*' LIMIT 6",
-            vals![&t],
+            "SELECT id, thumbprint FROM certificates WHERE thumbprint >= ?1 AND thumbprint < ?2
+             ORDER BY thumbprint LIMIT 6",
+            vals![&t, &format!("{t}G")],
             |r| Ok((r.int(0)?, r.text(1)?)),
         )?;
         match hits.as_slice() {

@@ -9,11 +9,10 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::TransactionBehavior;
 use serde_json::json;
 
 use super::audit::{self, Severity};
-use super::db::{Exec, Row, Value, vals};
+use super::db::{Backend, Exec, Row, Value, vals};
 use super::{OpCtx, Store, StoreError, parse_ts, ts};
 use crate::cert::expiry::{AlertKey, CertFacts, ExpiryAlert, SlotFacts};
 use crate::cert::{Scope, SlotKey, UsageType};
@@ -134,9 +133,7 @@ impl Store {
         limit: usize,
         route: &dyn Fn(&OutboxEvent) -> Vec<String>,
     ) -> Result<FanOut, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let events = tx.rows(
             &format!(
                 "SELECT {EVENT_COLUMNS} FROM outbox o WHERE o.fanned_out_at IS NULL ORDER BY o.id LIMIT {limit}"
@@ -176,9 +173,7 @@ impl Store {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let rows = tx.rows(
             &format!(
                 "UPDATE deliveries SET state = 'sending', lease_owner = ?1, lease_expires_at = ?2,
@@ -228,9 +223,7 @@ impl Store {
         limits: DeliveryLimits,
         results: &[(ClaimedDelivery, DeliveryOutcome, u64)],
     ) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         for (d, outcome, duration_ms) in results {
             let (state, outcome_name, detail, next) = match outcome {
                 DeliveryOutcome::Delivered { detail } => {
@@ -442,14 +435,14 @@ impl Store {
 
     /// Events committed but not yet routed to channels (by `fan_out`).
     pub fn unrouted_events(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .row(
-                "SELECT count(*) FROM outbox INDEXED BY outbox_unfanned WHERE fanned_out_at IS NULL",
-                &[],
-                |r| r.int(0),
-            )?
-            .unwrap_or(0))
+        // SQLite's planner needs telling to count from the partial index.
+        let sql = match self.conn.backend() {
+            Backend::Sqlite => {
+                "SELECT count(*) FROM outbox INDEXED BY outbox_unfanned WHERE fanned_out_at IS NULL"
+            }
+            Backend::Postgres => "SELECT count(*) FROM outbox WHERE fanned_out_at IS NULL",
+        };
+        Ok(self.conn.row(sql, &[], |r| r.int(0))?.unwrap_or(0))
     }
 
     /// Everything the expiry watch and `check` look at, slot by slot.
@@ -607,9 +600,7 @@ impl Store {
         facts: &[SlotFacts],
         decide: ExpiryDecision<'_>,
     ) -> Result<Vec<ExpiryAlert>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let mut sent = HashSet::new();
         let mut ids: Vec<i64> = facts
             .iter()

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use rusqlite::TransactionBehavior;
 
 use super::audit::{self, Severity};
 use super::db::{Exec, vals};
@@ -156,9 +155,7 @@ impl Store {
         event: Option<&DeployEvent>,
         ctx: &OpCtx,
     ) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         tx.exec(
             "INSERT INTO deployments (server, usage_type, target, role, wanted, deployed, state, attempts,
                  last_attempt_at, next_attempt_at, last_error, deployed_at, out_of_date_since, lagging_alerted)
@@ -236,13 +233,11 @@ impl Store {
         event: Option<(&SlotKey, String, serde_json::Value)>,
         ctx: &OpCtx,
     ) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let held_since = event.as_ref().map(|_| ts(ctx.now));
         tx.exec(
             "UPDATE jobs SET state = 'scheduled', lease_owner = NULL, lease_expires_at = NULL,
-                    attempts = max(attempts - 1, 0), run_after = ?1,
+                    attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, run_after = ?1,
                     held_since = coalesce(held_since, ?2)
              WHERE id = ?3 AND state = 'running' AND lease_owner = ?4",
             vals![&ts(run_after), held_since.as_ref(), id, owner],

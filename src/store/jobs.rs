@@ -11,11 +11,11 @@ use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 use serde_json::json;
 
 use super::audit::{self, Severity};
 use super::certs::{self, ImportOutcome, NewCert, StoredCert};
+use super::db::{Backend, Exec, Row, Value, vals};
 use super::slots::{
     self, cancel_live_jobs, ensure_slot, load_state, load_state_by_id, write_state,
 };
@@ -98,19 +98,20 @@ pub struct JobFilter {
 }
 
 impl JobFilter {
-    /// SQL conditions on the slot `s`, and their arguments.
-    fn sql(&self) -> (String, Vec<String>) {
+    /// SQL conditions on the slot `s`, and their arguments, numbered from
+    /// `?first`.
+    fn sql(&self, first: usize) -> (String, Vec<String>) {
         let mut cond = String::new();
         let mut args = Vec::new();
         if !self.types.is_empty() {
-            cond.push_str(&format!(
-                " AND s.usage_type IN ({})",
-                vec!["?"; self.types.len()].join(", ")
-            ));
+            let marks: Vec<String> = (0..self.types.len())
+                .map(|i| format!("?{}", first + i))
+                .collect();
+            cond.push_str(&format!(" AND s.usage_type IN ({})", marks.join(", ")));
             args.extend(self.types.iter().map(|t| t.to_string()));
         }
         if let Some(scope) = &self.scope {
-            cond.push_str(" AND s.scope_key = ?");
+            cond.push_str(&format!(" AND s.scope_key = ?{}", first + args.len()));
             args.push(scope.key());
         }
         (cond, args)
@@ -211,48 +212,39 @@ const JOB_COLUMNS: &str =
 const JOB_FROM: &str =
     "FROM jobs j JOIN slots s ON s.id = j.slot_id JOIN certificates c ON c.id = j.cert_id";
 
-fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Job, StoreError>> {
-    let id: i64 = r.get(0)?;
-    let scope: String = r.get(1)?;
-    let usage_type: String = r.get(2)?;
-    let thumbprint: String = r.get(3)?;
-    let times: [Option<String>; 3] = [r.get(4)?, r.get(5)?, r.get(9)?];
-    let state: String = r.get(6)?;
-    let attempts: u32 = r.get(7)?;
-    let lease_owner: Option<String> = r.get(8)?;
-    let created_at: String = r.get(10)?;
-    let created_by: String = r.get(11)?;
-    let started_at: Option<String> = r.get(12)?;
-    let finished_at: Option<String> = r.get(13)?;
-    let finished_by: Option<String> = r.get(14)?;
-    let last_error: Option<String> = r.get(15)?;
-    let lateness_us: Option<i64> = r.get(16)?;
-    Ok((|| {
-        let opt = |s: Option<String>| s.as_deref().map(parse_ts).transpose();
-        let [due, run_after, lease] = times;
-        Ok(Job {
-            id,
-            slot: SlotKey::new(
-                Scope::parse(&scope).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                UsageType::from_canonical(usage_type),
-            ),
-            thumbprint,
-            due_at: parse_ts(due.as_deref().unwrap_or_default())?,
-            run_after: parse_ts(run_after.as_deref().unwrap_or_default())?,
-            state: JobState::parse(&state)
-                .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {state}")))?,
-            attempts,
-            lease_owner,
-            lease_expires_at: opt(lease)?,
-            created_at: parse_ts(&created_at)?,
-            created_by,
-            started_at: opt(started_at)?,
-            finished_at: opt(finished_at)?,
-            finished_by,
-            last_error,
-            lateness_us,
-        })
-    })())
+fn job_from_row(r: &Row<'_>) -> Result<Job, StoreError> {
+    let id = r.int(0)?;
+    let opt = |i| -> Result<Option<DateTime<Utc>>, StoreError> {
+        r.opt_text(i)?.as_deref().map(parse_ts).transpose()
+    };
+    let state = r.text(6)?;
+    Ok(Job {
+        id,
+        slot: SlotKey::new(
+            Scope::parse(&r.text(1)?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            UsageType::from_canonical(r.text(2)?),
+        ),
+        thumbprint: r.text(3)?,
+        due_at: parse_ts(&r.text(4)?)?,
+        run_after: parse_ts(&r.text(5)?)?,
+        state: JobState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {state}")))?,
+        attempts: attempts(r, 7)?,
+        lease_owner: r.opt_text(8)?,
+        lease_expires_at: opt(9)?,
+        created_at: parse_ts(&r.text(10)?)?,
+        created_by: r.text(11)?,
+        started_at: opt(12)?,
+        finished_at: opt(13)?,
+        finished_by: r.opt_text(14)?,
+        last_error: r.opt_text(15)?,
+        lateness_us: r.opt_int(16)?,
+    })
+}
+
+fn attempts(r: &Row<'_>, i: usize) -> Result<u32, StoreError> {
+    let n = r.int(i)?;
+    u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("{n} attempts")))
 }
 
 fn us(d: Duration) -> i64 {
@@ -332,9 +324,7 @@ impl Store {
         ctx: &OpCtx,
     ) -> Result<ScheduleReport, StoreError> {
         let sealed = self.seal_for_import(import, thumbprint)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let import_outcome = match import {
             Some(new) => Some(certs::upsert(&tx, new, sealed.as_ref(), ctx)?.1),
             None => None,
@@ -358,13 +348,11 @@ impl Store {
                 }
                 SchedulePlan::Change(t) => {
                     if t.before.pending.is_some() {
-                        let running: Option<i64> = tx
-                            .query_row(
-                                "SELECT id FROM jobs WHERE slot_id = ?1 AND state = 'running'",
-                                [slot_id],
-                                |r| r.get(0),
-                            )
-                            .optional()?;
+                        let running = tx.row(
+                            "SELECT id FROM jobs WHERE slot_id = ?1 AND state = 'running'",
+                            vals![slot_id],
+                            |r| r.int(0),
+                        )?;
                         if let Some(id) = running {
                             return Err(StoreError::Refused(format!(
                                 "{slot}: roll job {id} is running right now; try again in a moment"
@@ -379,12 +367,15 @@ impl Store {
                         )?;
                     }
                     write_state(&tx, slot_id, &t.after, ctx.now)?;
-                    tx.prepare_cached(
-                        "INSERT INTO jobs (slot_id, cert_id, due_at, run_after, state, created_at, created_by, require_staged)
-                         VALUES (?1, ?2, ?3, ?3, 'scheduled', ?4, ?5, ?6)",
-                    )?
-                    .execute(params![slot_id, cert_id, ts(at), ts(ctx.now), ctx.actor, require_staged])?;
-                    let job_id = tx.last_insert_rowid();
+                    let job_id = tx
+                        .row(
+                            "INSERT INTO jobs (slot_id, cert_id, due_at, run_after, state, created_at, created_by, require_staged)
+                             VALUES (?1, ?2, ?3, ?3, 'scheduled', ?4, ?5, ?6)
+                             RETURNING id",
+                            vals![slot_id, cert_id, &ts(at), &ts(ctx.now), &ctx.actor, require_staged],
+                            |r| r.int(0),
+                        )?
+                        .ok_or_else(|| StoreError::Corrupt("INSERT returned no job id".into()))?;
                     job_ids.push(job_id);
                     let when = at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
                     audit::record_slot_change(
@@ -435,90 +426,86 @@ impl Store {
         limit: usize,
         filter: &JobFilter,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let (cond, filter_args) = filter.sql();
-        let due_cond = if due_before.is_some() {
-            " AND j.run_after <= ?"
-        } else {
-            ""
+        let backend = self.conn.backend();
+        // ?1 owner, ?2 lease in ms (PostgreSQL) or its expiry (SQLite),
+        // ?3 now, then the instant and the filter.
+        let mut args: Vec<String> = vec![
+            owner.to_string(),
+            match backend {
+                Backend::Sqlite => ts(now + lease),
+                Backend::Postgres => lease.num_milliseconds().to_string(),
+            },
+            ts(now),
+        ];
+        let due_cond = match due_before {
+            Some(d) => {
+                args.push(ts(d));
+                " AND j.run_after <= ?4"
+            }
+            None => "",
         };
-        let from = if cond.is_empty() {
-            "FROM jobs j".to_string()
-        } else {
-            "FROM jobs j JOIN slots s ON s.id = j.slot_id".to_string()
-        };
-        let sql = format!(
-            "UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?,
-                    attempts = attempts + 1, started_at = ?
-             WHERE id IN (SELECT j.id {from} WHERE j.state = 'scheduled'{due_cond}{cond}
-                          ORDER BY j.run_after, j.id LIMIT {limit})
-             RETURNING id, slot_id, cert_id, due_at, run_after, attempts, lease_expires_at,
-                       (SELECT scope FROM slots WHERE slots.id = slot_id),
-                       (SELECT usage_type FROM slots WHERE slots.id = slot_id),
-                       (SELECT thumbprint FROM certificates WHERE certificates.id = cert_id),
-                       require_staged, held_since"
-        );
-        let mut args: Vec<String> = vec![owner.to_string(), ts(now + lease), ts(now)];
-        if let Some(d) = due_before {
-            args.push(ts(d));
-        }
+        let (cond, filter_args) = filter.sql(args.len() + 1);
         args.extend(filter_args);
+        let from = if cond.is_empty() {
+            "FROM jobs j"
+        } else {
+            "FROM jobs j JOIN slots s ON s.id = j.slot_id"
+        };
+        const RETURNING: &str = "RETURNING jobs.id, jobs.slot_id, jobs.cert_id, jobs.due_at,
+                       jobs.run_after, jobs.attempts, jobs.lease_expires_at,
+                       (SELECT scope FROM slots WHERE slots.id = jobs.slot_id),
+                       (SELECT usage_type FROM slots WHERE slots.id = jobs.slot_id),
+                       (SELECT thumbprint FROM certificates WHERE certificates.id = jobs.cert_id),
+                       jobs.require_staged, jobs.held_since";
         // LIMIT is a literal: a bound LIMIT makes SQLite re-prepare the
         // statement at every use (its plan depends on the value).
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let rows: Vec<_> = tx
-            .prepare_cached(&sql)?
-            .query_map(params_from_iter(args.iter()), |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, u32>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, String>(8)?,
-                    r.get::<_, String>(9)?,
-                    (r.get::<_, bool>(10)?, r.get::<_, Option<String>>(11)?),
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
-        tx.commit()?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (
-            id,
-            slot_id,
-            cert_id,
-            due,
-            run_after,
-            attempts,
-            lease_exp,
-            scope,
-            t,
-            thumbprint,
-            (require_staged, held),
-        ) in rows
-        {
-            out.push(Claimed {
-                id,
-                slot_id,
-                cert_id,
+        let sql = match backend {
+            // The write lock of BEGIN IMMEDIATE makes the claim exclusive.
+            Backend::Sqlite => format!(
+                "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_expires_at = ?2,
+                        attempts = attempts + 1, started_at = ?3
+                 WHERE id IN (SELECT j.id {from} WHERE j.state = 'scheduled'{due_cond}{cond}
+                              ORDER BY j.run_after, j.id LIMIT {limit})
+                 {RETURNING}"
+            ),
+            // Rows another engine is claiming are skipped, not waited for;
+            // the materialised CTE locks exactly the rows the UPDATE
+            // changes, never more than the limit; the lease ends by the
+            // database's clock, whatever the host's says.
+            Backend::Postgres => format!(
+                "WITH c AS MATERIALIZED (
+                     SELECT j.id {from} WHERE j.state = 'scheduled'{due_cond}{cond}
+                     ORDER BY j.run_after, j.id LIMIT {limit} FOR UPDATE OF j SKIP LOCKED)
+                 UPDATE jobs SET state = 'running', lease_owner = ?1,
+                        lease_expires_at = certroll_ts(now() + ?2::bigint * interval '1 millisecond'),
+                        attempts = jobs.attempts + 1, started_at = ?3
+                 FROM c WHERE jobs.id = c.id
+                 {RETURNING}"
+            ),
+        };
+        let params: Vec<Value<'_>> = args.iter().map(Value::from).collect();
+        let tx = self.conn.begin()?;
+        let rows = tx.rows(&sql, &params, |r| {
+            Ok(Claimed {
+                id: r.int(0)?,
+                slot_id: r.int(1)?,
+                cert_id: r.int(2)?,
                 slot: SlotKey::new(
-                    Scope::parse(&scope).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    UsageType::from_canonical(t),
+                    Scope::parse(&r.text(7)?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    UsageType::from_canonical(r.text(8)?),
                 ),
-                thumbprint,
-                due_at: parse_ts(&due)?,
-                run_after: parse_ts(&run_after)?,
-                attempts,
-                lease_expires_at: parse_ts(&lease_exp)?,
-                require_staged,
-                held_since: held.as_deref().map(parse_ts).transpose()?,
+                thumbprint: r.text(9)?,
+                due_at: parse_ts(&r.text(3)?)?,
+                run_after: parse_ts(&r.text(4)?)?,
+                attempts: attempts(r, 5)?,
+                lease_expires_at: parse_ts(&r.text(6)?)?,
+                require_staged: r.bool(10)?,
+                held_since: r.opt_text(11)?.as_deref().map(parse_ts).transpose()?,
                 forced: None,
-            });
-        }
+            })
+        })?;
+        tx.commit()?;
+        let mut out = rows;
         out.sort_by_key(|a| (a.run_after, a.id));
         Ok(out)
     }
@@ -568,7 +555,7 @@ impl Store {
         if cert_cache.len() > 1024 {
             cert_cache.clear();
         }
-        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn.begin()?;
         let mut results = Vec::with_capacity(jobs.len());
         for job in jobs {
             let now = (opts.clock)();
@@ -581,22 +568,23 @@ impl Store {
                 actor: opts.actor.to_string(),
             };
             let outcome = if savepoints {
-                let mut sp = tx.savepoint()?;
-                let outcome = match execute_one(&sp, job, opts, &ctx, cert_cache) {
+                let sp = tx.savepoint()?;
+                match execute_one(&sp, job, opts, &ctx, cert_cache) {
                     Ok(RollOutcome::LeaseLost) => {
                         sp.rollback()?;
                         RollOutcome::LeaseLost
                     }
-                    Ok(o) => o,
+                    Ok(o) => {
+                        sp.release()?;
+                        o
+                    }
                     Err(e) => {
                         sp.rollback()?;
                         RollOutcome::Retry {
                             error: e.to_string(),
                         }
                     }
-                };
-                sp.commit()?;
-                outcome
+                }
             } else {
                 match execute_one(&tx, job, opts, &ctx, cert_cache) {
                     Ok(o) => o,
@@ -628,19 +616,15 @@ impl Store {
         run_after: DateTime<Utc>,
         error: &str,
     ) -> Result<usize, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let mut n = 0;
-        {
-            let mut stmt = tx.prepare_cached(
+        for id in ids {
+            n += tx.exec(
                 "UPDATE jobs SET state = 'scheduled', lease_owner = NULL, lease_expires_at = NULL,
                         run_after = ?1, last_error = ?2
                  WHERE id = ?3 AND state = 'running' AND lease_owner = ?4",
+                vals![&ts(run_after), error, *id, owner],
             )?;
-            for id in ids {
-                n += stmt.execute(params![ts(run_after), error, id, owner])?;
-            }
         }
         tx.commit()?;
         Ok(n)
@@ -649,55 +633,54 @@ impl Store {
     /// Gives claimed jobs back untouched (the engine is stopping before
     /// their instant): the claim's attempt does not count.
     pub fn unclaim(&mut self, owner: &str, ids: &[i64]) -> Result<usize, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let mut n = 0;
-        {
-            let mut stmt = tx.prepare_cached(
+        for id in ids {
+            n += tx.exec(
                 "UPDATE jobs SET state = 'scheduled', lease_owner = NULL, lease_expires_at = NULL,
-                        attempts = max(attempts - 1, 0)
+                        attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END
                  WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
+                vals![*id, owner],
             )?;
-            for id in ids {
-                n += stmt.execute(params![id, owner])?;
-            }
         }
         tx.commit()?;
         Ok(n)
     }
 
     /// Housekeeping: lets SQLite refresh its statistics and truncates the
-    /// write-ahead log.
+    /// write-ahead log; on PostgreSQL, autovacuum does this.
     pub fn maintenance(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("PRAGMA optimize;")?;
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        if let Some(c) = self.conn.sqlite() {
+            c.execute_batch("PRAGMA optimize;")?;
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
         Ok(())
     }
 
     /// Puts back in the queue every job whose lease expired by `now` (its
-    /// holder died or hung). Returns (job id, old holder).
+    /// holder died or hung; on PostgreSQL by the database's clock). Returns
+    /// (job id, old holder).
     pub fn recover_expired(
         &mut self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(i64, String)>, StoreError> {
-        let rows = self
-            .conn
-            .prepare_cached(
-                "UPDATE jobs SET state = 'scheduled', lease_owner = NULL, lease_expires_at = NULL,
-                        run_after = max(due_at, ?1), last_error = 'lease of ' || lease_owner || ' expired'
-                 WHERE state = 'running' AND lease_expires_at <= ?1
-                 RETURNING id, lease_owner",
-            )?
-            .query_map([ts(now)], |r| {
-                Ok((r.get(0)?, r.get::<_, Option<String>>(1)?))
-            })?
-            .collect::<Result<Vec<(i64, Option<String>)>, _>>()?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, o)| (id, o.unwrap_or_default()))
-            .collect())
+        // On PostgreSQL by the database's clock; SQLite's processes share
+        // one host's.
+        let db_now = match self.conn.backend() {
+            Backend::Sqlite => "?1",
+            Backend::Postgres => "certroll_ts(now())",
+        };
+        let sql = format!(
+            "UPDATE jobs SET state = 'scheduled', lease_owner = NULL, lease_expires_at = NULL,
+                    run_after = CASE WHEN due_at > ?1 THEN due_at ELSE ?1 END,
+                    last_error = 'lease of ' || lease_owner || ' expired'
+             WHERE state = 'running' AND lease_expires_at <= {db_now}
+             RETURNING id, lease_owner"
+        );
+        let rows = self.conn.rows(&sql, vals![&ts(now)], |r| {
+            Ok((r.int(0)?, r.opt_text(1)?.unwrap_or_default()))
+        })?;
+        Ok(rows)
     }
 
     /// Puts back in the queue the jobs leased by holders `is_dead` says are
@@ -708,24 +691,22 @@ impl Store {
         now: DateTime<Utc>,
         is_dead: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<(i64, String)>, StoreError> {
-        let owners: Vec<String> = self
-            .conn
-            .prepare_cached("SELECT DISTINCT lease_owner FROM jobs WHERE state = 'running' AND lease_expires_at > ''")?
-            .query_map([], |r| r.get::<_, Option<String>>(0))?
-            .filter_map(|r| r.transpose())
-            .collect::<Result<_, _>>()?;
+        let owners = self.conn.rows(
+            "SELECT DISTINCT lease_owner FROM jobs WHERE state = 'running' AND lease_expires_at > ''",
+            &[],
+            |r| r.opt_text(0),
+        )?;
         let mut out = Vec::new();
-        for owner in owners.into_iter().filter(|o| is_dead(o)) {
-            let rows: Vec<i64> = self
-                .conn
-                .prepare_cached(
-                    "UPDATE jobs SET state = 'scheduled', lease_owner = NULL, lease_expires_at = NULL,
-                            run_after = max(due_at, ?1), last_error = 'holder ' || ?2 || ' died'
-                     WHERE state = 'running' AND lease_owner = ?2 AND lease_expires_at > ''
-                     RETURNING id",
-                )?
-                .query_map(params![ts(now), owner], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
+        for owner in owners.into_iter().flatten().filter(|o| is_dead(o)) {
+            let rows = self.conn.rows(
+                "UPDATE jobs SET state = 'scheduled', lease_owner = NULL, lease_expires_at = NULL,
+                        run_after = CASE WHEN due_at > ?1 THEN due_at ELSE ?1 END,
+                        last_error = 'holder ' || ?2 || ' died'
+                 WHERE state = 'running' AND lease_owner = ?2 AND lease_expires_at > ''
+                 RETURNING id",
+                vals![&ts(now), &owner],
+                |r| r.int(0),
+            )?;
             out.extend(rows.into_iter().map(|id| (id, owner.clone())));
         }
         Ok(out)
@@ -735,34 +716,39 @@ impl Store {
     /// scheduled job, and the earliest expiry of a lease (read from the
     /// partial indexes; no table scan).
     pub fn next_wake(&self) -> Result<NextWake, StoreError> {
-        let due: Option<String> = self
-            .conn
-            .prepare_cached("SELECT min(run_after) FROM jobs WHERE state = 'scheduled'")?
-            .query_row([], |r| r.get(0))?;
-        let lease: Option<String> = self
-            .conn
-            .prepare_cached("SELECT min(lease_expires_at) FROM jobs WHERE state = 'running' AND lease_expires_at > ''")?
-            .query_row([], |r| r.get(0))?;
+        let due = self.conn.row(
+            "SELECT min(run_after) FROM jobs WHERE state = 'scheduled'",
+            &[],
+            |r| r.opt_text(0),
+        )?;
+        let lease = self.conn.row(
+            "SELECT min(lease_expires_at) FROM jobs WHERE state = 'running' AND lease_expires_at > ''",
+            &[],
+            |r| r.opt_text(0),
+        )?;
         Ok(NextWake {
-            due: due.as_deref().map(parse_ts).transpose()?,
-            lease_expiry: lease.as_deref().map(parse_ts).transpose()?,
+            due: due.flatten().as_deref().map(parse_ts).transpose()?,
+            lease_expiry: lease.flatten().as_deref().map(parse_ts).transpose()?,
         })
     }
 
-    /// Changes whenever another connection commits (SQLite's
-    /// `data_version`): a constant-time way to notice other processes.
+    /// Changes whenever another process commits a change the engine cares
+    /// about (SQLite's `data_version`; on PostgreSQL the notifications
+    /// heard, or a change counter its triggers advance): a constant-time
+    /// way to notice other processes.
     pub fn data_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+        match &self.conn {
+            super::db::Conn::Sqlite(c) => Ok(c.query_row("PRAGMA data_version", [], |r| r.get(0))?),
+            super::db::Conn::Postgres(c) => c.change_counter(),
+        }
     }
 
     pub fn job(&self, id: i64) -> Result<Option<Job>, StoreError> {
-        self.conn
-            .prepare_cached(&format!("SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.id = ?1"))?
-            .query_row([id], job_from_row)
-            .optional()?
-            .transpose()
+        self.conn.row(
+            &format!("SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.id = ?1"),
+            vals![id],
+            job_from_row,
+        )
     }
 
     /// Jobs, newest first, optionally in one state and for some slots.
@@ -772,36 +758,30 @@ impl Store {
         filter: &JobFilter,
         limit: Option<usize>,
     ) -> Result<Vec<Job>, StoreError> {
-        let (cond, mut args) = filter.sql();
-        let state_cond = match state {
-            Some(s) => {
-                args.insert(0, s.as_str().to_string());
-                " AND j.state = ?"
-            }
-            None => "",
+        let (state_cond, mut args) = match state {
+            Some(s) => (" AND j.state = ?1", vec![s.as_str().to_string()]),
+            None => ("", vec![]),
         };
+        let (cond, filter_args) = filter.sql(args.len() + 1);
+        args.extend(filter_args);
         let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
         let sql = format!(
             "SELECT {JOB_COLUMNS} {JOB_FROM} WHERE 1 = 1{state_cond}{cond} ORDER BY j.id DESC{limit}"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params_from_iter(args.iter()), job_from_row)?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(r??);
-        }
-        Ok(out)
+        let params: Vec<Value<'_>> = args.iter().map(Value::from).collect();
+        self.conn.rows(&sql, &params, job_from_row)
     }
 
     /// Counts of jobs by state.
     pub fn job_counts(&self) -> Result<Vec<(JobState, i64)>, StoreError> {
         let mut out = Vec::new();
         for s in JobState::ALL {
-            let n: i64 = self
-                .conn
-                .prepare_cached("SELECT count(*) FROM jobs WHERE state = ?1")?
-                .query_row([s.as_str()], |r| r.get(0))?;
-            out.push((s, n));
+            let n = self.conn.row(
+                "SELECT count(*) FROM jobs WHERE state = ?1",
+                vals![s.as_str()],
+                |r| r.int(0),
+            )?;
+            out.push((s, n.unwrap_or(0)));
         }
         Ok(out)
     }
@@ -816,14 +796,12 @@ impl Store {
                 job.state
             )));
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let changed = tx.execute(
+        let tx = self.conn.begin()?;
+        let changed = tx.exec(
             "UPDATE jobs SET state = 'cancelled', finished_at = ?1, finished_by = ?2,
                     last_error = 'cancelled by ' || ?2, lease_owner = NULL, lease_expires_at = NULL
              WHERE id = ?3 AND state IN ('scheduled', 'running')",
-            params![ts(ctx.now), ctx.actor, id],
+            vals![&ts(ctx.now), &ctx.actor, id],
         )?;
         if changed == 0 {
             return Err(StoreError::Refused(format!(
@@ -889,9 +867,7 @@ impl Store {
                 job.state
             )));
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let (_, state) = load_state(&tx, &job.slot)?
             .ok_or_else(|| StoreError::NoSuchSlot(job.slot.to_string()))?;
         if state
@@ -904,22 +880,29 @@ impl Store {
                 job.slot, job.thumbprint
             )));
         }
-        let updated = tx.execute(
+        // On PostgreSQL a failed statement aborts the transaction: the
+        // update runs in a savepoint, so the refusal can be told apart.
+        let sp = tx.savepoint()?;
+        let updated = sp.exec(
             "UPDATE jobs SET state = 'scheduled', run_after = ?1, attempts = 0, lease_owner = NULL,
                     lease_expires_at = NULL, finished_at = NULL, finished_by = NULL
              WHERE id = ?2 AND state = 'failed'",
-            params![ts(ctx.now), id],
+            vals![&ts(ctx.now), id],
         );
+        match &updated {
+            Ok(_) => sp.release()?,
+            Err(_) => sp.rollback()?,
+        }
         match updated {
             Ok(1) => {}
             Ok(_) => return Err(StoreError::Refused(format!("job {id} changed meanwhile"))),
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            Err(StoreError::Db(e)) if e.is_constraint() => {
                 return Err(StoreError::Refused(format!(
                     "{} already has a live roll job",
                     job.slot
                 )));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
         audit::record_job(
             &tx,
@@ -937,7 +920,7 @@ impl Store {
 
 /// One job, inside its savepoint. `Err` means a transient error.
 fn execute_one(
-    tx: &Connection,
+    tx: &impl Exec,
     job: &Claimed,
     opts: &ExecOptions<'_>,
     ctx: &OpCtx,
@@ -972,20 +955,12 @@ fn execute_one(
         }
     };
     let reason = failure.expect("every other branch returned");
-    let changed = tx
-        .prepare_cached(
-            "UPDATE jobs SET state = 'failed', finished_at = ?1, finished_by = ?2, last_error = ?3,
-                    lateness_us = ?4, lease_expires_at = NULL
-             WHERE id = ?5 AND state = 'running' AND lease_owner = ?6",
-        )?
-        .execute(params![
-            ts(now),
-            opts.owner,
-            reason,
-            us(lateness),
-            job.id,
-            opts.owner
-        ])?;
+    let changed = tx.exec(
+        "UPDATE jobs SET state = 'failed', finished_at = ?1, finished_by = ?2, last_error = ?3,
+                lateness_us = ?4, lease_expires_at = NULL
+         WHERE id = ?5 AND state = 'running' AND lease_owner = ?2",
+        vals![&ts(now), opts.owner, &reason, us(lateness), job.id],
+    )?;
     if changed != 1 {
         return Ok(RollOutcome::LeaseLost);
     }
@@ -1019,7 +994,7 @@ fn execute_one(
 }
 
 fn promote(
-    tx: &Connection,
+    tx: &impl Exec,
     job: &Claimed,
     opts: &ExecOptions<'_>,
     ctx: &OpCtx,
@@ -1027,24 +1002,22 @@ fn promote(
     lateness: Duration,
 ) -> Result<RollOutcome, StoreError> {
     let now = ctx.now;
-    let changed = tx
-        .prepare_cached(
-            "UPDATE jobs SET state = 'succeeded', finished_at = ?1, finished_by = ?2, last_error = NULL,
-                    lateness_us = ?3, lease_expires_at = NULL
-             WHERE id = ?4 AND state = 'running' AND lease_owner = ?5",
-        )?
-        .execute(params![ts(now), opts.owner, us(lateness), job.id, opts.owner])?;
+    let changed = tx.exec(
+        "UPDATE jobs SET state = 'succeeded', finished_at = ?1, finished_by = ?2, last_error = NULL,
+                lateness_us = ?3, lease_expires_at = NULL
+         WHERE id = ?4 AND state = 'running' AND lease_owner = ?2",
+        vals![&ts(now), opts.owner, us(lateness), job.id],
+    )?;
     if changed != 1 {
         return Ok(RollOutcome::LeaseLost);
     }
-    let moved = tx
-        .prepare_cached(
-            "UPDATE slots SET previous_cert = current_cert, current_cert = pending_cert,
-                    pending_cert = NULL, effective_at = NULL, updated_at = ?1,
-                    previous_since = CASE WHEN current_cert IS NULL THEN NULL ELSE ?1 END
-             WHERE id = ?2 AND pending_cert = ?3",
-        )?
-        .execute(params![ts(now), job.slot_id, job.cert_id])?;
+    let moved = tx.exec(
+        "UPDATE slots SET previous_cert = current_cert, current_cert = pending_cert,
+                pending_cert = NULL, effective_at = NULL, updated_at = ?1,
+                previous_since = CASE WHEN current_cert IS NULL THEN NULL ELSE ?1 END
+         WHERE id = ?2 AND pending_cert = ?3",
+        vals![&ts(now), job.slot_id, job.cert_id],
+    )?;
     if moved != 1 {
         return Err(StoreError::Corrupt(format!(
             "slot of job {} changed under its lock",
@@ -1094,7 +1067,7 @@ fn promote(
 }
 
 fn enqueue_late(
-    tx: &Connection,
+    tx: &impl Exec,
     ctx: &OpCtx,
     job: &Claimed,
     lateness: Duration,

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 pub use crate::cert::types::EventSeverity;
 pub use audit::{AuditEntry, HistoryFilter, Roles};
@@ -47,26 +47,53 @@ pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use slots::{AssignReport, SlotView};
 
 use crate::cert::SlotKey;
+use db::{Conn, Exec, vals};
 use keyring::MasterKey;
 
-/// A database error, kept opaque so no rusqlite type leaks out.
+/// A database error, kept opaque so no rusqlite or postgres type leaks out.
 #[derive(Debug)]
-pub struct DbError(rusqlite::Error);
+pub enum DbError {
+    Sqlite(rusqlite::Error),
+    Postgres(::postgres::Error),
+}
 
 impl DbError {
     /// Whether the error is the database being locked by another process
     /// past the busy timeout (worth retrying).
     pub fn is_busy(&self) -> bool {
-        matches!(
-            self.0.sqlite_error_code(),
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        )
+        match self {
+            DbError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            DbError::Postgres(e) => e.code().is_some_and(|c| {
+                [
+                    ::postgres::error::SqlState::LOCK_NOT_AVAILABLE,
+                    ::postgres::error::SqlState::T_R_SERIALIZATION_FAILURE,
+                    ::postgres::error::SqlState::T_R_DEADLOCK_DETECTED,
+                ]
+                .contains(c)
+            }),
+        }
+    }
+
+    /// Whether a constraint (unique, check, foreign key) refused the change.
+    pub fn is_constraint(&self) -> bool {
+        match self {
+            DbError::Sqlite(e) => {
+                e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+            }
+            DbError::Postgres(e) => e.code().is_some_and(|c| c.code().starts_with("23")),
+        }
     }
 }
 
 impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        match self {
+            DbError::Sqlite(e) => e.fmt(f),
+            DbError::Postgres(e) => f.write_str(&db::postgres::error_text(e)),
+        }
     }
 }
 
@@ -74,7 +101,7 @@ impl std::error::Error for DbError {}
 
 impl From<rusqlite::Error> for DbError {
     fn from(e: rusqlite::Error) -> Self {
-        DbError(e)
+        DbError::Sqlite(e)
     }
 }
 
@@ -90,6 +117,9 @@ pub enum StoreError {
     },
     #[error("database: {0}")]
     Db(DbError),
+    /// The database server cannot be reached (or the connection was lost).
+    #[error("{store}: the database is unreachable: {reason}")]
+    Unavailable { store: String, reason: String },
     #[error(
         "{}: the store is missing but its master key exists: restore certroll.db from a backup (with its master.key)",
         .0.display()
@@ -142,7 +172,7 @@ impl StoreError {
     /// database locked past the busy timeout, a damaged file. `None` for
     /// other errors, whose own message says it.
     pub fn explain(&self, dir: &Path) -> Option<String> {
-        let StoreError::Db(DbError(e)) = self else {
+        let StoreError::Db(DbError::Sqlite(e)) = self else {
             return None;
         };
         let db = dir.join("certroll.db");
@@ -184,7 +214,9 @@ impl StoreError {
     /// the busy timeout, or an I/O error (disk full, ...).
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Db(DbError(e)) => matches!(
+            StoreError::Db(e @ DbError::Postgres(_)) => e.is_busy(),
+            StoreError::Unavailable { .. } => true,
+            StoreError::Db(DbError::Sqlite(e)) => matches!(
                 e.sqlite_error_code(),
                 Some(
                     rusqlite::ErrorCode::DatabaseBusy
@@ -208,7 +240,13 @@ impl From<DbError> for StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Db(DbError(e))
+        StoreError::Db(DbError::Sqlite(e))
+    }
+}
+
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> Self {
+        StoreError::Db(DbError::Postgres(e))
     }
 }
 
@@ -231,7 +269,7 @@ pub struct OpCtx {
 }
 
 pub struct Store {
-    conn: Connection,
+    conn: Conn,
     dir: PathBuf,
     /// Opened read-only on a data directory that holds no store yet: an
     /// empty store in memory, so that nothing is created on disk.
@@ -355,7 +393,7 @@ impl Store {
 
     fn with(conn: Connection, dir: &Path, absent: bool) -> Store {
         Store {
-            conn,
+            conn: Conn::Sqlite(conn),
             dir: dir.to_path_buf(),
             absent,
             checkpointed_at: None,
@@ -414,7 +452,13 @@ impl Store {
     /// How long a statement waits for another process's lock before
     /// failing as busy (10 s by default).
     pub fn set_busy_timeout(&mut self, timeout: Duration) -> Result<(), StoreError> {
-        self.conn.busy_timeout(timeout)?;
+        match &self.conn {
+            Conn::Sqlite(c) => c.busy_timeout(timeout)?,
+            Conn::Postgres(c) => c.batch(&format!(
+                "SET lock_timeout = '{}ms'",
+                timeout.as_millis().max(1)
+            ))?,
+        }
         Ok(())
     }
 
@@ -422,7 +466,9 @@ impl Store {
     /// commit crosses the threshold, delaying it) off for this connection;
     /// the engine checkpoints in its quiet moments instead.
     pub fn disable_auto_checkpoint(&mut self) -> Result<(), StoreError> {
-        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        if let Some(c) = self.conn.sqlite() {
+            c.pragma_update(None, "wal_autocheckpoint", 0)?;
+        }
         Ok(())
     }
 
@@ -430,26 +476,28 @@ impl Store {
     /// taken within the busy timeout (what every roll needs).
     pub fn probe(&mut self) -> Result<(), StoreError> {
         self.conn
-            .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .row("SELECT count(*) FROM meta", &[], |_| Ok(()))?;
+        let tx = self.conn.begin()?;
         tx.rollback()?;
         Ok(())
     }
 
-    /// Size of the write-ahead log, in bytes.
+    /// Size of the write-ahead log, in bytes (SQLite's; 0 on PostgreSQL).
     pub fn wal_bytes(&self) -> u64 {
+        if self.conn.sqlite().is_none() {
+            return 0;
+        }
         std::fs::metadata(self.dir.join("certroll.db-wal")).map_or(0, |m| m.len())
     }
 
     /// What changed the database since: this connection's row changes and
     /// the commits of the others.
     fn write_marker(&self) -> Result<(u64, i64), StoreError> {
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?;
-        Ok((self.conn.total_changes(), version))
+        let Some(c) = self.conn.sqlite() else {
+            return Ok((0, 0));
+        };
+        let version: i64 = c.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        Ok((c.total_changes(), version))
     }
 
     /// Whether a checkpoint has anything to copy: the log holds frames
@@ -466,11 +514,12 @@ impl Store {
     /// Copies the write-ahead log into the database without waiting for
     /// readers or writers (SQLite's PASSIVE checkpoint).
     pub fn checkpoint(&mut self) -> Result<(), StoreError> {
-        let (log, copied): (i64, i64) =
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                    Ok((r.get(1)?, r.get(2)?))
-                })?;
+        let Some(c) = self.conn.sqlite() else {
+            return Ok(());
+        };
+        let (log, copied): (i64, i64) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(1)?, r.get(2)?))
+        })?;
         self.checkpointed_at = if log == copied {
             Some(self.write_marker()?)
         } else {
@@ -485,16 +534,20 @@ impl Store {
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+        match &self.conn {
+            Conn::Sqlite(c) => Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?),
+            Conn::Postgres(_) => Ok(self
+                .meta("schema_version")?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)),
+        }
     }
 
     fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?)
+        self.conn
+            .row("SELECT value FROM meta WHERE key = ?1", vals![key], |r| {
+                r.text(0)
+            })
     }
 
     /// The master key, loaded or (with `create`, when the store has never
@@ -520,9 +573,10 @@ impl Store {
                 }
                 Some(_) => {}
                 None => {
-                    self.conn.execute(
-                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('master_key_id', ?1)",
-                        [&key.id],
+                    self.conn.exec(
+                        "INSERT INTO meta (key, value) VALUES ('master_key_id', ?1)
+                         ON CONFLICT (key) DO NOTHING",
+                        vals![&key.id],
                     )?;
                 }
             }
@@ -537,6 +591,19 @@ impl Store {
 pub struct SlotChange<P> {
     pub slot: SlotKey,
     pub plan: P,
+}
+
+impl Store {
+    /// The SQLite connection underneath, for tests of SQLite's own plans.
+    #[cfg(test)]
+    fn lite(&self) -> &Connection {
+        self.conn.sqlite().expect("an SQLite store")
+    }
+
+    #[cfg(test)]
+    fn lite_mut(&mut self) -> &mut Connection {
+        self.conn.sqlite_mut().expect("an SQLite store")
+    }
 }
 
 #[cfg(test)]
@@ -583,7 +650,7 @@ mod tests {
         let seen: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = seen.clone();
         store
-            .conn
+            .lite_mut()
             .trace_v2(
                 rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
                 Some(move |ev: rusqlite::trace::TraceEvent<'_>| {
@@ -595,7 +662,7 @@ mod tests {
             .unwrap();
         f(store);
         store
-            .conn
+            .lite_mut()
             .trace_v2(
                 rusqlite::trace::TraceEventCodes::empty(),
                 None::<fn(rusqlite::trace::TraceEvent<'_>)>,
@@ -612,7 +679,7 @@ mod tests {
         let seen: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = seen.clone();
         store
-            .conn
+            .lite_mut()
             .trace_v2(
                 rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
                 Some(move |ev: rusqlite::trace::TraceEvent<'_>| {
@@ -656,7 +723,7 @@ mod tests {
         assert!(matches!(report.changes[0].plan, AssignPlan::Change(_)));
         // A pending certificate (the roll queue fills these later).
         store
-            .conn
+            .lite()
             .execute(
                 "UPDATE slots SET pending_cert = (SELECT id FROM certificates WHERE thumbprint = ?1),
                         effective_at = '2027-01-01T00:00:00.000Z' WHERE scope_key = 'global'",
@@ -742,7 +809,7 @@ mod tests {
             Some(a.cert.thumbprint.as_str())
         );
         store
-            .conn
+            .lite_mut()
             .trace_v2(
                 rusqlite::trace::TraceEventCodes::empty(),
                 None::<fn(rusqlite::trace::TraceEvent<'_>)>,
@@ -777,7 +844,7 @@ mod tests {
                 continue;
             }
             let mut stmt = store
-                .conn
+                .lite()
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .unwrap();
             let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
@@ -840,11 +907,11 @@ mod tests {
         ));
         // No room for one more page: SQLite's "database or disk is full".
         let pages: i64 = store
-            .conn
+            .lite()
             .query_row("PRAGMA page_count", [], |r| r.get(0))
             .unwrap();
         store
-            .conn
+            .lite()
             .pragma_update(None, "max_page_count", pages)
             .unwrap();
         let err = store.import(&new_cert(&a), &ctx()).unwrap_err();
@@ -951,7 +1018,7 @@ mod tests {
         });
         assert!(statements.len() >= 10, "{statements:?}");
         let mut offenders = Vec::new();
-        store.conn.execute_batch("BEGIN").unwrap();
+        store.lite().execute_batch("BEGIN").unwrap();
         for sql in &statements {
             let upper = sql.trim_start().to_ascii_uppercase();
             if !["SELECT", "UPDATE", "INSERT", "DELETE"]
@@ -961,17 +1028,17 @@ mod tests {
                 continue;
             }
             for _ in 0..3 {
-                let mut stmt = store.conn.prepare_cached(sql).unwrap();
+                let mut stmt = store.lite().prepare_cached(sql).unwrap();
                 let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
                 let mut rows = stmt.query(rusqlite::params_from_iter(nulls)).unwrap();
                 while let Ok(Some(_)) = rows.next() {}
             }
-            let stmt = store.conn.prepare_cached(sql).unwrap();
+            let stmt = store.lite().prepare_cached(sql).unwrap();
             if stmt.get_status(rusqlite::StatementStatus::RePrepare) > 1 {
                 offenders.push(sql.split_whitespace().collect::<Vec<_>>().join(" "));
             }
         }
-        store.conn.execute_batch("ROLLBACK").unwrap();
+        store.lite().execute_batch("ROLLBACK").unwrap();
         assert!(
             offenders.is_empty(),
             "re-prepared at every use:\n{}",
@@ -1013,7 +1080,7 @@ mod tests {
             .collect();
         assert_eq!(claimed.len(), 2);
         store
-            .conn
+            .lite()
             .execute(
                 "UPDATE jobs SET lease_owner = 'someone else' WHERE id = ?1",
                 [claimed[1].id],
@@ -1021,7 +1088,7 @@ mod tests {
             .unwrap();
         execute_as_me(&mut store, &claimed, c.now);
         let forced: Vec<String> = store
-            .conn
+            .lite()
             .prepare(
                 "SELECT payload ->> '$.message' FROM outbox WHERE kind = 'roll.forced' ORDER BY id",
             )

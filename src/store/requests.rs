@@ -5,7 +5,6 @@
 //! the request's copy is wiped. Cancelling wipes it too.
 
 use chrono::{DateTime, Utc};
-use rusqlite::TransactionBehavior;
 use serde::Serialize;
 
 use super::db::{Exec, Row, vals};
@@ -191,9 +190,7 @@ impl Store {
         let sealed = self
             .master_key(true)?
             .seal(new.key.pkcs8_der(), &aad(&fp))?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let now = ts(ctx.now);
         let id = tx
             .row(
@@ -313,9 +310,7 @@ impl Store {
 
     /// Cancels a waiting request and wipes its key, with its audit row.
     pub fn cancel_request(&mut self, id: i64, ctx: &OpCtx) -> Result<CertRequest, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let state = tx.row("SELECT state FROM requests WHERE id = ?1", vals![id], |r| {
             r.text(0)
         })?;

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use rusqlite::TransactionBehavior;
 
 use super::db::{Exec, Value, vals};
 use serde_json::json;
@@ -74,7 +73,10 @@ fn query_state(
     cond: &str,
     args: &[Value<'_>],
 ) -> Result<Option<(i64, SlotState)>, StoreError> {
-    conn.row(&format!("{STATE_SQL}{cond}"), args, state_from_row)
+    // Inside a PostgreSQL transaction the slot row stays locked until it
+    // commits: the change about to be written is decided on what was read.
+    let lock = conn.for_update(Some("s"));
+    conn.row(&format!("{STATE_SQL}{cond}{lock}"), args, state_from_row)
 }
 
 impl Store {
@@ -148,7 +150,7 @@ pub(super) fn write_state(
     tx.exec(
         "UPDATE slots SET current_cert = ?1, previous_cert = ?2, pending_cert = ?3,
                           effective_at = ?4, updated_at = ?5,
-                          previous_since = CASE WHEN previous_cert IS ?2 THEN previous_since
+                          previous_since = CASE WHEN previous_cert IS NOT DISTINCT FROM ?2 THEN previous_since
                                                 WHEN ?2 IS NULL THEN NULL ELSE ?5 END
          WHERE id = ?6",
         vals![
@@ -269,9 +271,7 @@ impl Store {
             }
             _ => None,
         };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let import_outcome = match import {
             Some(new) => Some(certs::upsert(&tx, new, sealed.as_ref(), ctx)?.1),
             None => None,
@@ -349,9 +349,7 @@ impl Store {
         role: Role,
         ctx: &OpCtx,
     ) -> Result<Vec<SlotChange<RemovePlan>>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let mut out = Vec::new();
         for slot in slots {
             let (slot_id, state) = existing_state(&tx, slot)?;
