@@ -20,6 +20,25 @@ impl Clock for SystemClock {
     }
 }
 
+/// Another clock shifted by a fixed offset: a host's clock corrected to
+/// the database's (see `service::pool_clock`).
+pub struct Skewed {
+    inner: std::sync::Arc<dyn Clock>,
+    offset: chrono::Duration,
+}
+
+impl Skewed {
+    pub fn new(inner: std::sync::Arc<dyn Clock>, offset: chrono::Duration) -> Self {
+        Skewed { inner, offset }
+    }
+}
+
+impl Clock for Skewed {
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.now() + self.offset
+    }
+}
+
 /// A clock that only moves when told to (tests).
 #[derive(Debug)]
 pub struct ManualClock(Mutex<DateTime<Utc>>);

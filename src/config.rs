@@ -62,6 +62,123 @@ struct RawConfig {
     target: Vec<TargetConfig>,
     #[serde(default)]
     http: HttpConfig,
+    #[serde(default)]
+    store: StoreConfig,
+}
+
+/// `[store]`: where the store lives. Without `url`, SQLite in the data
+/// directory (the embedded default); with a `postgres://` URL, a
+/// PostgreSQL database that engines and agents on many machines share.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `postgres://USER@HOST:PORT/DBNAME` (no password in it: see
+    /// `password_file` and `CERTROLL_STORE_PASSWORD`).
+    pub url: Option<String>,
+    /// A file holding the database password (its first line).
+    pub password_file: Option<PathBuf>,
+    /// `disable`, `prefer` (the default), `require` or `verify-full`.
+    pub sslmode: Option<String>,
+    /// The CA certificates (PEM) that sign the server's certificate, for
+    /// `verify-full`; without it, the system's web roots.
+    pub ca_file: Option<PathBuf>,
+    /// Wake-ups through LISTEN/NOTIFY; off behind a pooler in transaction
+    /// mode, which drops LISTEN (polling then notices changes).
+    pub listen: bool,
+    /// The master key that seals private keys; by default
+    /// `$CREDENTIALS_DIRECTORY/certroll-master-key` (a systemd credential)
+    /// when that exists, else `master.key` in the data directory.
+    pub master_key_file: Option<PathBuf>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            password_file: None,
+            sslmode: None,
+            ca_file: None,
+            listen: true,
+            master_key_file: None,
+        }
+    }
+}
+
+/// The environment variable that may hold the database password.
+pub const STORE_PASSWORD_ENV: &str = "CERTROLL_STORE_PASSWORD";
+
+/// The systemd credential name of the master key.
+pub const MASTER_KEY_CREDENTIAL: &str = "certroll-master-key";
+
+impl StoreConfig {
+    fn sslmode(&self) -> Result<Option<crate::store::SslMode>, String> {
+        self.sslmode
+            .as_deref()
+            .map(|m| {
+                crate::store::SslMode::parse(m).ok_or_else(|| {
+                    format!(
+                        "[store] sslmode: '{m}' is not one of disable, prefer, require, verify-full"
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let mode = self.sslmode()?;
+        if let Some(url) = &self.url {
+            crate::store::PostgresTarget::parse(url, None, mode, None, self.listen)
+                .map_err(|e| format!("[store] url: {e}"))?;
+        } else if self.password_file.is_some() || self.sslmode.is_some() || self.ca_file.is_some() {
+            return Err("[store] password_file, sslmode and ca_file need a PostgreSQL url".into());
+        }
+        Ok(())
+    }
+
+    /// The store at `data_dir` as configured: the database (the password
+    /// read from `password_file` or `CERTROLL_STORE_PASSWORD`) and the
+    /// master key's file.
+    pub fn location(&self, data_dir: &Path) -> Result<crate::store::Location, String> {
+        let database = match &self.url {
+            None => crate::store::Database::Sqlite,
+            Some(url) => {
+                let password = match &self.password_file {
+                    Some(f) => Some(
+                        crate::input::read_text(f, crate::input::MAX_TEXT_FILE)
+                            .map_err(|e| format!("{}: {e}", f.display()))?
+                            .ok_or_else(|| {
+                                format!("{}: the password is not UTF-8 text", f.display())
+                            })?
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .to_string(),
+                    ),
+                    None => std::env::var(STORE_PASSWORD_ENV).ok(),
+                };
+                let target = crate::store::PostgresTarget::parse(
+                    url,
+                    password.as_deref(),
+                    self.sslmode()?,
+                    self.ca_file.clone(),
+                    self.listen,
+                )
+                .map_err(|e| format!("[store] url: {e}"))?;
+                crate::store::Database::Postgres(Box::new(target))
+            }
+        };
+        let master_key_file = self.master_key_file.clone().or_else(|| {
+            let dir = std::env::var_os("CREDENTIALS_DIRECTORY")?;
+            let path = Path::new(&dir).join(MASTER_KEY_CREDENTIAL);
+            path.exists().then_some(path)
+        });
+        Ok(crate::store::Location {
+            data_dir: data_dir.to_path_buf(),
+            database,
+            master_key_file,
+        })
+    }
 }
 
 /// `[http]`: the service's HTTP listener (off unless `listen` is set).
@@ -158,6 +275,7 @@ pub struct Config {
     pub servers: Vec<ServerConfig>,
     pub targets: Vec<TargetConfig>,
     pub http: HttpConfig,
+    pub store: StoreConfig,
 }
 
 /// The system's time zone, as cron takes it: TZ (an IANA name, or a path
@@ -351,6 +469,7 @@ impl Config {
                 )));
             }
         }
+        raw.store.validate().map_err(&invalid)?;
         if let Some(addr) = &raw.http.listen {
             addr.parse::<std::net::SocketAddr>().map_err(|_| {
                 invalid(format!(
@@ -373,6 +492,7 @@ impl Config {
             servers: raw.server,
             targets: raw.target,
             http: raw.http,
+            store: raw.store,
         })
     }
 
@@ -621,11 +741,20 @@ mod tests {
                 header_timeout_seconds: 1,
                 connection_timeout_seconds: 1,
             },
+            store: StoreConfig {
+                url: Some("postgres://u@h/d".into()),
+                password_file: Some(PathBuf::new()),
+                sslmode: Some("require".into()),
+                ca_file: Some(PathBuf::new()),
+                listen: true,
+                master_key_file: Some(PathBuf::new()),
+            },
         };
         let text = std::fs::read_to_string(&path).unwrap();
         let table = toml::Value::try_from(&every).unwrap();
         let sections = [
             "policy", "serve", "notify", "expiry", "check", "deploy", "server", "target", "http",
+            "store",
         ];
         let mut keys: Vec<&String> = table
             .as_table()
@@ -634,7 +763,7 @@ mod tests {
             .filter(|k| !sections.contains(&k.as_str()))
             .collect();
         keys.extend(table["policy"]["Default"].as_table().unwrap().keys());
-        for section in ["serve", "expiry", "check", "deploy", "http"] {
+        for section in ["serve", "expiry", "check", "deploy", "http", "store"] {
             keys.extend(table[section].as_table().unwrap().keys());
         }
         keys.extend(table["server"][0].as_table().unwrap().keys());

@@ -12,7 +12,6 @@
 //! - `/metrics`: Prometheus text exposition (see [`crate::metrics`]).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -243,12 +242,12 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     configs: tokio::sync::watch::Receiver<Arc<Config>>,
-    data_dir: PathBuf,
+    loc: crate::store::Location,
     registry: Arc<Registry>,
     clock: Arc<dyn crate::clock::Clock>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let mut store = Store::open(&data_dir)?;
+    let mut store = tokio::task::spawn_blocking(move || Store::open_at(&loc)).await??;
     // A probe or scrape that waits longer for a lock says "not ready".
     store.set_busy_timeout(std::time::Duration::from_secs(1))?;
     let limits = configs.borrow().http.clone();

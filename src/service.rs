@@ -9,7 +9,6 @@
 //! error.
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 
@@ -22,7 +21,7 @@ use crate::deploy::deployer::Deployer;
 use crate::metrics::{LoopGuard, Registry};
 use crate::notify::notifier::Notifier;
 use crate::schedule::engine::{Engine, Msg};
-use crate::store::Store;
+use crate::store::{Location, Store};
 
 /// Reads the configuration again (SIGHUP): from the file the service
 /// started with.
@@ -44,14 +43,42 @@ struct Loops {
 
 type Thread<T> = std::thread::JoinHandle<Result<T, crate::store::StoreError>>;
 
+/// Opens the store off the async threads: the PostgreSQL client blocks
+/// (and must never run on a tokio worker).
+async fn open_store(loc: &Location) -> Result<Store> {
+    let loc = loc.clone();
+    Ok(tokio::task::spawn_blocking(move || Store::open_at(&loc))
+        .await
+        .context("the store could not be opened")??)
+}
+
+/// The clock the loops run by: this host's, corrected by the skew between
+/// it and a PostgreSQL store's clock, so that every engine of a pool fires
+/// a roll at the same instant whatever its host's clock says (leases are
+/// judged by the database's clock itself).
+async fn pool_clock(loc: &Location, clock: Arc<dyn Clock>) -> Result<Arc<dyn Clock>> {
+    if matches!(loc.database, crate::store::Database::Sqlite) {
+        return Ok(clock);
+    }
+    let l = loc.clone();
+    let skew = tokio::task::spawn_blocking(move || Store::open_at(&l).map(|s| s.clock_skew()))
+        .await
+        .context("the store could not be opened")??;
+    info!(
+        skew_ms = skew.num_milliseconds(),
+        "clock skew to the database"
+    );
+    Ok(Arc::new(crate::clock::Skewed::new(clock, skew)))
+}
+
 impl Loops {
     async fn start(
         config: &Arc<Config>,
-        data_dir: &Path,
+        loc: &Location,
         clock: &Arc<dyn Clock>,
         registry: &Arc<Registry>,
     ) -> Result<Loops> {
-        let store = Store::open(data_dir)?;
+        let store = open_store(loc).await?;
         let engine = Engine::new(store, config.clone(), clock.clone())?
             .with_metrics(registry.clone())
             .with_stagers(crate::deploy::deployer::stagers(config.clone()));
@@ -87,14 +114,14 @@ impl Loops {
             let (tx, rx) = mpsc::channel::<Msg>();
             let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
             let done = done_tx.clone();
-            let (cfg, dir, clock) = (config.clone(), data_dir.to_path_buf(), clock.clone());
+            let (cfg, loc, clock) = (config.clone(), loc.clone(), clock.clone());
             let reg = registry.clone();
             registry.set_loop("notifier", true);
             let thread = std::thread::Builder::new()
                 .name("certroll-notify".into())
                 .spawn(move || {
                     let _running = LoopGuard::new(&reg, "notifier");
-                    let built = Store::open(&dir)
+                    let built = Store::open_at(&loc)
                         .map_err(|e| e.to_string())
                         .and_then(|store| Notifier::new(store, &cfg, clock));
                     let notifier = match built {
@@ -128,7 +155,7 @@ impl Loops {
         }
         if !config.servers.is_empty() && !config.targets.is_empty() {
             let deployer =
-                Deployer::new(Store::open(data_dir)?, config.clone(), clock.clone(), None);
+                Deployer::new(open_store(loc).await?, config.clone(), clock.clone(), None);
             let (tx, rx) = mpsc::channel::<Msg>();
             let done = done_tx.clone();
             let reg = registry.clone();
@@ -180,7 +207,7 @@ impl Http {
     async fn start(
         config: &Arc<Config>,
         configs: &tokio::sync::watch::Receiver<Arc<Config>>,
-        data_dir: &Path,
+        loc: &Location,
         clock: &Arc<dyn Clock>,
         registry: &Arc<Registry>,
     ) -> Result<Option<Http>> {
@@ -197,7 +224,7 @@ impl Http {
         let task = tokio::spawn(crate::http::serve(
             listener,
             configs.clone(),
-            data_dir.to_path_buf(),
+            loc.clone(),
             registry.clone(),
             clock.clone(),
             until,
@@ -236,19 +263,20 @@ enum Event {
 /// the error is logged and the old configuration kept.
 pub async fn run(
     config: Arc<Config>,
-    data_dir: &Path,
+    loc: &Location,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
     reload: Reload,
 ) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let registry = Arc::new(Registry::default());
+    let clock = pool_clock(loc, clock).await?;
     // Registered first: SIGHUP's default action would end the process.
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut config = config;
     let (configs_tx, configs) = tokio::sync::watch::channel(config.clone());
-    let mut loops = Loops::start(&config, data_dir, &clock, &registry).await?;
-    let mut http = match Http::start(&config, &configs, data_dir, &clock, &registry).await {
+    let mut loops = Loops::start(&config, loc, &clock, &registry).await?;
+    let mut http = match Http::start(&config, &configs, loc, &clock, &registry).await {
         Ok(h) => h,
         Err(e) => {
             let _ = loops.stop().await;
@@ -257,7 +285,8 @@ pub async fn run(
     };
     info!(
         owner = %loops.owner,
-        data_dir = %data_dir.display(),
+        data_dir = %loc.data_dir.display(),
+        store = %loc.describe(),
         config = %describe_source(&config),
         timezone = %config.timezone,
         channels = config.notify.channel_names().collect::<Vec<_>>().join(","),
@@ -296,12 +325,12 @@ pub async fn run(
                 let listen_changed = new.http.listen != config.http.listen;
                 config = new;
                 let _ = configs_tx.send(config.clone());
-                loops = Loops::start(&config, data_dir, &clock, &registry).await?;
+                loops = Loops::start(&config, loc, &clock, &registry).await?;
                 if listen_changed {
                     if let Some(h) = http.take() {
                         h.stop().await;
                     }
-                    http = Http::start(&config, &configs, data_dir, &clock, &registry).await?;
+                    http = Http::start(&config, &configs, loc, &clock, &registry).await?;
                 }
                 info!(
                     config = %describe_source(&config),
@@ -358,7 +387,7 @@ async fn join<T: Send + 'static>(
 /// until `shutdown`. SIGHUP reads the configuration again, as `serve` does.
 pub async fn run_agent(
     config: Arc<Config>,
-    data_dir: &Path,
+    loc: &Location,
     clock: Arc<dyn Clock>,
     server: String,
     shutdown: impl Future<Output = ()>,
@@ -366,13 +395,9 @@ pub async fn run_agent(
 ) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
-    let start = |config: Arc<Config>| -> Result<_> {
-        let deployer = Deployer::new(
-            Store::open(data_dir)?,
-            config,
-            clock.clone(),
-            Some(server.clone()),
-        );
+    let clock = pool_clock(loc, clock).await?;
+    let start = |store: Store, config: Arc<Config>| -> Result<_> {
+        let deployer = Deployer::new(store, config, clock.clone(), Some(server.clone()));
         let (tx, rx) = mpsc::channel::<Msg>();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -385,8 +410,8 @@ pub async fn run_agent(
             .context("cannot start the deployer thread")?;
         Ok((tx, thread, done_rx))
     };
-    let (mut tx, mut thread, mut done_rx) = start(config)?;
-    info!(server = %server, data_dir = %data_dir.display(), "certroll agent: ready");
+    let (mut tx, mut thread, mut done_rx) = start(open_store(loc).await?, config)?;
+    info!(server = %server, data_dir = %loc.data_dir.display(), store = %loc.describe(), "certroll agent: ready");
     tokio::pin!(shutdown);
     let ended = loop {
         tokio::select! {
@@ -407,7 +432,7 @@ pub async fn run_agent(
                 };
                 let _ = tx.send(Msg::Shutdown);
                 join(thread, "deployer").await?;
-                (tx, thread, done_rx) = start(Arc::new(new))?;
+                (tx, thread, done_rx) = start(open_store(loc).await?, Arc::new(new))?;
                 info!(server = %server, "configuration reloaded");
             }
         }

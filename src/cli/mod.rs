@@ -309,12 +309,22 @@ fn passwd_name(uid: libc::uid_t) -> Option<String> {
     Some(name.to_string_lossy().into_owned())
 }
 
+/// The configuration file, for messages.
+fn config_name(config: &Config) -> String {
+    config.source.as_ref().map_or_else(
+        || "the configuration".to_string(),
+        |p| p.display().to_string(),
+    )
+}
+
 /// What every command works with.
 pub struct App {
     pub config: Config,
     /// `--config` (or `CERTROLL_CONFIG`) as given, to read it again.
     pub config_arg: Option<PathBuf>,
     pub data_dir: PathBuf,
+    /// The store: its database and master key, from `[store]`.
+    pub location: crate::store::Location,
     clock: Box<dyn Clock>,
     actor: String,
 }
@@ -324,10 +334,15 @@ impl App {
         let config = Config::load(cli.config.as_deref())?;
         output::set_zone(config.timezone);
         let data_dir = config.data_dir(cli.data_dir.as_deref())?;
+        let location = config
+            .store
+            .location(&data_dir)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", config_name(&config)))?;
         Ok(App {
             config,
             config_arg: cli.config.clone(),
             data_dir,
+            location,
             clock: Box::new(SystemClock),
             actor: format!("cli:{}", actor_name()),
         })
@@ -360,14 +375,14 @@ impl App {
     }
 
     pub fn open_store(&self) -> Result<Store> {
-        Ok(Store::open(&self.data_dir)?)
+        Ok(Store::open_at(&self.location)?)
     }
 
     /// For commands that only look: creates nothing (a data directory
     /// without a store reads as empty), and works for a user who may only
     /// read the database.
     pub fn open_store_read_only(&self) -> Result<Store> {
-        Ok(Store::open_read_only(&self.data_dir)?)
+        Ok(Store::open_read_only_at(&self.location)?)
     }
 
     /// Refuses slots at a scope their type's policy does not allow (rule
@@ -499,7 +514,7 @@ fn dispatch(app: &App, command: Command) -> Result<()> {
             let config = std::sync::Arc::new(app.config.clone());
             runtime.block_on(crate::service::run(
                 config,
-                &app.data_dir,
+                &app.location,
                 std::sync::Arc::new(SystemClock),
                 crate::service::shutdown_signal(),
                 app.reloader(),

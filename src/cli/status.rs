@@ -192,7 +192,7 @@ pub fn run_agent(app: &App, args: AgentArgs) -> Result<()> {
         .map_err(|e| anyhow!("cannot start the async runtime: {e}"))?;
     runtime.block_on(crate::service::run_agent(
         config,
-        &app.data_dir,
+        &app.location,
         Arc::new(SystemClock),
         args.server,
         crate::service::shutdown_signal(),

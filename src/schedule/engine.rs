@@ -90,7 +90,15 @@ pub struct Engine {
     observer: Option<Observer>,
     metrics: Option<Arc<crate::metrics::Registry>>,
     stagers: Option<Stagers>,
+    /// Whether this engine holds the leader row of the pool's duties.
+    leading: bool,
+    /// When that was last taken or renewed.
+    lead_checked: Option<DateTime<Utc>>,
 }
+
+/// The leader row of the recurring duties (the expiry watch,
+/// maintenance): one engine of a pool runs them at a time.
+pub const DUTIES_LEADER: &str = "duties";
 
 /// The servers (and targets) that stage each of these slots' pending
 /// certificate, for rolls scheduled with --require-staged. Deployment
@@ -166,6 +174,8 @@ impl Engine {
             observer: None,
             metrics: None,
             stagers: None,
+            leading: false,
+            lead_checked: None,
         })
     }
 
@@ -211,10 +221,9 @@ impl Engine {
             let at = next.map_or_else(|| "never".to_string(), |t| t.to_rfc3339());
             info!(duty = duty.name, cron = duty.expr(), next = %at, "duty scheduled");
         }
-        // The expiry watch also runs at start: a restart never skips a day.
-        if let Err(e) = self.expiry_scan(now) {
-            warn!(error = %e, "expiry scan failed");
-        }
+        // The leader runs the expiry watch when it takes the lead (so at
+        // start too): neither a restart nor a new leader skips a day.
+        self.leadership(now);
         // Checkpoints happen in quiet moments, not inside a roll's commit.
         self.store.disable_auto_checkpoint()?;
         let mut version = self.store.data_version()?;
@@ -264,6 +273,14 @@ impl Engine {
             }
         }
         info!(owner = %self.owner, "engine stopping");
+        if self.leading {
+            // Another engine takes the duties at once, not after the row's
+            // expiry.
+            match self.store.concede(DUTIES_LEADER, &self.owner) {
+                Ok(()) => info!("gave up the lead of the duties"),
+                Err(e) => warn!(error = %e, "could not give up the lead of the duties"),
+            }
+        }
         Ok(total)
     }
 
@@ -302,7 +319,13 @@ impl Engine {
             next.lease_expiry.map(|_| self.clock.now() + poll),
         ]
         .into_iter()
-        .chain(self.duties.iter().map(|(_, n)| *n));
+        .chain(self.duties.iter().map(|(_, n)| *n))
+        // The lead is renewed (or looked for) in time.
+        .chain(
+            self.lead_checked
+                .filter(|_| !self.duties.is_empty())
+                .map(|t| Some(t + self.settings.lease / 3)),
+        );
         Ok(times.flatten().min())
     }
 
@@ -360,13 +383,54 @@ impl Engine {
         }
     }
 
+    /// Takes or renews the lead of the pool's duties, at most every third
+    /// of its time to live (the lease); a renewal that fails concedes it.
+    /// Taking the lead runs the expiry watch at once.
+    fn leadership(&mut self, now: DateTime<Utc>) {
+        if self.duties.is_empty() {
+            return;
+        }
+        let ttl = self.settings.lease;
+        if self
+            .lead_checked
+            .is_some_and(|t| now - t < ttl / 3 && now >= t)
+        {
+            return;
+        }
+        self.lead_checked = Some(now);
+        let was = self.leading;
+        self.leading = match self.store.lead(DUTIES_LEADER, &self.owner, ttl, now) {
+            Ok(held) => held,
+            Err(e) => {
+                if was {
+                    warn!(error = %e, "could not renew the lead of the duties: conceding it");
+                }
+                false
+            }
+        };
+        if self.leading && !was {
+            info!(owner = %self.owner, "leading the duties of the pool");
+            if let Err(e) = self.expiry_scan(now) {
+                warn!(error = %e, "expiry scan failed");
+            }
+        } else if was && !self.leading {
+            warn!(owner = %self.owner, "no longer leading the duties: another engine runs them");
+        }
+    }
+
     fn run_duties(&mut self, now: DateTime<Utc>) {
+        self.leadership(now);
         for i in 0..self.duties.len() {
             let due = matches!(self.duties[i].1, Some(n) if n <= now);
             if !due {
                 continue;
             }
             let name = self.duties[i].0.name;
+            if !self.leading {
+                debug!(duty = name, "left to the engine that leads the duties");
+                self.duties[i].1 = self.duties[i].0.next_after(now);
+                continue;
+            }
             let started = std::time::Instant::now();
             let result = match name {
                 "maintenance" => self.store.maintenance(),

@@ -427,25 +427,28 @@ impl Store {
         filter: &JobFilter,
     ) -> Result<Vec<Claimed>, StoreError> {
         let backend = self.conn.backend();
-        // ?1 owner, ?2 lease in ms (PostgreSQL) or its expiry (SQLite),
-        // ?3 now, then the instant and the filter.
-        let mut args: Vec<String> = vec![
-            owner.to_string(),
+        // ?1 owner, ?2 the lease's expiry (SQLite) or its length in ms
+        // (PostgreSQL, which ends it by its own clock), ?3 now, then the
+        // instant and the filter.
+        let (expiry, now_ts) = (ts(now + lease), ts(now));
+        let due = due_before.map(ts);
+        let mut params: Vec<Value<'_>> = vec![
+            Value::from(owner),
             match backend {
-                Backend::Sqlite => ts(now + lease),
-                Backend::Postgres => lease.num_milliseconds().to_string(),
+                Backend::Sqlite => Value::from(&expiry),
+                Backend::Postgres => Value::Int(lease.num_milliseconds()),
             },
-            ts(now),
+            Value::from(&now_ts),
         ];
-        let due_cond = match due_before {
+        let due_cond = match &due {
             Some(d) => {
-                args.push(ts(d));
+                params.push(Value::from(d));
                 " AND j.run_after <= ?4"
             }
             None => "",
         };
-        let (cond, filter_args) = filter.sql(args.len() + 1);
-        args.extend(filter_args);
+        let (cond, filter_args) = filter.sql(params.len() + 1);
+        params.extend(filter_args.iter().map(Value::from));
         let from = if cond.is_empty() {
             "FROM jobs j"
         } else {
@@ -483,7 +486,6 @@ impl Store {
                  {RETURNING}"
             ),
         };
-        let params: Vec<Value<'_>> = args.iter().map(Value::from).collect();
         let tx = self.conn.begin()?;
         let rows = tx.rows(&sql, &params, |r| {
             Ok(Claimed {

@@ -9,6 +9,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -87,6 +88,18 @@ impl MasterKey {
         SystemRandom::new()
             .fill(bytes.as_mut())
             .map_err(|_| StoreError::Random)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // On PostgreSQL nothing else needs the data directory.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|error| StoreError::Io {
+                    path: dir.to_path_buf(),
+                    what: "create the directory of the master key",
+                    error,
+                })?;
+        }
         let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
         let written = OpenOptions::new()
             .write(true)

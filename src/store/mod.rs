@@ -18,6 +18,8 @@ mod delivery;
 mod deployments;
 mod jobs;
 pub mod keyring;
+mod leaders;
+mod pg_schema;
 mod requests;
 mod schema;
 mod slots;
@@ -47,6 +49,8 @@ pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use slots::{AssignReport, SlotView};
 
 use crate::cert::SlotKey;
+pub use db::Backend;
+pub use db::postgres::{PostgresTarget, SslMode};
 use db::{Conn, Exec, vals};
 use keyring::MasterKey;
 
@@ -268,9 +272,61 @@ pub struct OpCtx {
     pub actor: String,
 }
 
+/// Which database holds the store.
+#[derive(Clone, Debug)]
+pub enum Database {
+    /// `certroll.db` in the data directory (the embedded default).
+    Sqlite,
+    /// A PostgreSQL database that engines and agents on many machines
+    /// share.
+    Postgres(Box<PostgresTarget>),
+}
+
+/// Where a store lives: its database, the data directory (SQLite's file,
+/// and the master key by default), and the master key that seals private
+/// keys.
+#[derive(Clone, Debug)]
+pub struct Location {
+    pub data_dir: PathBuf,
+    pub database: Database,
+    /// The master key file; by default `master.key` in the data directory.
+    pub master_key_file: Option<PathBuf>,
+}
+
+impl Location {
+    /// The embedded default: SQLite in `dir`.
+    pub fn sqlite(dir: &Path) -> Location {
+        Location {
+            data_dir: dir.to_path_buf(),
+            database: Database::Sqlite,
+            master_key_file: None,
+        }
+    }
+
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| keyring::master_key_path(&self.data_dir))
+    }
+
+    /// The database, for messages: the SQLite file, or the PostgreSQL
+    /// URL without its password.
+    pub fn describe(&self) -> String {
+        match &self.database {
+            Database::Sqlite => self.data_dir.join("certroll.db").display().to_string(),
+            Database::Postgres(t) => t.describe().to_string(),
+        }
+    }
+}
+
 pub struct Store {
     conn: Conn,
     dir: PathBuf,
+    /// The master key file.
+    master_path: PathBuf,
+    /// The database's clock minus this host's, measured when connecting
+    /// (PostgreSQL; zero on SQLite).
+    skew: chrono::Duration,
     /// Opened read-only on a data directory that holds no store yet: an
     /// empty store in memory, so that nothing is created on disk.
     absent: bool,
@@ -392,9 +448,15 @@ impl Store {
     }
 
     fn with(conn: Connection, dir: &Path, absent: bool) -> Store {
+        Store::with_conn(Conn::Sqlite(conn), dir, absent)
+    }
+
+    fn with_conn(conn: Conn, dir: &Path, absent: bool) -> Store {
         Store {
-            conn: Conn::Sqlite(conn),
+            conn,
             dir: dir.to_path_buf(),
+            master_path: keyring::master_key_path(dir),
+            skew: chrono::Duration::zero(),
             absent,
             checkpointed_at: None,
             master: None,
@@ -441,6 +503,93 @@ impl Store {
             return Store::open(dir);
         }
         Ok(Store::with(conn, dir, false))
+    }
+
+    /// Opens (creating on first use) the store at `loc`: SQLite as
+    /// [`Store::open`]; PostgreSQL by connecting (never on a tokio worker:
+    /// the client blocks), creating or migrating its schema under an
+    /// advisory lock, and measuring the clock skew between this host and
+    /// the database.
+    pub fn open_at(loc: &Location) -> Result<Store, StoreError> {
+        let mut store = match &loc.database {
+            Database::Sqlite => Store::open(&loc.data_dir)?,
+            Database::Postgres(target) => {
+                let mut conn = Conn::Postgres(Box::new(db::postgres::PgConn::connect(target)?));
+                pg_schema::migrate(&mut conn)?;
+                let mut store = Store::with_conn(conn, &loc.data_dir, false);
+                store.measure_skew()?;
+                store
+            }
+        };
+        store.master_path = loc.master_key_path();
+        Ok(store)
+    }
+
+    /// Opens the store at `loc` for reading only, as
+    /// [`Store::open_read_only`]; on PostgreSQL a database where certroll
+    /// never ran reads as an empty store and nothing is created.
+    pub fn open_read_only_at(loc: &Location) -> Result<Store, StoreError> {
+        let mut store = match &loc.database {
+            Database::Sqlite => Store::open_read_only(&loc.data_dir)?,
+            Database::Postgres(target) => {
+                let mut conn = Conn::Postgres(Box::new(db::postgres::PgConn::connect(target)?));
+                match pg_schema::current(&conn)? {
+                    None => {
+                        let mut mem = Connection::open_in_memory()?;
+                        schema::migrate(&mut mem)?;
+                        Store::with(mem, &loc.data_dir, true)
+                    }
+                    Some(v) if v > pg_schema::CURRENT_VERSION => {
+                        return Err(StoreError::NewerSchema {
+                            found: v,
+                            known: pg_schema::CURRENT_VERSION,
+                        });
+                    }
+                    Some(_) => {
+                        pg_schema::migrate(&mut conn)?;
+                        let mut store = Store::with_conn(conn, &loc.data_dir, false);
+                        store.measure_skew()?;
+                        store
+                    }
+                }
+            }
+        };
+        store.master_path = loc.master_key_path();
+        Ok(store)
+    }
+
+    /// Reads the database's clock between two readings of this host's:
+    /// the skew is the database's time minus the midpoint. Past a second
+    /// it is worth a warning: leases are judged by the database's clock,
+    /// instants by the engine's, which [`Store::clock_skew`] corrects.
+    fn measure_skew(&mut self) -> Result<(), StoreError> {
+        let before = Utc::now();
+        let db_now = self
+            .conn
+            .row("SELECT certroll_ts(clock_timestamp())", &[], |r| r.text(0))?
+            .ok_or_else(|| StoreError::Corrupt("the database has no clock".into()))?;
+        let after = Utc::now();
+        let mid = before + (after - before) / 2;
+        self.skew = parse_ts(&db_now)? - mid;
+        if self.skew.num_milliseconds().abs() > 1000 {
+            tracing::warn!(
+                skew_ms = self.skew.num_milliseconds(),
+                store = %self.conn.postgres().map(|c| c.target().to_string()).unwrap_or_default(),
+                "this host's clock differs from the database's by more than a second; certroll runs by the database's clock, but fix the host's (NTP)"
+            );
+        }
+        Ok(())
+    }
+
+    /// The database's clock minus this host's, measured when connecting
+    /// (zero on SQLite, whose processes share one host's clock).
+    pub fn clock_skew(&self) -> chrono::Duration {
+        self.skew
+    }
+
+    /// Which database the store runs on.
+    pub fn backend(&self) -> Backend {
+        self.conn.backend()
     }
 
     /// Whether this is the empty stand-in of [`Store::open_read_only`] for
@@ -554,7 +703,7 @@ impl Store {
     /// sealed a key) created.
     fn master_key(&mut self, create: bool) -> Result<&MasterKey, StoreError> {
         if self.master.is_none() {
-            let path = keyring::master_key_path(&self.dir);
+            let path = self.master_path.clone();
             let expected = self.meta("master_key_id")?;
             let key = if path.exists() {
                 MasterKey::load(&path)?

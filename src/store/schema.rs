@@ -247,6 +247,17 @@ CREATE INDEX certificates_by_issuer ON certificates (issuer, id) WHERE length(ch
 -- The validity asked of the CA, compared with its answer.
 ALTER TABLE requests ADD COLUMN validity_days INTEGER;
 "#,
+    // v7: recurring duties (the expiry watch, maintenance) run on one engine
+    // of a pool at a time: the one holding the duty's leader row, until its
+    // expiry, renewed only by its holder.
+    r#"
+CREATE TABLE leaders (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    since      TEXT NOT NULL
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes.

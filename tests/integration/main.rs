@@ -15,6 +15,8 @@ mod migrations;
 mod monitoring;
 mod ops;
 mod peers;
+mod pg;
+mod pg_store;
 mod policy;
 mod request;
 mod rolls;

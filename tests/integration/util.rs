@@ -79,6 +79,9 @@ pub struct Env {
     pub dir: TempDir,
     pub data: PathBuf,
     pub config: PathBuf,
+    /// The PostgreSQL database of the test's store (`Env::postgres`);
+    /// `None`: SQLite in `data`.
+    pub pg_db: Option<String>,
 }
 
 impl Env {
@@ -98,7 +101,12 @@ impl Env {
         let data = dir.path().join("data");
         let config = dir.path().join("certroll.toml");
         std::fs::write(&config, text).expect("write config");
-        Env { dir, data, config }
+        Env {
+            dir,
+            data,
+            config,
+            pg_db: None,
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -391,9 +399,15 @@ impl Env {
             log,
             reader: Some(reader),
         };
-        wait_until(20, "serve to be ready", || {
-            serve.log().contains("engine started")
-        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !serve.log().contains("engine started") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve was not ready within 20 s:\n{}",
+                serve.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         serve
     }
 }
@@ -452,7 +466,7 @@ impl Drop for Serve {
 
 /// Opens the test's store through the library (fast set-up of many slots).
 pub fn store(env: &Env) -> certroll::store::Store {
-    certroll::store::Store::open(&env.data).expect("open store")
+    certroll::store::Store::open_at(&env.location()).expect("open store")
 }
 
 /// A fixture PFX parsed into an importable entry.
@@ -521,6 +535,13 @@ pub fn many_scheduled(
 
 /// Runs a query returning one integer against the test's database.
 pub fn sql_i64(env: &Env, sql: &str) -> i64 {
+    if let Some(db) = &env.pg_db {
+        return crate::pg::Cluster::get()
+            .client(db)
+            .query_one(sql, &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0);
+    }
     let conn = rusqlite::Connection::open(env.data.join("certroll.db")).expect("open db");
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .unwrap();

@@ -300,6 +300,11 @@ pub(crate) struct Tx<'c> {
 }
 
 impl Tx<'_> {
+    /// Statements without parameters or results, inside the transaction.
+    pub fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        self.conn.batch(sql)
+    }
+
     /// Commits; on failure the transaction is rolled back (when it is
     /// dropped) and nothing of it applies.
     pub fn commit(mut self) -> Result<(), StoreError> {

@@ -187,6 +187,24 @@ pub(crate) struct PgConn {
     /// Notifications received (or the sequence read), see `change_counter`.
     changes: Cell<i64>,
     in_tx: Cell<bool>,
+    /// This connection's server process: its own notifications are not
+    /// news (SQLite's data_version, likewise, ignores its own commits).
+    pid: Cell<i32>,
+}
+
+impl Drop for PgConn {
+    /// The client's drop says goodbye to the server, blocking: on a thread
+    /// that drives async tasks it would panic, so there it is handed to a
+    /// thread of its own.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.get_mut().take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let _ = std::thread::Builder::new()
+                .name("certroll-pg-close".into())
+                .spawn(move || drop(client));
+        }
+    }
 }
 
 /// At most this many prepared statements are kept per connection (the
@@ -201,6 +219,7 @@ impl PgConn {
             target: target.clone(),
             changes: Cell::new(0),
             in_tx: Cell::new(false),
+            pid: Cell::new(0),
         };
         conn.reconnect()?;
         Ok(conn)
@@ -237,6 +256,11 @@ impl PgConn {
                 .batch_execute("LISTEN certroll")
                 .map_err(|e| self.unavailable(&e))?;
         }
+        let pid: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| self.unavailable(&e))?;
+        self.pid.set(pid);
         *self.client.borrow_mut() = Some(client);
         // Whatever happened while disconnected went unnoticed.
         self.changes.set(self.changes.get() + 1);
@@ -259,9 +283,13 @@ impl PgConn {
         let lost = self.client.borrow().as_ref().is_none_or(|c| c.is_closed());
         if lost {
             if self.in_tx.get() {
+                // The transaction died with the connection: every statement
+                // fails until its owner ends it (see `batch`), so none runs
+                // outside it on a new connection.
                 return Err(StoreError::Unavailable {
                     store: self.target.display.clone(),
-                    reason: "the connection was lost during a transaction".into(),
+                    reason: "the connection was lost during a transaction; nothing of it applied"
+                        .into(),
                 });
             }
             self.reconnect()?;
@@ -292,6 +320,12 @@ impl PgConn {
     }
 
     pub fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        let lost = self.client.borrow().as_ref().is_none_or(|c| c.is_closed());
+        if lost && self.in_tx.get() && sql == "ROLLBACK" {
+            // Rolled back already, by the server, when the link went.
+            self.in_tx.set(false);
+            return Ok(());
+        }
         let r = self.with_client(|c| c.batch_execute(sql));
         match sql {
             "COMMIT" | "ROLLBACK" => self.in_tx.set(false),
@@ -333,10 +367,11 @@ impl PgConn {
                 let mut n = 0i64;
                 let mut notes = c.notifications();
                 let mut it = notes.iter();
-                while let Some(_note) =
-                    postgres::fallible_iterator::FallibleIterator::next(&mut it)?
+                while let Some(note) = postgres::fallible_iterator::FallibleIterator::next(&mut it)?
                 {
-                    n += 1;
+                    if note.process_id() != self.pid.get() {
+                        n += 1;
+                    }
                 }
                 Ok(n)
             })?;
@@ -419,8 +454,16 @@ impl ToSql for Value<'_> {
                 Type::TEXT | Type::VARCHAR => i.to_string().as_str().to_sql(ty, out),
                 _ => Err(format!("an integer cannot be bound to {ty}").into()),
             },
-            Value::Text(t) => t.to_sql(ty, out),
-            Value::Blob(b) => b.to_sql(ty, out),
+            Value::Text(t) => match *ty {
+                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+                    t.to_sql(ty, out)
+                }
+                _ => Err(format!("text cannot be bound to {ty}").into()),
+            },
+            Value::Blob(b) => match *ty {
+                Type::BYTEA => b.to_sql(ty, out),
+                _ => Err(format!("bytes cannot be bound to {ty}").into()),
+            },
         }
     }
 
