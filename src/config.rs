@@ -144,22 +144,14 @@ impl StoreConfig {
             None => crate::store::Database::Sqlite,
             Some(url) => {
                 let password = match &self.password_file {
-                    Some(f) => Some(
-                        crate::input::read_text(f, crate::input::MAX_TEXT_FILE)
-                            .map_err(|e| format!("{}: {e}", f.display()))?
-                            .ok_or_else(|| {
-                                format!("{}: the password is not UTF-8 text", f.display())
-                            })?
-                            .lines()
-                            .next()
-                            .unwrap_or_default()
-                            .to_string(),
-                    ),
-                    None => std::env::var(STORE_PASSWORD_ENV).ok(),
+                    Some(f) => crate::input::secret(Some(f), None, "database password")?,
+                    None => std::env::var(STORE_PASSWORD_ENV)
+                        .ok()
+                        .map(zeroize::Zeroizing::new),
                 };
                 let target = crate::store::PostgresTarget::parse(
                     url,
-                    password.as_deref(),
+                    password.as_ref().map(|p| p.as_str()),
                     self.sslmode()?,
                     self.ca_file.clone(),
                     self.listen,

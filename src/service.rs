@@ -153,7 +153,7 @@ impl Loops {
             }
             loops.notifier = Some((tx, thread));
         }
-        if !config.servers.is_empty() && !config.targets.is_empty() {
+        if config.deploy.serve_deploys && !config.servers.is_empty() && !config.targets.is_empty() {
             let deployer =
                 Deployer::new(open_store(loc).await?, config.clone(), clock.clone(), None);
             let (tx, rx) = mpsc::channel::<Msg>();

@@ -37,6 +37,7 @@ mod request;
 mod roll;
 mod set;
 mod status;
+mod store_cmd;
 mod timeline;
 
 use std::path::{Path, PathBuf};
@@ -176,6 +177,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Run only the deployment, for one server (for pools where each server runs its own process)
     Agent(status::AgentArgs),
+    /// The store itself: copy an SQLite store into PostgreSQL
+    Store(store_cmd::StoreArgs),
     /// Measure the roll queue on this machine, in a scratch store (takes about 5 minutes; --quick: seconds)
     Bench(bench::BenchArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
@@ -498,6 +501,7 @@ fn dispatch(app: &App, command: Command) -> Result<()> {
         Command::Roll(args) => roll::run(app, args),
         Command::Jobs(args) => jobs::run(app, args),
         Command::Bench(args) => bench::run(app, args),
+        Command::Store(args) => store_cmd::run(app, args),
         Command::Notifications(args) => notifications::run(app, args),
         Command::Notify(args) => notifications::run_notify(app, args),
         Command::Check(args) => check::run(app, args),

@@ -20,6 +20,9 @@ pub struct DeploySettings {
     /// A roll held by --require-staged is promoted anyway this long after
     /// its instant (with an alert) if a server still has not staged.
     pub staging_deadline_minutes: u32,
+    /// `serve` deploys to every server itself; false when each server runs
+    /// its own `certroll agent` on a shared store.
+    pub serve_deploys: bool,
 }
 
 impl Default for DeploySettings {
@@ -29,6 +32,7 @@ impl Default for DeploySettings {
             retry_max_seconds: 600,
             lagging_after_minutes: 15,
             staging_deadline_minutes: 60,
+            serve_deploys: true,
         }
     }
 }

@@ -178,18 +178,8 @@ impl Store {
                     old_pending, new_current, new_previous, new_pending, detail
              FROM audit_log WHERE 1 = 1",
         );
-        let mut args: Vec<String> = Vec::new();
-        if !filter.types.is_empty() {
-            sql.push_str(&format!(
-                " AND usage_type IN ({})",
-                vec!["?"; filter.types.len()].join(", ")
-            ));
-            args.extend(filter.types.iter().map(|t| t.to_string()));
-        }
-        if let Some(scope) = &filter.scope {
-            sql.push_str(" AND scope_key = ?");
-            args.push(scope.key());
-        }
+        let (cond, args) = super::db::slot_filter("", &filter.types, filter.scope.as_ref(), 1);
+        sql.push_str(&cond);
         sql.push_str(" ORDER BY id DESC");
         if let Some(n) = filter.limit {
             sql.push_str(&format!(" LIMIT {n}"));

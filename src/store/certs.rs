@@ -270,7 +270,7 @@ impl Store {
         self.conn.rows(
             &format!(
                 "SELECT {CERT_COLUMNS} FROM certificates
-                 WHERE ?1 IS NULL OR not_after <= ?1
+                 WHERE CAST(?1 AS TEXT) IS NULL OR not_after <= ?1
                  ORDER BY not_after, thumbprint"
             ),
             vals![expiring_before.map(ts).as_ref()],

@@ -134,9 +134,14 @@ impl Store {
         route: &dyn Fn(&OutboxEvent) -> Vec<String>,
     ) -> Result<FanOut, StoreError> {
         let tx = self.conn.begin()?;
+        // On PostgreSQL, events another notifier is routing are left to it.
+        let lock = match tx.backend() {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
         let events = tx.rows(
             &format!(
-                "SELECT {EVENT_COLUMNS} FROM outbox o WHERE o.fanned_out_at IS NULL ORDER BY o.id LIMIT {limit}"
+                "SELECT {EVENT_COLUMNS} FROM outbox o WHERE o.fanned_out_at IS NULL ORDER BY o.id LIMIT {limit}{lock}"
             ),
             vals![],
             event_from_row,
@@ -174,24 +179,47 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let tx = self.conn.begin()?;
-        let rows = tx.rows(
-            &format!(
-                "UPDATE deliveries SET state = 'sending', lease_owner = ?1, lease_expires_at = ?2,
-                        attempts = attempts + 1
-                 WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?3
-                              ORDER BY next_attempt_at, id LIMIT {limit})
-                 RETURNING id, outbox_id, channel, attempts"
+        let (expiry, now_ts) = (ts(now + lease), ts(now));
+        // As jobs are claimed (see `Store::claim`): on PostgreSQL rows
+        // another notifier is claiming are skipped, and the lease ends by
+        // the database's clock.
+        let (sql, params) = match tx.backend() {
+            Backend::Sqlite => (
+                format!(
+                    "UPDATE deliveries SET state = 'sending', lease_owner = ?1, lease_expires_at = ?2,
+                            attempts = attempts + 1
+                     WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?3
+                                  ORDER BY next_attempt_at, id LIMIT {limit})
+                     RETURNING id, outbox_id, channel, attempts"
+                ),
+                vec![Value::from(owner), Value::from(&expiry), Value::from(&now_ts)],
             ),
-            vals![owner, &ts(now + lease), &ts(now)],
-            |r| {
-                Ok((
-                    r.int(0)?,
-                    r.int(1)?,
-                    r.text(2)?,
-                    u32::try_from(r.int(3)?).unwrap_or(u32::MAX),
-                ))
-            },
-        )?;
+            Backend::Postgres => (
+                format!(
+                    "WITH c AS MATERIALIZED (
+                         SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?3
+                         ORDER BY next_attempt_at, id LIMIT {limit} FOR UPDATE SKIP LOCKED)
+                     UPDATE deliveries SET state = 'sending', lease_owner = ?1,
+                            lease_expires_at = certroll_ts(now() + ?2::bigint * interval '1 millisecond'),
+                            attempts = deliveries.attempts + 1
+                     FROM c WHERE deliveries.id = c.id
+                     RETURNING deliveries.id, deliveries.outbox_id, deliveries.channel, deliveries.attempts"
+                ),
+                vec![
+                    Value::from(owner),
+                    Value::Int(lease.num_milliseconds()),
+                    Value::from(&now_ts),
+                ],
+            ),
+        };
+        let rows = tx.rows(&sql, &params, |r| {
+            Ok((
+                r.int(0)?,
+                r.int(1)?,
+                r.text(2)?,
+                u32::try_from(r.int(3)?).unwrap_or(u32::MAX),
+            ))
+        })?;
         let mut out = Vec::with_capacity(rows.len());
         for (id, outbox_id, channel, attempts) in rows {
             let event = tx
@@ -281,10 +309,16 @@ impl Store {
 
     /// Gives deliveries whose sender's lease expired back to the queue.
     pub fn recover_expired_deliveries(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let db_now = match self.conn.backend() {
+            Backend::Sqlite => "?1",
+            Backend::Postgres => "certroll_ts(now())",
+        };
         self.conn.exec(
-            "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL,
-                    next_attempt_at = ?1, last_error = 'the sender stopped before finishing'
-             WHERE state = 'sending' AND lease_expires_at <= ?1",
+            &format!(
+                "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+                        next_attempt_at = ?1, last_error = 'the sender stopped before finishing'
+                 WHERE state = 'sending' AND lease_expires_at <= {db_now}"
+            ),
             vals![&ts(now)],
         )
     }

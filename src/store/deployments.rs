@@ -98,7 +98,7 @@ impl Store {
         let rows = self.conn.rows(
             "SELECT server, usage_type, target, role, wanted, deployed, state, attempts, last_attempt_at,
                     next_attempt_at, last_error, deployed_at, out_of_date_since, lagging_alerted
-             FROM deployments WHERE ?1 IS NULL OR server = ?1
+             FROM deployments WHERE CAST(?1 AS TEXT) IS NULL OR server = ?1
              ORDER BY server, usage_type, target, role",
             vals![server],
             |r| {

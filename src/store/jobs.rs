@@ -101,20 +101,7 @@ impl JobFilter {
     /// SQL conditions on the slot `s`, and their arguments, numbered from
     /// `?first`.
     fn sql(&self, first: usize) -> (String, Vec<String>) {
-        let mut cond = String::new();
-        let mut args = Vec::new();
-        if !self.types.is_empty() {
-            let marks: Vec<String> = (0..self.types.len())
-                .map(|i| format!("?{}", first + i))
-                .collect();
-            cond.push_str(&format!(" AND s.usage_type IN ({})", marks.join(", ")));
-            args.extend(self.types.iter().map(|t| t.to_string()));
-        }
-        if let Some(scope) = &self.scope {
-            cond.push_str(&format!(" AND s.scope_key = ?{}", first + args.len()));
-            args.push(scope.key());
-        }
-        (cond, args)
+        super::db::slot_filter("s.", &self.types, self.scope.as_ref(), first)
     }
 }
 

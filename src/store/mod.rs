@@ -13,6 +13,7 @@
 
 mod audit;
 mod certs;
+mod copy;
 pub(crate) mod db;
 mod delivery;
 mod deployments;
@@ -36,6 +37,7 @@ use rusqlite::Connection;
 pub use crate::cert::types::EventSeverity;
 pub use audit::{AuditEntry, HistoryFilter, Roles};
 pub use certs::{ImportOutcome, NewCert, StoredCert};
+pub use copy::CopyReport;
 pub use delivery::{
     ClaimedDelivery, Delivery, DeliveryLimits, DeliveryOutcome, FanOut, OutboxEvent,
 };

@@ -404,18 +404,8 @@ impl Store {
              FROM slots
              WHERE (current_cert IS NOT NULL OR previous_cert IS NOT NULL OR pending_cert IS NOT NULL)",
         );
-        let mut args: Vec<String> = Vec::new();
-        if !types.is_empty() {
-            sql.push_str(&format!(
-                " AND usage_type IN ({})",
-                vec!["?"; types.len()].join(", ")
-            ));
-            args.extend(types.iter().map(|t| t.to_string()));
-        }
-        if let Some(s) = scope {
-            sql.push_str(" AND scope_key = ?");
-            args.push(s.key());
-        }
+        let (cond, args) = super::db::slot_filter("", types, scope, 1);
+        sql.push_str(&cond);
         sql.push_str(" ORDER BY usage_type, scope_key");
         let params: Vec<Value<'_>> = args.iter().map(Value::from).collect();
         let rows = self.conn.rows(&sql, &params, |r| {

@@ -476,6 +476,31 @@ fn the_systemd_unit_is_hardened_and_verifies() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The agent's template unit, for each server of a pool.
+    let agent = std::fs::read_to_string(repo("packaging/systemd/certroll-agent@.service")).unwrap();
+    assert!(
+        agent
+            .lines()
+            .any(|l| l == "ExecStart=/usr/bin/certroll agent --server %i"),
+        "{agent}"
+    );
+    let instance = tmp.path().join("certroll-agent@fe01.service");
+    std::fs::write(
+        &instance,
+        agent.replace("/usr/bin/certroll", bin().to_str().unwrap()),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&instance)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "certroll-agent@.service: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // The timer for hosts without serve (item 18): `roll` every minute,
     // which exits 0 when nothing was due.
     let roll = std::fs::read_to_string(repo("packaging/systemd/certroll-roll.service")).unwrap();
@@ -544,6 +569,10 @@ fn the_debian_package_holds_the_service_its_docs_and_a_conffile() {
             "./usr/lib/systemd/system/certroll-roll.service",
         ),
         ("-rw-r--r--", "./usr/lib/systemd/system/certroll-roll.timer"),
+        (
+            "-rw-r--r--",
+            "./usr/lib/systemd/system/certroll-agent@.service",
+        ),
         ("-rw-r--r--", "./usr/share/man/man1/certroll.1.gz"),
         ("-rw-r--r--", "./usr/share/man/man1/certroll-serve.1.gz"),
         (

@@ -101,14 +101,24 @@ fn run_ok(mut c: Command, what: &str) {
 impl Cluster {
     /// The test run's cluster, started on first use.
     pub fn get() -> &'static Cluster {
-        CLUSTER.get_or_init(Cluster::start)
+        CLUSTER.get_or_init(|| Cluster::start("shared"))
     }
 
-    fn start() -> Cluster {
+    /// A cluster of the test's own, for a test that stops and starts
+    /// PostgreSQL (the shared one serves the other tests meanwhile);
+    /// stopped when dropped.
+    pub fn private() -> Private {
+        Private(Cluster::start(&format!(
+            "private{}",
+            NEXT_DB.fetch_add(1, Ordering::SeqCst)
+        )))
+    }
+
+    fn start(name: &str) -> Cluster {
         let bin = find_bin();
         // SAFETY: geteuid has no preconditions.
         let as_postgres = unsafe { libc::geteuid() } == 0;
-        let root = std::env::temp_dir().join(format!("certroll-pg-{}", std::process::id()));
+        let root = std::env::temp_dir().join(format!("certroll-pg-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
         if as_postgres {
@@ -147,9 +157,11 @@ impl Cluster {
             .arg(format!("--pwfile={}", pwfile.display()));
         run_ok(init, "initdb");
         let port = free_port();
-        let _ = STOP.set((bin.clone(), data.clone(), as_postgres));
-        // SAFETY: registering a plain extern "C" function.
-        unsafe { libc::atexit(stop_at_exit) };
+        if name == "shared" {
+            let _ = STOP.set((bin.clone(), data.clone(), as_postgres));
+            // SAFETY: registering a plain extern "C" function.
+            unsafe { libc::atexit(stop_at_exit) };
+        }
         let mut ctl = pg_command(&bin, "pg_ctl", as_postgres);
         ctl.arg("-D")
             .arg(&data)
@@ -200,6 +212,7 @@ impl Cluster {
     }
 
     /// A new, empty database owned by certroll's role; its name.
+    ///
     pub fn new_db(&self) -> String {
         let n = NEXT_DB.fetch_add(1, Ordering::SeqCst);
         let name = format!("t{}_{n}", std::process::id());
@@ -234,18 +247,50 @@ impl Cluster {
     }
 }
 
+/// A cluster of one test's own (see [`Cluster::private`]).
+pub struct Private(pub Cluster);
+
+impl std::ops::Deref for Private {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.0
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        let mut c = pg_command(&self.bin, "pg_ctl", self.as_postgres);
+        c.arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"]);
+        let _ = c.output();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
 /// One test's PostgreSQL database.
+#[derive(Clone, Debug)]
 pub struct Db {
     pub name: String,
     pub url: String,
+    socket: PathBuf,
+    port: u16,
 }
 
 impl Db {
     pub fn new() -> Db {
-        let c = Cluster::get();
+        Db::new_in(Cluster::get())
+    }
+
+    pub fn new_in(c: &Cluster) -> Db {
         let name = c.new_db();
         let url = c.url(&name);
-        Db { name, url }
+        Db {
+            name,
+            url,
+            socket: c.socket.clone(),
+            port: c.port,
+        }
     }
 
     /// The `[store]` table that points certroll at this database, with its
@@ -258,9 +303,20 @@ impl Db {
         )
     }
 
+    /// A superuser client on this database.
+    pub fn client(&self) -> postgres::Client {
+        postgres::Config::new()
+            .host_path(&self.socket)
+            .port(self.port)
+            .user("postgres")
+            .dbname(&self.name)
+            .connect(postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect to the test cluster: {e}"))
+    }
+
     /// One integer from a query, as the superuser.
     pub fn i64(&self, sql: &str) -> i64 {
-        let mut c = Cluster::get().client(&self.name);
+        let mut c = self.client();
         c.query_one(sql, &[])
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
             .get(0)
@@ -271,9 +327,13 @@ impl Env {
     /// A test installation whose store is a fresh PostgreSQL database of
     /// the test run's cluster; `extra` is the rest of its configuration.
     pub fn postgres(extra: &str) -> (Env, Db) {
-        let db = Db::new();
+        Env::postgres_in(Db::new(), extra)
+    }
+
+    /// As [`Env::postgres`], on the database `db`.
+    pub fn postgres_in(db: Db, extra: &str) -> (Env, Db) {
         let mut env = Env::with_config("");
-        env.pg_db = Some(db.name.clone());
+        env.pg_db = Some(db.clone());
         let pw = env.path("db-password");
         std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
         std::fs::write(

@@ -132,12 +132,16 @@ fn kill_9_of_an_engine_on_postgres_leaves_its_jobs_to_the_others_after_its_lease
 
 #[test]
 fn postgres_restarted_during_a_burst_loses_and_doubles_nothing() {
-    let (env, _db) = Env::postgres("[serve]\nbatch_size = 1\npreclaim_ms = 0\nlease_seconds = 5\n");
+    // A cluster of its own: the others' tests go on meanwhile.
+    let cluster = Cluster::private();
+    let (env, _db) = Env::postgres_in(
+        Db::new_in(&cluster),
+        "[serve]\nbatch_size = 1\npreclaim_ms = 0\nlease_seconds = 5\n",
+    );
     let due = chrono::Utc::now() + chrono::Duration::seconds(3);
     many_scheduled(&env, 1000, due);
     let (a, b) = (env.serve(), env.serve());
     wait_until(60, "the burst to start", || succeeded(&env) >= 50);
-    let cluster = Cluster::get();
     cluster.stop_immediate();
     // Meanwhile a command line says in one line that the database is
     // unreachable, and exits 1.
@@ -191,4 +195,249 @@ fn the_duties_run_on_one_engine_and_move_to_another_when_it_is_killed() {
     assert_eq!(b.stop(), 0);
     // Stopping gives the lead up at once.
     assert_eq!(holder(&env), "");
+}
+
+/// The outputs an operator compares before and after moving the store.
+fn views(env: &Env) -> Vec<String> {
+    [
+        vec!["get", "--json"],
+        vec!["certs", "--json"],
+        vec!["history", "--json"],
+        vec!["jobs", "list", "--json"],
+        vec!["requests", "list", "--json"],
+        vec!["get"],
+        vec!["history"],
+    ]
+    .iter()
+    .map(|args| {
+        let r = env.run(args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        r.stdout
+    })
+    .collect()
+}
+
+#[test]
+fn store_copy_moves_an_sqlite_store_into_postgres_unchanged() {
+    let env = Env::any_scope();
+    env.import_test_cas();
+    assert_eq!(
+        env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
+            .code,
+        0
+    );
+    let r = env.import(
+        "oauth2-windows.pfx",
+        &[
+            "--type",
+            "OAuthTokenIssuer",
+            "--scope",
+            "site:Redmond",
+            "--effective-date",
+            "2030-01-01T00:00:00Z",
+            "--roll",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let csr = env.path("x.csr");
+    env.ok(&[
+        "request",
+        "--type",
+        "Default",
+        "--subject-cn",
+        "fe01.contoso.com",
+        "--output",
+        csr.to_str().unwrap(),
+    ]);
+    let before = views(&env);
+
+    let db = Db::new();
+    let pw = env.path("db-password");
+    std::fs::write(&pw, format!("{}\n", crate::pg::PASSWORD)).unwrap();
+    let copy = env.run(&[
+        "store",
+        "copy",
+        "--to",
+        &db.url,
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--sslmode",
+        "disable",
+    ]);
+    assert_eq!(copy.code, 0, "{}", copy.stderr);
+    assert!(copy.stdout.contains("the counts match"), "{}", copy.stdout);
+    assert!(!copy.stdout.contains(crate::pg::PASSWORD));
+
+    // The same installation, now on PostgreSQL.
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(&env.config, format!("{config}\n{}", db.store_toml(&pw))).unwrap();
+    assert_eq!(views(&env), before);
+    // The copied store goes on: a new row continues after the copied ids,
+    // and the sealed keys open with the same master key.
+    let out = env.path("out.pfx");
+    env.ok(&[
+        "export",
+        "--thumbprint",
+        &thumbprint_of(&fixture("oauth1.crt.pem")),
+        "--path",
+        out.to_str().unwrap(),
+        "--password-file",
+        password_file().to_str().unwrap(),
+    ]);
+    env.ok(&["jobs", "cancel", "1"]);
+
+    // A second copy into the same database is refused, and changes nothing.
+    std::fs::write(&env.config, &config).unwrap();
+    let again = env.run(&[
+        "store",
+        "copy",
+        "--to",
+        &db.url,
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--sslmode",
+        "disable",
+    ]);
+    again.assert_one_line_error(1, &["not empty"]);
+}
+
+/// Two servers of one pool on two "machines" (each its own data
+/// directory, configuration and files), one shared PostgreSQL store.
+fn pool_machine(db: &Db, root: &std::path::Path, name: &str) -> Env {
+    let mut env = Env::with_config("");
+    env.pg_db = Some(db.clone());
+    let pw = env.path("db-password");
+    std::fs::write(&pw, format!("{}\n", crate::pg::PASSWORD)).unwrap();
+    let d = root.display();
+    let config = format!(
+        r#"sip_domain = "contoso.com"
+[serve]
+lease_seconds = 3
+[deploy]
+retry_base_seconds = 1
+retry_max_seconds = 1
+serve_deploys = false
+[[server]]
+name = "fe01.contoso.com"
+pool = "pool01.contoso.com"
+[[server]]
+name = "fe02.contoso.com"
+pool = "pool01.contoso.com"
+[[target]]
+name = "files"
+scope = "global"
+types = ["OAuthTokenIssuer"]
+reload = "echo \"$CERTROLL_SERVER {name} $CERTROLL_ROLE $CERTROLL_NEW_THUMBPRINT\" >> {d}/reloads.log"
+[[target.file]]
+kind = "cert"
+path = "{d}/srv/{{server}}/cert.pem"
+{}"#,
+        db.store_toml(&pw)
+    );
+    std::fs::write(&env.config, config).unwrap();
+    env
+}
+
+#[test]
+fn two_agents_on_two_machines_deploy_a_roll_at_its_instant_while_an_engine_dies() {
+    let db = Db::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (m1, m2) = (pool_machine(&db, root, "m1"), pool_machine(&db, root, "m2"));
+    assert_eq!(
+        m1.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"])
+            .code,
+        0
+    );
+    // The second machine gets the pool's master key, as the README says.
+    std::fs::create_dir_all(&m2.data).unwrap();
+    std::fs::copy(m1.data.join("master.key"), m2.data.join("master.key")).unwrap();
+    std::fs::set_permissions(
+        m2.data.join("master.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+
+    let (a1, a2) = (m1.agent("fe01.contoso.com"), m2.agent("fe02.contoso.com"));
+    let (e1, e2) = (m1.serve(), m2.serve());
+    let cert = |s: &str| std::fs::read_to_string(root.join("srv").join(s).join("cert.pem")).ok();
+    let oauth1 = std::fs::read_to_string(fixture("oauth1.crt.pem")).unwrap();
+    wait_until(20, "both servers to get the current certificate", || {
+        cert("fe01.contoso.com").as_deref() == Some(oauth1.as_str())
+            && cert("fe02.contoso.com").as_deref() == Some(oauth1.as_str())
+    });
+
+    let r = m2.import(
+        "oauth2-windows.pfx",
+        &[
+            "--type",
+            "OAuthTokenIssuer",
+            "--effective-date",
+            "+4s",
+            "--roll",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let due = chrono::Utc::now() + chrono::Duration::seconds(4);
+    e1.kill9();
+    let oauth2 = std::fs::read_to_string(fixture("oauth2.crt.pem")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !(cert("fe01.contoso.com").as_deref() == Some(oauth2.as_str())
+        && cert("fe02.contoso.com").as_deref() == Some(oauth2.as_str()))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "both servers did not get the rolled certificate; jobs: {}\nengine 2:\n{}\nagent 1:\n{}\nagent 2:\n{}",
+            m1.run(&["jobs", "list"]).stdout,
+            e2.log(),
+            a1.log(),
+            a2.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Not before the instant (a second of slack for the clocks' grain).
+    assert!(chrono::Utc::now() >= due - chrono::Duration::seconds(1));
+    each_rolled_once(&m1, 1);
+    // Each agent deployed only its own server, and ran its reloads there.
+    let reloads = std::fs::read_to_string(root.join("reloads.log")).unwrap();
+    assert!(
+        reloads
+            .lines()
+            .all(|l| l.starts_with("fe01.contoso.com m1") || l.starts_with("fe02.contoso.com m2")),
+        "{reloads}"
+    );
+    wait_until(20, "status to show both servers up to date", || {
+        m1.run(&["status"]).code == 0 && m2.run(&["status"]).code == 0
+    });
+    let status = m1.run(&["status", "--json"]).json();
+    assert_eq!(status["up_to_date"], true, "{status}");
+    assert_eq!(status["rows"].as_array().map(Vec::len), Some(2), "{status}");
+    for p in [a1, a2, e2] {
+        let log = p.log();
+        assert_eq!(p.stop(), 0, "{log}");
+    }
+}
+
+#[test]
+fn another_process_s_change_is_noticed_through_listen_notify() {
+    let (env, _db) = Env::postgres("");
+    let watcher = store(&env);
+    let before = watcher.data_version().unwrap();
+    // Its own changes are not news.
+    let mut own = store(&env);
+    assert_eq!(watcher.data_version().unwrap(), before);
+    let e = entry("oauth1-openssl3.pfx");
+    own.assign(
+        Some(&new_cert(&e)),
+        &e.cert.thumbprint,
+        &[certroll::cert::SlotKey::new(
+            certroll::cert::Scope::Global,
+            certroll::cert::UsageType::from_canonical("OAuthTokenIssuer"),
+        )],
+        &test_ctx(),
+    )
+    .unwrap();
+    wait_until(5, "the watcher to notice the change", || {
+        watcher.data_version().unwrap() != before
+    });
 }

@@ -81,7 +81,7 @@ pub struct Env {
     pub config: PathBuf,
     /// The PostgreSQL database of the test's store (`Env::postgres`);
     /// `None`: SQLite in `data`.
-    pub pg_db: Option<String>,
+    pub pg_db: Option<crate::pg::Db>,
 }
 
 impl Env {
@@ -101,12 +101,23 @@ impl Env {
         let data = dir.path().join("data");
         let config = dir.path().join("certroll.toml");
         std::fs::write(&config, text).expect("write config");
-        Env {
+        let mut env = Env {
             dir,
             data,
             config,
             pg_db: None,
+        };
+        // CERTROLL_TEST_PG=1 runs every test on PostgreSQL (tests that open
+        // certroll.db themselves then fail: a way to find statements that
+        // only SQLite runs, not part of the suite).
+        if std::env::var_os("CERTROLL_TEST_PG").is_some() && !text.contains("[store]") {
+            let db = crate::pg::Db::new();
+            let pw = env.path("db-password");
+            std::fs::write(&pw, format!("{}\n", crate::pg::PASSWORD)).unwrap();
+            std::fs::write(&env.config, format!("{text}\n{}", db.store_toml(&pw))).unwrap();
+            env.pg_db = Some(db);
         }
+        env
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -374,11 +385,25 @@ impl Env {
 
     /// Starts `certroll serve` with `args` and waits until it is ready.
     pub fn serve_with(&self, args: &[&str]) -> Serve {
-        use std::io::BufRead;
         let mut all = vec!["serve"];
         all.extend_from_slice(args);
+        self.spawn_until(&all, "engine started")
+    }
+
+    /// Starts `certroll agent --server NAME -vv` and waits until it is
+    /// ready.
+    pub fn agent(&self, server: &str) -> Serve {
+        self.spawn_until(
+            &["agent", "--server", server, "-vv"],
+            "certroll agent: ready",
+        )
+    }
+
+    /// Starts certroll with `all` and waits until its log says `ready`.
+    pub fn spawn_until(&self, all: &[&str], ready: &str) -> Serve {
+        use std::io::BufRead;
         let mut child = self
-            .command(&all)
+            .command(all)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -400,10 +425,10 @@ impl Env {
             reader: Some(reader),
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !serve.log().contains("engine started") {
+        while !serve.log().contains(ready) {
             assert!(
                 std::time::Instant::now() < deadline,
-                "serve was not ready within 20 s:\n{}",
+                "{all:?} was not ready within 20 s:\n{}",
                 serve.log()
             );
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -536,11 +561,7 @@ pub fn many_scheduled(
 /// Runs a query returning one integer against the test's database.
 pub fn sql_i64(env: &Env, sql: &str) -> i64 {
     if let Some(db) = &env.pg_db {
-        return crate::pg::Cluster::get()
-            .client(db)
-            .query_one(sql, &[])
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .get(0);
+        return db.i64(sql);
     }
     let conn = rusqlite::Connection::open(env.data.join("certroll.db")).expect("open db");
     conn.busy_timeout(std::time::Duration::from_secs(10))

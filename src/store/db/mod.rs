@@ -95,6 +95,31 @@ macro_rules! vals {
 }
 pub(crate) use vals;
 
+/// ` AND {t}usage_type IN (?first, ...) AND {t}scope_key = ?n` for the
+/// types (any of) and scope given, numbered from `?first`, with their
+/// arguments; `t` is the table's alias with its dot, or "".
+pub(crate) fn slot_filter(
+    t: &str,
+    types: &[crate::cert::UsageType],
+    scope: Option<&crate::cert::Scope>,
+    first: usize,
+) -> (String, Vec<String>) {
+    let mut cond = String::new();
+    let mut args = Vec::new();
+    if !types.is_empty() {
+        let marks: Vec<String> = (0..types.len())
+            .map(|i| format!("?{}", first + i))
+            .collect();
+        cond.push_str(&format!(" AND {t}usage_type IN ({})", marks.join(", ")));
+        args.extend(types.iter().map(|t| t.to_string()));
+    }
+    if let Some(scope) = scope {
+        cond.push_str(&format!(" AND {t}scope_key = ?{}", first + args.len()));
+        args.push(scope.key());
+    }
+    (cond, args)
+}
+
 /// One result row.
 pub(crate) enum Row<'r> {
     Sqlite(&'r rusqlite::Row<'r>),

@@ -366,7 +366,10 @@ impl PgConn {
             let n = self.with_client(|c| {
                 let mut n = 0i64;
                 let mut notes = c.notifications();
-                let mut it = notes.iter();
+                // The non-blocking iterator never lets the client's runtime
+                // read the socket, so it only sees notifications a query
+                // happened to bring; a 1 ms wait lets it read them.
+                let mut it = notes.timeout_iter(std::time::Duration::from_millis(1));
                 while let Some(note) = postgres::fallible_iterator::FallibleIterator::next(&mut it)?
                 {
                     if note.process_id() != self.pid.get() {
