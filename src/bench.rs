@@ -127,7 +127,16 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// A fresh store with `n` slots holding `a` as current.
 fn prepared(dir: &Path, prefix: &str, n: usize, a: &Entry) -> Result<(Store, Vec<SlotKey>)> {
-    let mut store = Store::open(dir)?;
+    prepared_at(&crate::store::Location::sqlite(dir), prefix, n, a)
+}
+
+fn prepared_at(
+    loc: &crate::store::Location,
+    prefix: &str,
+    n: usize,
+    a: &Entry,
+) -> Result<(Store, Vec<SlotKey>)> {
+    let mut store = Store::open_at(loc)?;
     let keys = slots(prefix, n);
     for chunk in keys.chunks(10_000) {
         store.assign(Some(&new_cert(a)), &a.cert.thumbprint, chunk, &ctx())?;
@@ -465,6 +474,11 @@ fn http_get(port: u16, path: &str) -> Result<String> {
 /// the engine's observer, not by querying the store (which would compete
 /// with the engine for the CPU).
 fn run_engine(store: Store, n: usize) -> Result<Vec<f64>> {
+    run_engines(vec![store], n)
+}
+
+/// As [`run_engine`], with one engine per store (on one shared database).
+fn run_engines(stores: Vec<Store>, n: usize) -> Result<Vec<f64>> {
     struct Progress {
         lateness: Vec<f64>,
         failed: usize,
@@ -473,24 +487,27 @@ fn run_engine(store: Store, n: usize) -> Result<Vec<f64>> {
         lateness: Vec::with_capacity(n),
         failed: 0,
     }));
-    let sink = progress.clone();
-    let engine = Engine::new(store, bench_config()?, Arc::new(SystemClock))?.with_observer(
-        Box::new(move |results, committed: DateTime<Utc>| {
-            let mut p = sink.lock().expect("progress lock");
-            for r in results {
-                match r.outcome {
-                    RollOutcome::Succeeded { .. } => {
-                        let d = committed - r.due_at;
-                        p.lateness
-                            .push(d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
+    let mut threads = Vec::new();
+    for store in stores {
+        let sink = progress.clone();
+        let engine = Engine::new(store, bench_config()?, Arc::new(SystemClock))?.with_observer(
+            Box::new(move |results, committed: DateTime<Utc>| {
+                let mut p = sink.lock().expect("progress lock");
+                for r in results {
+                    match r.outcome {
+                        RollOutcome::Succeeded { .. } => {
+                            let d = committed - r.due_at;
+                            p.lateness
+                                .push(d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
+                        }
+                        _ => p.failed += 1,
                     }
-                    _ => p.failed += 1,
                 }
-            }
-        }),
-    );
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || engine.run(rx));
+            }),
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        threads.push((tx, std::thread::spawn(move || engine.run(rx))));
+    }
     let deadline = Instant::now() + std::time::Duration::from_secs(600);
     let outcome = loop {
         {
@@ -507,10 +524,14 @@ fn run_engine(store: Store, n: usize) -> Result<Vec<f64>> {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
-    let _ = tx.send(Msg::Shutdown);
-    thread
-        .join()
-        .map_err(|_| anyhow!("the engine thread panicked"))??;
+    for (tx, _) in &threads {
+        let _ = tx.send(Msg::Shutdown);
+    }
+    for (_, thread) in threads {
+        thread
+            .join()
+            .map_err(|_| anyhow!("the engine thread panicked"))??;
+    }
     outcome?;
     let mut l = std::mem::take(&mut progress.lock().expect("progress lock").lateness);
     l.sort_by(f64::total_cmp);
@@ -633,4 +654,120 @@ mod selfsigned {
         let cert = params.self_signed(&key)?;
         Ok(format!("{}{}", cert.pem(), key.serialize_pem()))
     }
+}
+
+/// The bursts and the spread of [`run`] on a PostgreSQL server: each in a
+/// scratch database of its own (created on `target`'s server, which needs
+/// CREATEDB, and dropped after), the bursts with one engine and with
+/// three sharing the database.
+pub fn run_postgres(
+    plan: &BenchPlan,
+    out: &mut dyn std::io::Write,
+    target: &crate::store::PostgresTarget,
+) -> Result<()> {
+    use crate::store::{Database, Location};
+    // The master key of the scratch stores.
+    let tmp = tempdir()?;
+    let scratch = tmp.0.clone();
+    let (a, b) = certs()?;
+    writeln!(
+        out,
+        "\ncertroll bench on PostgreSQL {}: scratch databases certroll_bench_* on that server",
+        target.describe()
+    )?;
+    let mut case = 0;
+    let mut fresh = |what: &str| -> Result<(Location, String)> {
+        case += 1;
+        let name = format!("certroll_bench_{}_{case}", std::process::id());
+        let t = target
+            .create_scratch_database(&name)
+            .with_context(|| format!("{what}: cannot create the scratch database {name}"))?;
+        Ok((
+            Location {
+                data_dir: scratch.join(&name),
+                database: Database::Postgres(Box::new(t)),
+                master_key_file: None,
+            },
+            name,
+        ))
+    };
+    for &n in &plan.burst_sizes {
+        for engines in [1usize, 3] {
+            let (loc, name) = fresh("burst")?;
+            let (mut store, keys) = prepared_at(&loc, "b", n, &a)?;
+            let t = Instant::now();
+            let due0 = Utc::now();
+            store.schedule(
+                Some(&new_cert(&b)),
+                &b.cert.thumbprint,
+                &keys,
+                due0 + Duration::days(1),
+                false,
+                &ctx(),
+            )?;
+            // Scheduled far ahead, then moved to the instant: the time to
+            // schedule does not eat into the lead.
+            let lead = Duration::milliseconds(2_000) + Duration::from_std(t.elapsed())?;
+            let due = Utc::now() + lead;
+            store.bench_move_due(due)?;
+            let mut stores = vec![store];
+            for _ in 1..engines {
+                stores.push(Store::open_at(&loc)?);
+            }
+            let lat = run_engines(stores, n)?;
+            let last = lat.iter().cloned().fold(0.0, f64::max);
+            writeln!(
+                out,
+                "\n{n} rolls due at one instant, {engines} engine(s) on PostgreSQL:"
+            )?;
+            writeln!(
+                out,
+                "  all committed {:.3} s after the instant, {:.0} rolls/s",
+                last / 1000.0,
+                n as f64 / (last / 1000.0).max(1e-9)
+            )?;
+            writeln!(
+                out,
+                "  lateness p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                percentile(&lat, 50.0),
+                percentile(&lat, 99.0),
+                last
+            )?;
+            target.drop_scratch_database(&name)?;
+        }
+    }
+    {
+        let n = plan.spread_n;
+        let (loc, name) = fresh("spread")?;
+        let (mut store, keys) = prepared_at(&loc, "d", n, &a)?;
+        let far = Utc::now() + Duration::days(1);
+        for k in &keys {
+            store.schedule(
+                Some(&new_cert(&b)),
+                &b.cert.thumbprint,
+                std::slice::from_ref(k),
+                far,
+                false,
+                &ctx(),
+            )?;
+        }
+        let start = Utc::now() + Duration::seconds(2);
+        let step = Duration::microseconds(plan.spread_secs * 1_000_000 / n as i64);
+        store.bench_spread_due(start, step)?;
+        let lat = run_engine(store, n)?;
+        writeln!(
+            out,
+            "\n{n} rolls at distinct instants over {} s, PostgreSQL:",
+            plan.spread_secs
+        )?;
+        writeln!(
+            out,
+            "  lateness p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            percentile(&lat, 50.0),
+            percentile(&lat, 99.0),
+            lat.last().copied().unwrap_or(f64::NAN)
+        )?;
+        target.drop_scratch_database(&name)?;
+    }
+    Ok(())
 }

@@ -54,6 +54,7 @@ pub struct Registry {
     rolls_late: Counter,
     http_refused: Counter,
     readiness_probes: Counter,
+    clock_skew: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
     lateness: Histogram,
     expiry_scan_at: Mutex<Option<DateTime<Utc>>>,
     loops: Mutex<BTreeMap<&'static str, bool>>,
@@ -71,6 +72,7 @@ impl Default for Registry {
             rolls_late: Counter::default(),
             http_refused: Counter::default(),
             readiness_probes: Counter::default(),
+            clock_skew: Default::default(),
             lateness: Histogram::new(LATENESS_BUCKETS),
             expiry_scan_at: Mutex::default(),
             loops: Mutex::default(),
@@ -103,6 +105,13 @@ impl Registry {
     /// /readyz probed the store (at most once a second).
     pub fn count_readiness_probe(&self) {
         self.readiness_probes.inc();
+    }
+
+    /// The database's clock minus this host's, measured when connecting
+    /// to a PostgreSQL store.
+    pub fn set_clock_skew(&self, skew: chrono::Duration) {
+        self.clock_skew
+            .set(skew.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6);
     }
 
     pub fn expiry_scanned(&self, at: DateTime<Utc>) {
@@ -442,6 +451,11 @@ pub fn render(registry: &Arc<Registry>, snap: Snapshot) -> String {
         "certroll_readiness_probes",
         "Store probes /readyz made (at most one a second, however often it is asked)",
         registry.readiness_probes.clone(),
+    );
+    reg.register(
+        "certroll_store_clock_skew_seconds",
+        "The shared store's (PostgreSQL's) clock minus this host's, measured when connecting; leases run by the database's clock, instants by this host's corrected by it (0 on SQLite)",
+        registry.clock_skew.clone(),
     );
     reg.register(
         "certroll_roll_lateness_seconds",

@@ -56,18 +56,37 @@ async fn open_store(loc: &Location) -> Result<Store> {
 /// it and a PostgreSQL store's clock, so that every engine of a pool fires
 /// a roll at the same instant whatever its host's clock says (leases are
 /// judged by the database's clock itself).
-async fn pool_clock(loc: &Location, clock: Arc<dyn Clock>) -> Result<Arc<dyn Clock>> {
+async fn pool_clock(
+    loc: &Location,
+    clock: Arc<dyn Clock>,
+    registry: Option<&Registry>,
+) -> Result<Arc<dyn Clock>> {
     if matches!(loc.database, crate::store::Database::Sqlite) {
         return Ok(clock);
     }
     let l = loc.clone();
-    let skew = tokio::task::spawn_blocking(move || Store::open_at(&l).map(|s| s.clock_skew()))
-        .await
-        .context("the store could not be opened")??;
-    info!(
-        skew_ms = skew.num_milliseconds(),
-        "clock skew to the database"
-    );
+    let store_skew =
+        tokio::task::spawn_blocking(move || Store::open_at(&l).map(|s| s.clock_skew()))
+            .await
+            .context("the store could not be opened")??;
+    // The store measured against the system's clock; this process may run
+    // by another (CERTROLL_CLOCK_OFFSET_MS).
+    let skew = store_skew + (chrono::Utc::now() - clock.now());
+    if skew.num_milliseconds().abs() > 1000 {
+        tracing::warn!(
+            skew_ms = skew.num_milliseconds(),
+            store = %loc.describe(),
+            "this host's clock differs from the database's by more than a second: certroll runs by the database's clock, but fix the host's (NTP)"
+        );
+    } else {
+        info!(
+            skew_ms = skew.num_milliseconds(),
+            "clock skew to the database"
+        );
+    }
+    if let Some(r) = registry {
+        r.set_clock_skew(skew);
+    }
     Ok(Arc::new(crate::clock::Skewed::new(clock, skew)))
 }
 
@@ -270,7 +289,7 @@ pub async fn run(
 ) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let registry = Arc::new(Registry::default());
-    let clock = pool_clock(loc, clock).await?;
+    let clock = pool_clock(loc, clock, Some(&registry)).await?;
     // Registered first: SIGHUP's default action would end the process.
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut config = config;
@@ -395,7 +414,7 @@ pub async fn run_agent(
 ) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
-    let clock = pool_clock(loc, clock).await?;
+    let clock = pool_clock(loc, clock, None).await?;
     let start = |store: Store, config: Arc<Config>| -> Result<_> {
         let deployer = Deployer::new(store, config, clock.clone(), Some(server.clone()));
         let (tx, rx) = mpsc::channel::<Msg>();

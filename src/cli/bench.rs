@@ -18,6 +18,14 @@ pub struct BenchArgs {
     /// Scratch directory for the benchmark's stores [default: a temporary directory, removed after]
     #[arg(long, value_name = "DIR")]
     pub scratch: Option<PathBuf>,
+
+    /// Also run the bursts and the spread on this PostgreSQL server (postgres://USER@HOST:PORT/DBNAME; the user needs CREATEDB: each case gets a scratch database, dropped after)
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+
+    /// A file holding the PostgreSQL password (else $CERTROLL_STORE_PASSWORD)
+    #[arg(long, value_name = "FILE", requires = "store")]
+    pub password_file: Option<PathBuf>,
 }
 
 pub fn run(_app: &App, args: BenchArgs) -> Result<()> {
@@ -27,6 +35,33 @@ pub fn run(_app: &App, args: BenchArgs) -> Result<()> {
         BenchPlan::full()
     };
     let bin = std::env::current_exe()?;
+    // Parsed first: a bad URL fails before minutes of SQLite figures.
+    let target = match &args.store {
+        Some(url) => {
+            let password = match &args.password_file {
+                Some(f) => crate::input::secret(Some(f), None, "database password")
+                    .map_err(anyhow::Error::msg)?,
+                None => std::env::var(crate::config::STORE_PASSWORD_ENV)
+                    .ok()
+                    .map(zeroize::Zeroizing::new),
+            };
+            Some(
+                crate::store::PostgresTarget::parse(
+                    url,
+                    password.as_ref().map(|p| p.as_str()),
+                    None,
+                    None,
+                    true,
+                )
+                .map_err(|e| super::UsageError(format!("--store: {e}")))?,
+            )
+        }
+        None => None,
+    };
     let mut out = std::io::stdout();
-    bench::run(&plan, &mut out, &bin, args.scratch.as_deref())
+    bench::run(&plan, &mut out, &bin, args.scratch.as_deref())?;
+    if let Some(t) = target {
+        bench::run_postgres(&plan, &mut out, &t)?;
+    }
+    Ok(())
 }

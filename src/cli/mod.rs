@@ -46,7 +46,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::cert::{Scope, SlotKey, UsageType};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::{OpCtx, Store};
 
@@ -328,7 +328,7 @@ pub struct App {
     pub data_dir: PathBuf,
     /// The store: its database and master key, from `[store]`.
     pub location: crate::store::Location,
-    clock: Box<dyn Clock>,
+    clock: std::sync::Arc<dyn Clock>,
     actor: String,
 }
 
@@ -346,7 +346,7 @@ impl App {
             config_arg: cli.config.clone(),
             data_dir,
             location,
-            clock: Box::new(SystemClock),
+            clock: crate::clock::system(),
             actor: format!("cli:{}", actor_name()),
         })
     }
@@ -519,7 +519,7 @@ fn dispatch(app: &App, command: Command) -> Result<()> {
             runtime.block_on(crate::service::run(
                 config,
                 &app.location,
-                std::sync::Arc::new(SystemClock),
+                crate::clock::system(),
                 crate::service::shutdown_signal(),
                 app.reloader(),
             ))

@@ -1,14 +1,11 @@
 //! `certroll notifications` (the delivery queue) and `certroll notify test`.
 
-use std::sync::Arc;
-
 use anyhow::{Result, anyhow};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::output;
 use super::{App, Reported, UsageError};
-use crate::clock::SystemClock;
 use crate::notify::channel::SendResult;
 use crate::notify::notifier::Notifier;
 
@@ -151,7 +148,7 @@ pub fn run_notify(app: &App, args: NotifyArgs) -> Result<()> {
     let NotifyCommand::Test { channel, json } = args.command;
     let store = app.open_store()?;
     let notifier =
-        Notifier::new(store, &app.config, Arc::new(SystemClock)).map_err(|e| anyhow!(e))?;
+        Notifier::new(store, &app.config, crate::clock::system()).map_err(|e| anyhow!(e))?;
     if !notifier.has_channels() {
         return Err(UsageError(
             "no notification channel is configured ([[notify.email]] or [[notify.webhook]])".into(),

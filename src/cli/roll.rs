@@ -10,7 +10,6 @@ use serde_json::json;
 use super::output::{self, short};
 use super::{App, Reported, UsageError};
 use crate::cert::Scope;
-use crate::clock::SystemClock;
 use crate::schedule::engine::Engine;
 use crate::store::{JobFilter, RollOutcome, describe_lateness};
 
@@ -65,12 +64,12 @@ pub fn run(app: &App, args: RollArgs) -> Result<()> {
     }
     if args.dry_run {
         let store = app.open_store_read_only()?;
-        let engine = Engine::new(store, Arc::new(app.config.clone()), Arc::new(SystemClock))?;
+        let engine = Engine::new(store, Arc::new(app.config.clone()), crate::clock::system())?;
         return print_plan(&engine.plan_once(&filter, args.now)?, args.json);
     }
     let store = app.open_store()?;
     let config = Arc::new(app.config.clone());
-    let mut engine = Engine::new(store, config.clone(), Arc::new(SystemClock))?
+    let mut engine = Engine::new(store, config.clone(), crate::clock::system())?
         .with_stagers(crate::deploy::deployer::stagers(config));
     let (summary, results) = engine.run_once(&filter, args.now)?;
 

@@ -9,7 +9,6 @@ use serde_json::json;
 
 use super::output::{self, short_opt};
 use super::{App, Reported, UsageError};
-use crate::clock::SystemClock;
 use crate::deploy::deployer::Deployer;
 use crate::deploy::status::{StatusRow, rows};
 
@@ -150,7 +149,7 @@ pub fn run_agent(app: &App, args: AgentArgs) -> Result<()> {
         let mut d = Deployer::new(
             app.open_store_read_only()?,
             config,
-            Arc::new(SystemClock),
+            crate::clock::system(),
             Some(args.server.clone()),
         )
         .dry_run();
@@ -171,7 +170,7 @@ pub fn run_agent(app: &App, args: AgentArgs) -> Result<()> {
         let mut d = Deployer::new(
             app.open_store()?,
             config,
-            Arc::new(SystemClock),
+            crate::clock::system(),
             Some(args.server.clone()),
         );
         let s = d.pass()?;
@@ -193,7 +192,7 @@ pub fn run_agent(app: &App, args: AgentArgs) -> Result<()> {
     runtime.block_on(crate::service::run_agent(
         config,
         &app.location,
-        Arc::new(SystemClock),
+        crate::clock::system(),
         args.server,
         crate::service::shutdown_signal(),
         app.reloader(),

@@ -732,6 +732,48 @@ impl Store {
         }
     }
 
+    /// `certroll bench`: moves every scheduled job (and its slot's
+    /// pending instant) to `at`.
+    pub fn bench_move_due(&mut self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let tx = self.conn.begin()?;
+        tx.exec(
+            "UPDATE jobs SET due_at = ?1, run_after = ?1 WHERE state = 'scheduled'",
+            vals![&ts(at)],
+        )?;
+        tx.exec(
+            "UPDATE slots SET effective_at = ?1 WHERE pending_cert IS NOT NULL",
+            vals![&ts(at)],
+        )?;
+        tx.commit()
+    }
+
+    /// `certroll bench`: spreads the scheduled jobs, in id order, `step`
+    /// apart from `start`.
+    pub fn bench_spread_due(
+        &mut self,
+        start: DateTime<Utc>,
+        step: Duration,
+    ) -> Result<(), StoreError> {
+        let ids = self.conn.rows(
+            "SELECT id, slot_id FROM jobs WHERE state = 'scheduled' ORDER BY id",
+            &[],
+            |r| Ok((r.int(0)?, r.int(1)?)),
+        )?;
+        let tx = self.conn.begin()?;
+        for (i, (id, slot)) in ids.iter().enumerate() {
+            let at = ts(start + step * (i as i32));
+            tx.exec(
+                "UPDATE jobs SET due_at = ?1, run_after = ?1 WHERE id = ?2",
+                vals![&at, *id],
+            )?;
+            tx.exec(
+                "UPDATE slots SET effective_at = ?1 WHERE id = ?2",
+                vals![&at, *slot],
+            )?;
+        }
+        tx.commit()
+    }
+
     pub fn job(&self, id: i64) -> Result<Option<Job>, StoreError> {
         self.conn.row(
             &format!("SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.id = ?1"),

@@ -561,9 +561,9 @@ impl Store {
     }
 
     /// Reads the database's clock between two readings of this host's:
-    /// the skew is the database's time minus the midpoint. Past a second
-    /// it is worth a warning: leases are judged by the database's clock,
-    /// instants by the engine's, which [`Store::clock_skew`] corrects.
+    /// the skew is the database's time minus the midpoint. Leases are
+    /// judged by the database's clock, instants by the engine's, which the
+    /// service corrects by this skew (and warns past a second).
     fn measure_skew(&mut self) -> Result<(), StoreError> {
         let before = Utc::now();
         let db_now = self
@@ -573,13 +573,6 @@ impl Store {
         let after = Utc::now();
         let mid = before + (after - before) / 2;
         self.skew = parse_ts(&db_now)? - mid;
-        if self.skew.num_milliseconds().abs() > 1000 {
-            tracing::warn!(
-                skew_ms = self.skew.num_milliseconds(),
-                store = %self.conn.postgres().map(|c| c.target().to_string()).unwrap_or_default(),
-                "this host's clock differs from the database's by more than a second; certroll runs by the database's clock, but fix the host's (NTP)"
-            );
-        }
         Ok(())
     }
 

@@ -441,3 +441,97 @@ fn another_process_s_change_is_noticed_through_listen_notify() {
         watcher.data_version().unwrap() != before
     });
 }
+
+#[test]
+fn engines_whose_clocks_are_30_s_off_neither_steal_nor_double_a_roll() {
+    let (env, _db) = Env::postgres("[serve]\nlease_seconds = 10\n");
+    let due = chrono::Utc::now() + chrono::Duration::seconds(5);
+    many_scheduled(&env, 300, due);
+    // One host 30 s ahead, one 30 s behind (CERTROLL_CLOCK_OFFSET_MS moves
+    // the process's view of the clock, as a wrong host clock would).
+    let spawn = |offset: &str| {
+        use std::io::BufRead;
+        let mut child = env
+            .command(&["serve", "-vv"])
+            .env("CERTROLL_CLOCK_OFFSET_MS", offset)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        (child, log)
+    };
+    let (mut ahead, ahead_log) = spawn("30000");
+    let (mut behind, behind_log) = spawn("-30000");
+    wait_until(20, "both engines to start", || {
+        ahead_log.lock().unwrap().contains("engine started")
+            && behind_log.lock().unwrap().contains("engine started")
+    });
+    // Nothing rolls early by the real clock, although one engine thinks
+    // the instant passed 25 s ago.
+    while chrono::Utc::now() < due - chrono::Duration::milliseconds(300) {
+        assert_eq!(succeeded(&env), 0, "a roll ran before its instant");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    wait_until(30, "every roll", || succeeded(&env) == 300);
+    // Rolled at the instant, not 30 s late: the engines ran by the
+    // database's clock.
+    assert!(chrono::Utc::now() < due + chrono::Duration::seconds(15));
+    for (c, log) in [(&mut ahead, &ahead_log), (&mut behind, &behind_log)] {
+        let text = log.lock().unwrap().clone();
+        assert!(
+            text.contains("differs from the database's by more than a second"),
+            "{text}"
+        );
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        assert!(c.wait().unwrap().success(), "{text}");
+    }
+    each_rolled_once(&env, 300);
+    assert_eq!(
+        sql_i64(
+            &env,
+            "SELECT count(*) FROM jobs WHERE last_error LIKE '%expired%'"
+        ),
+        0,
+        "a lease was taken away from a live engine"
+    );
+}
+
+#[test]
+fn the_quick_benchmark_runs_on_postgres_beside_sqlite() {
+    let (env, db) = Env::postgres("");
+    let pw = env.path("db-password");
+    let r = env.run(&[
+        "bench",
+        "--quick",
+        "--store",
+        &db.url,
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    for needle in [
+        "rolls due at one instant, 1 engine(s) on PostgreSQL",
+        "rolls due at one instant, 3 engine(s) on PostgreSQL",
+        "distinct instants over",
+        "all committed",
+    ] {
+        assert!(r.stdout.contains(needle), "{needle}:\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains(crate::pg::PASSWORD));
+    // The scratch databases are gone.
+    assert_eq!(
+        db.i64("SELECT count(*) FROM pg_database WHERE datname LIKE 'certroll_bench_%'"),
+        0
+    );
+}

@@ -135,6 +135,29 @@ impl PostgresTarget {
     pub fn describe(&self) -> &str {
         &self.display
     }
+
+    /// The same server and user, database `dbname`.
+    pub fn with_dbname(&self, dbname: &str) -> PostgresTarget {
+        let mut t = self.clone();
+        t.config.dbname(dbname);
+        t.display = describe(&t.config);
+        t
+    }
+
+    /// Creates the empty database `name` on this server (the user needs
+    /// CREATEDB), dropping one left by an earlier run; for `certroll
+    /// bench`'s scratch stores.
+    pub fn create_scratch_database(&self, name: &str) -> Result<PostgresTarget, StoreError> {
+        let conn = PgConn::connect(self)?;
+        conn.batch(&format!("DROP DATABASE IF EXISTS {name}"))?;
+        conn.batch(&format!("CREATE DATABASE {name}"))?;
+        Ok(self.with_dbname(name))
+    }
+
+    /// Drops the scratch database `name`.
+    pub fn drop_scratch_database(&self, name: &str) -> Result<(), StoreError> {
+        PgConn::connect(self)?.batch(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    }
 }
 
 /// `sslmode=verify-full` in the URL: the client library knows only the
