@@ -247,9 +247,14 @@ pub async fn serve(
     clock: Arc<dyn crate::clock::Clock>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let mut store = tokio::task::spawn_blocking(move || Store::open_at(&loc)).await??;
-    // A probe or scrape that waits longer for a lock says "not ready".
-    store.set_busy_timeout(std::time::Duration::from_secs(1))?;
+    // Opened off the async threads (the PostgreSQL client blocks). A probe
+    // or scrape that waits longer for a lock says "not ready".
+    let store = tokio::task::spawn_blocking(move || {
+        let mut store = Store::open_at(&loc)?;
+        store.set_busy_timeout(std::time::Duration::from_secs(1))?;
+        Ok::<_, crate::store::StoreError>(store)
+    })
+    .await??;
     let limits = configs.borrow().http.clone();
     let state = AppState {
         store: Arc::new(Mutex::new(store)),

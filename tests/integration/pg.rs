@@ -268,6 +268,14 @@ impl Drop for Private {
     }
 }
 
+/// Held by the scenarios that run several engines over hundreds of rolls:
+/// one at a time, so that on a 2-core machine they do not starve each
+/// other (nor the other tests, which go on in parallel).
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// One test's PostgreSQL database.
 #[derive(Clone, Debug)]
 pub struct Db {

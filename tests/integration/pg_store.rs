@@ -80,6 +80,7 @@ fn each_rolled_once(env: &Env, n: i64) {
 
 #[test]
 fn three_engines_and_a_roll_loop_run_1000_jobs_exactly_once_on_postgres() {
+    let _one_at_a_time = heavy();
     let (env, _db) = Env::postgres("");
     let due = chrono::Utc::now() + chrono::Duration::seconds(4);
     many_scheduled(&env, 1000, due);
@@ -106,6 +107,7 @@ fn three_engines_and_a_roll_loop_run_1000_jobs_exactly_once_on_postgres() {
 
 #[test]
 fn kill_9_of_an_engine_on_postgres_leaves_its_jobs_to_the_others_after_its_lease() {
+    let _one_at_a_time = heavy();
     let (env, _db) = Env::postgres("[serve]\nbatch_size = 1\npreclaim_ms = 0\nlease_seconds = 3\n");
     let due = chrono::Utc::now() + chrono::Duration::seconds(3);
     many_scheduled(&env, 1000, due);
@@ -132,6 +134,7 @@ fn kill_9_of_an_engine_on_postgres_leaves_its_jobs_to_the_others_after_its_lease
 
 #[test]
 fn postgres_restarted_during_a_burst_loses_and_doubles_nothing() {
+    let _one_at_a_time = heavy();
     // A cluster of its own: the others' tests go on meanwhile.
     let cluster = Cluster::private();
     let (env, _db) = Env::postgres_in(
@@ -340,6 +343,7 @@ path = "{d}/srv/{{server}}/cert.pem"
 
 #[test]
 fn two_agents_on_two_machines_deploy_a_roll_at_its_instant_while_an_engine_dies() {
+    let _one_at_a_time = heavy();
     let db = Db::new();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
@@ -444,6 +448,7 @@ fn another_process_s_change_is_noticed_through_listen_notify() {
 
 #[test]
 fn engines_whose_clocks_are_30_s_off_neither_steal_nor_double_a_roll() {
+    let _one_at_a_time = heavy();
     let (env, _db) = Env::postgres("[serve]\nlease_seconds = 10\n");
     let due = chrono::Utc::now() + chrono::Duration::seconds(5);
     many_scheduled(&env, 300, due);
@@ -509,6 +514,7 @@ fn engines_whose_clocks_are_30_s_off_neither_steal_nor_double_a_roll() {
 
 #[test]
 fn the_quick_benchmark_runs_on_postgres_beside_sqlite() {
+    let _one_at_a_time = heavy();
     let (env, db) = Env::postgres("");
     let pw = env.path("db-password");
     let r = env.run(&[
@@ -534,4 +540,73 @@ fn the_quick_benchmark_runs_on_postgres_beside_sqlite() {
         db.i64("SELECT count(*) FROM pg_database WHERE datname LIKE 'certroll_bench_%'"),
         0
     );
+}
+
+#[test]
+fn rolls_and_deliveries_survive_a_postgres_restart_and_readyz_says_so() {
+    let _one_at_a_time = heavy();
+    use crate::peers::{Receiver, free_port};
+    let cluster = Cluster::private();
+    let hook = Receiver::start(b"hook-secret", vec![200]);
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "hook-secret\n").unwrap();
+    let port = free_port();
+    let (env, _db) = Env::postgres_in(
+        Db::new_in(&cluster),
+        &format!(
+            "[serve]\nbatch_size = 1\npreclaim_ms = 0\nlease_seconds = 5\n\
+             [notify]\nretry_base_seconds = 1\nretry_max_seconds = 2\nlease_seconds = 5\n\
+             [[notify.webhook]]\nname = \"hooks\"\nurl = \"{}\"\nsecret_file = \"{}\"\nevents = [\"roll.succeeded\"]\n\
+             [http]\nlisten = \"127.0.0.1:{port}\"\n",
+            hook.url(),
+            secret.path().display()
+        ),
+    );
+    let due = chrono::Utc::now() + chrono::Duration::seconds(3);
+    many_scheduled(&env, 300, due);
+    let serve = env.serve();
+    wait_until(60, "rolls and deliveries under way", || {
+        hook.got.lock().unwrap().len() >= 20
+    });
+    assert_eq!(
+        http_get(port, "/readyz").map(|r| r.0).ok(),
+        Some(200),
+        "{}",
+        serve.log()
+    );
+    cluster.stop_immediate();
+    let mut body = String::new();
+    wait_until(10, "/readyz to say not ready", || {
+        let (status, b) = http_get(port, "/readyz").unwrap();
+        body = b;
+        status == 503
+    });
+    assert!(
+        body.contains("store:") && body.contains("unreachable"),
+        "{body}"
+    );
+    cluster.start_again();
+    wait_until(30, "ready again", || {
+        http_get(port, "/readyz").unwrap().0 == 200
+    });
+    wait_until(120, "every roll", || succeeded(&env) == 300);
+    wait_until(60, "every event delivered", || {
+        sql_i64(
+            &env,
+            "SELECT count(*) FROM deliveries WHERE state = 'delivered'",
+        ) == 300
+    });
+    let log = serve.log();
+    assert_eq!(serve.stop(), 0, "{log}");
+    each_rolled_once(&env, 300);
+    // Each event reached the hook; those sent just as the database went
+    // away (at most a batch of the notifier, 64) may come twice, with the
+    // same event id (receivers deduplicate on it).
+    let got = hook.got.lock().unwrap().clone();
+    let ids: std::collections::HashSet<String> = got
+        .iter()
+        .map(|r| r.header("X-Certroll-Event-Id").unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 300);
+    assert!(got.len() <= 300 + 64, "{} sends for 300 events", got.len());
 }
