@@ -130,6 +130,9 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_by_state ON jobs (state, id);
 CREATE INDEX jobs_by_slot ON jobs (slot_id, state);
+-- A slot's latest job (the expiry watch, check): without it PostgreSQL
+-- walks the whole primary key backwards for each slot.
+CREATE INDEX jobs_latest_by_slot ON jobs (slot_id, id);
 CREATE UNIQUE INDEX jobs_one_live_per_slot ON jobs (slot_id)
     WHERE state IN ('scheduled', 'running');
 CREATE INDEX jobs_runnable ON jobs (run_after, id) WHERE state = 'scheduled';
