@@ -117,6 +117,27 @@ fn bench_config() -> Result<Arc<Config>> {
     )?))
 }
 
+/// A burst's figures: when the last of `n` rolls committed, and the
+/// lateness percentiles (`lat` sorted, in ms).
+fn print_burst(out: &mut dyn std::io::Write, title: &str, n: usize, lat: &[f64]) -> Result<()> {
+    let last = lat.iter().cloned().fold(0.0, f64::max);
+    writeln!(out, "\n{title}:")?;
+    writeln!(
+        out,
+        "  all committed {:.3} s after the instant, {:.0} rolls/s",
+        last / 1000.0,
+        n as f64 / (last / 1000.0).max(1e-9)
+    )?;
+    writeln!(
+        out,
+        "  lateness p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(lat, 50.0),
+        percentile(lat, 99.0),
+        last
+    )?;
+    Ok(())
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -239,20 +260,11 @@ pub fn run(
             ));
         }
         let lat = run_engine(store, n)?;
-        let last = lat.iter().cloned().fold(0.0, f64::max);
-        writeln!(out, "\n{n} rolls due at one instant (engine of `serve`):")?;
-        writeln!(
+        print_burst(
             out,
-            "  all committed {:.3} s after the instant, {:.0} rolls/s",
-            last / 1000.0,
-            n as f64 / (last / 1000.0).max(1e-9)
-        )?;
-        writeln!(
-            out,
-            "  lateness p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            percentile(&lat, 50.0),
-            percentile(&lat, 99.0),
-            last
+            &format!("{n} rolls due at one instant (engine of `serve`)"),
+            n,
+            &lat,
         )?;
     }
 
@@ -715,23 +727,11 @@ pub fn run_postgres(
                 stores.push(Store::open_at(&loc)?);
             }
             let lat = run_engines(stores, n)?;
-            let last = lat.iter().cloned().fold(0.0, f64::max);
-            writeln!(
+            print_burst(
                 out,
-                "\n{n} rolls due at one instant, {engines} engine(s) on PostgreSQL:"
-            )?;
-            writeln!(
-                out,
-                "  all committed {:.3} s after the instant, {:.0} rolls/s",
-                last / 1000.0,
-                n as f64 / (last / 1000.0).max(1e-9)
-            )?;
-            writeln!(
-                out,
-                "  lateness p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-                percentile(&lat, 50.0),
-                percentile(&lat, 99.0),
-                last
+                &format!("{n} rolls due at one instant, {engines} engine(s) on PostgreSQL"),
+                n,
+                &lat,
             )?;
             target.drop_scratch_database(&name)?;
         }

@@ -108,6 +108,17 @@ impl Default for StoreConfig {
 /// The environment variable that may hold the database password.
 pub const STORE_PASSWORD_ENV: &str = "CERTROLL_STORE_PASSWORD";
 
+/// The database password: the first line of `file`, else
+/// `CERTROLL_STORE_PASSWORD`, else none.
+pub fn store_password(file: Option<&Path>) -> Result<Option<zeroize::Zeroizing<String>>, String> {
+    match file {
+        Some(f) => crate::input::secret(Some(f), None, "database password"),
+        None => Ok(std::env::var(STORE_PASSWORD_ENV)
+            .ok()
+            .map(zeroize::Zeroizing::new)),
+    }
+}
+
 /// The systemd credential name of the master key.
 pub const MASTER_KEY_CREDENTIAL: &str = "certroll-master-key";
 
@@ -143,12 +154,7 @@ impl StoreConfig {
         let database = match &self.url {
             None => crate::store::Database::Sqlite,
             Some(url) => {
-                let password = match &self.password_file {
-                    Some(f) => crate::input::secret(Some(f), None, "database password")?,
-                    None => std::env::var(STORE_PASSWORD_ENV)
-                        .ok()
-                        .map(zeroize::Zeroizing::new),
-                };
+                let password = store_password(self.password_file.as_deref())?;
                 let target = crate::store::PostgresTarget::parse(
                     url,
                     password.as_ref().map(|p| p.as_str()),

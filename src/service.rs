@@ -65,10 +65,9 @@ async fn pool_clock(
         return Ok(clock);
     }
     let l = loc.clone();
-    let store_skew =
-        tokio::task::spawn_blocking(move || Store::open_at(&l).map(|s| s.clock_skew()))
-            .await
-            .context("the store could not be opened")??;
+    let store_skew = tokio::task::spawn_blocking(move || Store::open_at(&l)?.clock_skew())
+        .await
+        .context("the store could not be opened")??;
     // The store measured against the system's clock; this process may run
     // by another (CERTROLL_CLOCK_OFFSET_MS).
     let skew = store_skew + (chrono::Utc::now() - clock.now());

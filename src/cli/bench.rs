@@ -38,13 +38,8 @@ pub fn run(_app: &App, args: BenchArgs) -> Result<()> {
     // Parsed first: a bad URL fails before minutes of SQLite figures.
     let target = match &args.store {
         Some(url) => {
-            let password = match &args.password_file {
-                Some(f) => crate::input::secret(Some(f), None, "database password")
-                    .map_err(anyhow::Error::msg)?,
-                None => std::env::var(crate::config::STORE_PASSWORD_ENV)
-                    .ok()
-                    .map(zeroize::Zeroizing::new),
-            };
+            let password = crate::config::store_password(args.password_file.as_deref())
+                .map_err(anyhow::Error::msg)?;
             Some(
                 crate::store::PostgresTarget::parse(
                     url,

@@ -68,14 +68,8 @@ fn copy(app: &App, args: CopyArgs) -> Result<()> {
             })
         })
         .transpose()?;
-    let password = match &args.password_file {
-        Some(f) => {
-            crate::input::secret(Some(f), None, "database password").map_err(anyhow::Error::msg)?
-        }
-        None => std::env::var(crate::config::STORE_PASSWORD_ENV)
-            .ok()
-            .map(zeroize::Zeroizing::new),
-    };
+    let password =
+        crate::config::store_password(args.password_file.as_deref()).map_err(anyhow::Error::msg)?;
     let target = PostgresTarget::parse(
         &args.to,
         password.as_ref().map(|p| p.as_str()),

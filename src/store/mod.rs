@@ -326,9 +326,6 @@ pub struct Store {
     dir: PathBuf,
     /// The master key file.
     master_path: PathBuf,
-    /// The database's clock minus this host's, measured when connecting
-    /// (PostgreSQL; zero on SQLite).
-    skew: chrono::Duration,
     /// Opened read-only on a data directory that holds no store yet: an
     /// empty store in memory, so that nothing is created on disk.
     absent: bool,
@@ -458,7 +455,6 @@ impl Store {
             conn,
             dir: dir.to_path_buf(),
             master_path: keyring::master_key_path(dir),
-            skew: chrono::Duration::zero(),
             absent,
             checkpointed_at: None,
             master: None,
@@ -518,9 +514,7 @@ impl Store {
             Database::Postgres(target) => {
                 let mut conn = Conn::Postgres(Box::new(db::postgres::PgConn::connect(target)?));
                 pg_schema::migrate(&mut conn)?;
-                let mut store = Store::with_conn(conn, &loc.data_dir, false);
-                store.measure_skew()?;
-                store
+                Store::with_conn(conn, &loc.data_dir, false)
             }
         };
         store.master_path = loc.master_key_path();
@@ -549,9 +543,7 @@ impl Store {
                     }
                     Some(_) => {
                         pg_schema::migrate(&mut conn)?;
-                        let mut store = Store::with_conn(conn, &loc.data_dir, false);
-                        store.measure_skew()?;
-                        store
+                        Store::with_conn(conn, &loc.data_dir, false)
                     }
                 }
             }
@@ -560,26 +552,22 @@ impl Store {
         Ok(store)
     }
 
-    /// Reads the database's clock between two readings of this host's:
-    /// the skew is the database's time minus the midpoint. Leases are
-    /// judged by the database's clock, instants by the engine's, which the
-    /// service corrects by this skew (and warns past a second).
-    fn measure_skew(&mut self) -> Result<(), StoreError> {
+    /// The database's clock minus this host's: the database's time read
+    /// between two readings of the host's, less their midpoint (zero on
+    /// SQLite, whose processes share one host's clock). Leases are judged
+    /// by the database's clock, instants by the engine's, which the service
+    /// corrects by this skew (and warns past a second).
+    pub fn clock_skew(&self) -> Result<chrono::Duration, StoreError> {
+        if self.conn.backend() == Backend::Sqlite {
+            return Ok(chrono::Duration::zero());
+        }
         let before = Utc::now();
         let db_now = self
             .conn
             .row("SELECT certroll_ts(clock_timestamp())", &[], |r| r.text(0))?
             .ok_or_else(|| StoreError::Corrupt("the database has no clock".into()))?;
         let after = Utc::now();
-        let mid = before + (after - before) / 2;
-        self.skew = parse_ts(&db_now)? - mid;
-        Ok(())
-    }
-
-    /// The database's clock minus this host's, measured when connecting
-    /// (zero on SQLite, whose processes share one host's clock).
-    pub fn clock_skew(&self) -> chrono::Duration {
-        self.skew
+        Ok(parse_ts(&db_now)? - (before + (after - before) / 2))
     }
 
     /// Which database the store runs on.

@@ -369,9 +369,26 @@ impl Drop for Tx<'_> {
     }
 }
 
-impl Exec for Tx<'_> {
+/// Runs statements on its connection, inside an open transaction.
+trait InTx {
+    fn conn(&self) -> &Conn;
+}
+
+impl InTx for Tx<'_> {
+    fn conn(&self) -> &Conn {
+        self.conn
+    }
+}
+
+impl InTx for Savepoint<'_> {
+    fn conn(&self) -> &Conn {
+        self.tx.conn
+    }
+}
+
+impl<T: InTx> Exec for T {
     fn backend(&self) -> Backend {
-        self.conn.backend()
+        self.conn().backend()
     }
 
     fn in_tx(&self) -> bool {
@@ -379,25 +396,25 @@ impl Exec for Tx<'_> {
     }
 
     fn exec(&self, sql: &str, params: &[Value<'_>]) -> Result<usize, StoreError> {
-        self.conn.exec(sql, params)
+        self.conn().exec(sql, params)
     }
 
-    fn rows<T>(
+    fn rows<U>(
         &self,
         sql: &str,
         params: &[Value<'_>],
-        read: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
-    ) -> Result<Vec<T>, StoreError> {
-        self.conn.rows(sql, params, read)
+        read: impl FnMut(&Row<'_>) -> Result<U, StoreError>,
+    ) -> Result<Vec<U>, StoreError> {
+        self.conn().rows(sql, params, read)
     }
 
-    fn row<T>(
+    fn row<U>(
         &self,
         sql: &str,
         params: &[Value<'_>],
-        read: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
-    ) -> Result<Option<T>, StoreError> {
-        self.conn.row(sql, params, read)
+        read: impl FnMut(&Row<'_>) -> Result<U, StoreError>,
+    ) -> Result<Option<U>, StoreError> {
+        self.conn().row(sql, params, read)
     }
 }
 
@@ -441,38 +458,6 @@ impl Drop for Savepoint<'_> {
         if self.open {
             let _ = self.finish(true);
         }
-    }
-}
-
-impl Exec for Savepoint<'_> {
-    fn backend(&self) -> Backend {
-        self.tx.backend()
-    }
-
-    fn in_tx(&self) -> bool {
-        true
-    }
-
-    fn exec(&self, sql: &str, params: &[Value<'_>]) -> Result<usize, StoreError> {
-        self.tx.exec(sql, params)
-    }
-
-    fn rows<T>(
-        &self,
-        sql: &str,
-        params: &[Value<'_>],
-        read: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
-    ) -> Result<Vec<T>, StoreError> {
-        self.tx.rows(sql, params, read)
-    }
-
-    fn row<T>(
-        &self,
-        sql: &str,
-        params: &[Value<'_>],
-        read: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
-    ) -> Result<Option<T>, StoreError> {
-        self.tx.row(sql, params, read)
     }
 }
 
