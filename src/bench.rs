@@ -35,6 +35,29 @@ pub struct BenchPlan {
     pub idle_n: usize,
     pub idle_secs: u64,
     pub delivery_n: usize,
+    /// Only these measurements (all when empty).
+    pub only: Vec<Case>,
+}
+
+/// One of the benchmark's measurements (`--only`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Case {
+    /// Scheduling rolls, in one transaction and one transaction each
+    Schedule,
+    /// Rolls due at one instant, and the limit of the store's own writes
+    Burst,
+    /// Rolls at distinct instants over a window: lateness
+    Spread,
+    /// Events through the outbox to a local webhook
+    Delivery,
+    /// An idle `certroll serve`, then scrapes of its /metrics
+    Idle,
+}
+
+impl BenchPlan {
+    fn runs(&self, case: Case) -> bool {
+        self.only.is_empty() || self.only.contains(&case)
+    }
 }
 
 impl BenchPlan {
@@ -47,6 +70,7 @@ impl BenchPlan {
             idle_n: 100_000,
             idle_secs: 60,
             delivery_n: 10_000,
+            only: Vec::new(),
         }
     }
 
@@ -59,6 +83,7 @@ impl BenchPlan {
             idle_n: 1_000,
             idle_secs: 2,
             delivery_n: 200,
+            only: Vec::new(),
         }
     }
 }
@@ -120,7 +145,7 @@ fn bench_config() -> Result<Arc<Config>> {
 /// A burst's figures: when the last of `n` rolls committed, and the
 /// lateness percentiles (`lat` sorted, in ms).
 fn print_burst(out: &mut dyn std::io::Write, title: &str, n: usize, lat: &[f64]) -> Result<()> {
-    let last = lat.iter().cloned().fold(0.0, f64::max);
+    let last = last(lat);
     writeln!(out, "\n{title}:")?;
     writeln!(
         out,
@@ -134,6 +159,135 @@ fn print_burst(out: &mut dyn std::io::Write, title: &str, n: usize, lat: &[f64])
         percentile(lat, 50.0),
         percentile(lat, 99.0),
         last
+    )?;
+    Ok(())
+}
+
+/// `n` rolls due at one instant, run by `engines` engines of `serve` on
+/// the store at `loc` (fresh): the lateness of each, sorted, in ms.
+fn burst(
+    loc: &crate::store::Location,
+    n: usize,
+    engines: usize,
+    a: &Entry,
+    b: &Entry,
+) -> Result<Vec<f64>> {
+    let (mut store, keys) = prepared_at(loc, "b", n, a)?;
+    let t = Instant::now();
+    store.schedule(
+        Some(&new_cert(b)),
+        &b.cert.thumbprint,
+        &keys,
+        Utc::now() + Duration::days(1),
+        false,
+        &ctx(),
+    )?;
+    // Scheduled far ahead, then moved to the instant: the time to schedule
+    // does not eat into the lead.
+    let lead = Duration::milliseconds(2_000) + Duration::from_std(t.elapsed())?;
+    store.bench_move_due(Utc::now() + lead)?;
+    let mut stores = vec![store];
+    for _ in 1..engines {
+        stores.push(Store::open_at(loc)?);
+    }
+    run_engines(stores, n)
+}
+
+/// The limit of the store's own writes for a burst of `n` (see
+/// `Store::bench_write_limit`), on the store at `loc` (fresh): seconds.
+fn write_limit(loc: &crate::store::Location, n: usize, a: &Entry, b: &Entry) -> Result<f64> {
+    let (mut store, keys) = prepared_at(loc, "w", n, a)?;
+    store.schedule(
+        Some(&new_cert(b)),
+        &b.cert.thumbprint,
+        &keys,
+        Utc::now() + Duration::days(1),
+        false,
+        &ctx(),
+    )?;
+    let batch = bench_config()?.serve.batch_size as usize;
+    let (took, done) = store.bench_write_limit("bench-limit", batch)?;
+    if done != n {
+        return Err(anyhow!("the write limit wrote {done} of {n} rolls"));
+    }
+    Ok(took.as_secs_f64())
+}
+
+/// The write limit's figures, and each burst's share of its rate (`bursts`:
+/// a label and the lateness of its last roll in ms).
+fn print_limit(
+    out: &mut dyn std::io::Write,
+    n: usize,
+    limit: f64,
+    bursts: &[(&str, f64)],
+) -> Result<()> {
+    let batch = bench_config()?.serve.batch_size;
+    writeln!(
+        out,
+        "  limit of the store's own writes: {limit:.3} s, {:.0} rolls/s (the statements of a roll's transaction, {batch} rolls to one, no engine)",
+        n as f64 / limit.max(1e-9)
+    )?;
+    for (label, last_ms) in bursts {
+        writeln!(
+            out,
+            "  the burst{label} ran at {:.0} % of that rate",
+            100.0 * limit / (last_ms / 1000.0).max(1e-9)
+        )?;
+    }
+    Ok(())
+}
+
+/// The lateness of the last roll of a burst (`lat` sorted), in ms.
+fn last(lat: &[f64]) -> f64 {
+    lat.iter().cloned().fold(0.0, f64::max)
+}
+
+/// `plan.spread_n` rolls at distinct instants over `plan.spread_secs`, on
+/// the store at `loc` (fresh), each scheduled in a transaction of its own
+/// as separate `set --roll` would: the lateness of each, sorted, in ms.
+fn spread(
+    loc: &crate::store::Location,
+    plan: &BenchPlan,
+    a: &Entry,
+    b: &Entry,
+) -> Result<Vec<f64>> {
+    let n = plan.spread_n;
+    let (mut store, keys) = prepared_at(loc, "d", n, a)?;
+    let far = Utc::now() + Duration::days(1);
+    for k in &keys {
+        store.schedule(
+            Some(&new_cert(b)),
+            &b.cert.thumbprint,
+            std::slice::from_ref(k),
+            far,
+            false,
+            &ctx(),
+        )?;
+    }
+    // Then moved into the window, which opens after the engine's start.
+    let start = Utc::now() + Duration::seconds(2);
+    let step = Duration::microseconds(plan.spread_secs * 1_000_000 / n as i64);
+    store.bench_spread_due(start, step)?;
+    run_engine(store, n)
+}
+
+fn print_spread(
+    out: &mut dyn std::io::Write,
+    plan: &BenchPlan,
+    on: &str,
+    lat: &[f64],
+) -> Result<()> {
+    writeln!(
+        out,
+        "\n{} rolls at distinct instants over {} s{on}:",
+        plan.spread_n, plan.spread_secs
+    )?;
+    writeln!(
+        out,
+        "  lateness p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        percentile(lat, 50.0),
+        percentile(lat, 99.0),
+        lat.last().copied().unwrap_or(f64::NAN)
     )?;
     Ok(())
 }
@@ -191,7 +345,7 @@ pub fn run(
     )?;
 
     // 1. Scheduling.
-    let (rate, rate_each) = {
+    if plan.runs(Case::Schedule) {
         let n = plan.schedule_n;
         let (mut store, keys) = prepared(&root.join("schedule"), "s", n, &a)?;
         let at = Utc::now() + Duration::days(1);
@@ -232,88 +386,34 @@ pub fn run(
             per as f64 / each.as_secs_f64(),
             each.as_secs_f64() * 1000.0 / per as f64
         )?;
-        (
-            n as f64 / one_tx.as_secs_f64(),
-            per as f64 / each.as_secs_f64(),
-        )
-    };
+    }
 
-    // 2. Bursts: all due at one instant.
-    for &n in &plan.burst_sizes {
-        let dir = root.join(format!("burst-{n}"));
-        let (mut store, keys) = prepared(&dir, "b", n, &a)?;
-        // The instant: after scheduling (at the rate measured above, with
-        // room to spare) and the engine's start.
-        let lead_ms = 2_000 + (2.0 * 1000.0 * n as f64 / rate) as i64;
-        let due = Utc::now() + Duration::milliseconds(lead_ms);
-        store.schedule(
-            Some(&new_cert(&b)),
-            &b.cert.thumbprint,
-            &keys,
-            due,
-            false,
-            &ctx(),
-        )?;
-        if Utc::now() + Duration::milliseconds(500) > due {
-            return Err(anyhow!(
-                "scheduling {n} rolls took too long to measure the burst"
-            ));
+    // 2. Bursts: all due at one instant, and the store's own write limit.
+    if plan.runs(Case::Burst) {
+        for &n in &plan.burst_sizes {
+            let loc = crate::store::Location::sqlite(&root.join(format!("burst-{n}")));
+            let lat = burst(&loc, n, 1, &a, &b)?;
+            print_burst(
+                out,
+                &format!("{n} rolls due at one instant (engine of `serve`)"),
+                n,
+                &lat,
+            )?;
+            let loc = crate::store::Location::sqlite(&root.join(format!("limit-{n}")));
+            let limit = write_limit(&loc, n, &a, &b)?;
+            print_limit(out, n, limit, &[("", last(&lat))])?;
         }
-        let lat = run_engine(store, n)?;
-        print_burst(
-            out,
-            &format!("{n} rolls due at one instant (engine of `serve`)"),
-            n,
-            &lat,
-        )?;
     }
 
     // 3. Spread: distinct instants over a window.
-    {
-        let n = plan.spread_n;
-        let dir = root.join("spread");
-        let (mut store, keys) = prepared(&dir, "d", n, &a)?;
-        // Scheduled one transaction each (at the rate measured above), so
-        // the window opens after the last is in.
-        let start = Utc::now()
-            + Duration::milliseconds(2_000 + (2.0 * 1000.0 * n as f64 / rate_each) as i64);
-        let step = Duration::microseconds(plan.spread_secs * 1_000_000 / n as i64);
-        let t0 = Instant::now();
-        for (i, k) in keys.iter().enumerate() {
-            let at = start + step * (i as i32);
-            // One transaction per instant, as separate `set --roll` would.
-            store.schedule(
-                Some(&new_cert(&b)),
-                &b.cert.thumbprint,
-                std::slice::from_ref(k),
-                at,
-                false,
-                &ctx(),
-            )?;
-        }
-        if Utc::now() > start {
-            return Err(anyhow!(
-                "scheduling took {:.1} s and overran the window; the spread figures would be wrong",
-                t0.elapsed().as_secs_f64()
-            ));
-        }
-        let lat = run_engine(store, n)?;
-        writeln!(
-            out,
-            "\n{n} rolls at distinct instants over {} s:",
-            plan.spread_secs
-        )?;
-        writeln!(
-            out,
-            "  lateness p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-            percentile(&lat, 50.0),
-            percentile(&lat, 99.0),
-            lat.last().copied().unwrap_or(f64::NAN)
-        )?;
+    if plan.runs(Case::Spread) {
+        let loc = crate::store::Location::sqlite(&root.join("spread"));
+        let lat = spread(&loc, plan, &a, &b)?;
+        print_spread(out, plan, "", &lat)?;
     }
 
     // 4. Notifications: events through the outbox to a local webhook.
-    if plan.delivery_n > 0 {
+    if plan.runs(Case::Delivery) && plan.delivery_n > 0 {
         let n = plan.delivery_n;
         let dir = root.join("delivery");
         let (store, _) = prepared(&dir, "n", n, &a)?;
@@ -361,7 +461,7 @@ pub fn run(
     }
 
     // 5. An idle `certroll serve` process over many scheduled rolls.
-    {
+    if plan.runs(Case::Idle) {
         let n = plan.idle_n;
         let dir = root.join("idle");
         let (mut store, keys) = prepared(&dir, "i", n, &a)?;
@@ -703,70 +803,37 @@ pub fn run_postgres(
             name,
         ))
     };
-    for &n in &plan.burst_sizes {
-        for engines in [1usize, 3] {
-            let (loc, name) = fresh("burst")?;
-            let (mut store, keys) = prepared_at(&loc, "b", n, &a)?;
-            let t = Instant::now();
-            let due0 = Utc::now();
-            store.schedule(
-                Some(&new_cert(&b)),
-                &b.cert.thumbprint,
-                &keys,
-                due0 + Duration::days(1),
-                false,
-                &ctx(),
-            )?;
-            // Scheduled far ahead, then moved to the instant: the time to
-            // schedule does not eat into the lead.
-            let lead = Duration::milliseconds(2_000) + Duration::from_std(t.elapsed())?;
-            let due = Utc::now() + lead;
-            store.bench_move_due(due)?;
-            let mut stores = vec![store];
-            for _ in 1..engines {
-                stores.push(Store::open_at(&loc)?);
+    if plan.runs(Case::Burst) {
+        for &n in &plan.burst_sizes {
+            let mut lasts = Vec::new();
+            for engines in [1usize, 3] {
+                let (loc, name) = fresh("burst")?;
+                let lat = burst(&loc, n, engines, &a, &b)?;
+                print_burst(
+                    out,
+                    &format!("{n} rolls due at one instant, {engines} engine(s) on PostgreSQL"),
+                    n,
+                    &lat,
+                )?;
+                lasts.push(last(&lat));
+                target.drop_scratch_database(&name)?;
             }
-            let lat = run_engines(stores, n)?;
-            print_burst(
+            let (loc, name) = fresh("limit")?;
+            let limit = write_limit(&loc, n, &a, &b)?;
+            writeln!(out, "{n} rolls on PostgreSQL, the store's own writes:")?;
+            print_limit(
                 out,
-                &format!("{n} rolls due at one instant, {engines} engine(s) on PostgreSQL"),
                 n,
-                &lat,
+                limit,
+                &[(" of 1 engine", lasts[0]), (" of 3 engines", lasts[1])],
             )?;
             target.drop_scratch_database(&name)?;
         }
     }
-    {
-        let n = plan.spread_n;
+    if plan.runs(Case::Spread) {
         let (loc, name) = fresh("spread")?;
-        let (mut store, keys) = prepared_at(&loc, "d", n, &a)?;
-        let far = Utc::now() + Duration::days(1);
-        for k in &keys {
-            store.schedule(
-                Some(&new_cert(&b)),
-                &b.cert.thumbprint,
-                std::slice::from_ref(k),
-                far,
-                false,
-                &ctx(),
-            )?;
-        }
-        let start = Utc::now() + Duration::seconds(2);
-        let step = Duration::microseconds(plan.spread_secs * 1_000_000 / n as i64);
-        store.bench_spread_due(start, step)?;
-        let lat = run_engine(store, n)?;
-        writeln!(
-            out,
-            "\n{n} rolls at distinct instants over {} s, PostgreSQL:",
-            plan.spread_secs
-        )?;
-        writeln!(
-            out,
-            "  lateness p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-            percentile(&lat, 50.0),
-            percentile(&lat, 99.0),
-            lat.last().copied().unwrap_or(f64::NAN)
-        )?;
+        let lat = spread(&loc, plan, &a, &b)?;
+        print_spread(out, plan, ", PostgreSQL", &lat)?;
         target.drop_scratch_database(&name)?;
     }
     Ok(())

@@ -26,14 +26,26 @@ pub struct BenchArgs {
     /// A file holding the PostgreSQL password (else $CERTROLL_STORE_PASSWORD)
     #[arg(long, value_name = "FILE", requires = "store")]
     pub password_file: Option<PathBuf>,
+
+    /// Sizes of the bursts, comma-separated [default: 10000,100000; with --quick 1000]
+    #[arg(long, value_name = "N,...", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub bursts: Vec<u32>,
+
+    /// Run only this measurement (repeat for more) [default: all]
+    #[arg(long, value_name = "CASE", value_enum)]
+    pub only: Vec<bench::Case>,
 }
 
 pub fn run(_app: &App, args: BenchArgs) -> Result<()> {
-    let plan = if args.quick {
+    let mut plan = if args.quick {
         BenchPlan::quick()
     } else {
         BenchPlan::full()
     };
+    plan.only = args.only;
+    if !args.bursts.is_empty() {
+        plan.burst_sizes = args.bursts.iter().map(|&n| n as usize).collect();
+    }
     let bin = std::env::current_exe()?;
     // Parsed first: a bad URL fails before minutes of SQLite figures.
     let target = match &args.store {

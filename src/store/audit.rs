@@ -43,6 +43,110 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
+/// An audit row about to be written (see [`insert`]).
+pub(super) struct AuditRow {
+    at: String,
+    actor: String,
+    action: String,
+    slot: Option<(String, String, String)>,
+    thumbprint: Option<String>,
+    before: Roles,
+    after: Roles,
+    detail: Option<String>,
+}
+
+impl AuditRow {
+    fn new(ctx: &OpCtx, action: &str, slot: Option<&SlotKey>, thumbprint: Option<&str>) -> Self {
+        AuditRow {
+            at: ts(ctx.now),
+            actor: ctx.actor.clone(),
+            action: action.to_string(),
+            slot: slot.map(|s| {
+                (
+                    s.scope.to_string(),
+                    s.scope.key(),
+                    s.usage_type.as_str().to_string(),
+                )
+            }),
+            thumbprint: thumbprint.map(str::to_string),
+            before: Roles::default(),
+            after: Roles::default(),
+            detail: None,
+        }
+    }
+
+    /// About a roll job (cancel, retry, failure): the slot's roles are not
+    /// changed by the row itself.
+    pub(super) fn job(
+        ctx: &OpCtx,
+        action: &str,
+        slot: &SlotKey,
+        thumbprint: &str,
+        job_id: i64,
+        detail: &str,
+    ) -> Self {
+        AuditRow {
+            detail: Some(format!("job {job_id}: {detail}")),
+            ..AuditRow::new(ctx, action, Some(slot), Some(thumbprint))
+        }
+    }
+
+    /// A change of a slot's roles.
+    pub(super) fn slot_change(
+        ctx: &OpCtx,
+        action: &str,
+        slot: &SlotKey,
+        thumbprint: Option<&str>,
+        t: &Transition,
+        detail: &str,
+    ) -> Self {
+        AuditRow {
+            before: Roles::from(&t.before),
+            after: Roles::from(&t.after),
+            detail: (!detail.is_empty()).then(|| detail.to_string()),
+            ..AuditRow::new(ctx, action, Some(slot), thumbprint)
+        }
+    }
+}
+
+/// Writes audit rows, many to a statement.
+pub(super) fn insert(tx: &impl Exec, rows: &[AuditRow]) -> Result<(), StoreError> {
+    super::db::for_rows(
+        tx,
+        rows,
+        &[],
+        &["{}"; 14],
+        |list| {
+            format!(
+                "INSERT INTO audit_log (at, actor, action, scope, scope_key, usage_type, thumbprint,
+                    old_current, old_previous, old_pending, new_current, new_previous, new_pending, detail)
+                 VALUES {list}"
+            )
+        },
+        |r, p| {
+            let slot = r.slot.as_ref();
+            p.extend([
+                Value::from(&r.at),
+                Value::from(&r.actor),
+                Value::from(&r.action),
+                Value::from(slot.map(|s| &s.0)),
+                Value::from(slot.map(|s| &s.1)),
+                Value::from(slot.map(|s| &s.2)),
+                Value::from(r.thumbprint.as_ref()),
+                Value::from(r.before.current.as_ref()),
+                Value::from(r.before.previous.as_ref()),
+                Value::from(r.before.pending.as_ref()),
+                Value::from(r.after.current.as_ref()),
+                Value::from(r.after.previous.as_ref()),
+                Value::from(r.after.pending.as_ref()),
+                Value::from(r.detail.as_ref()),
+            ]);
+        },
+        |_| Ok(()),
+    )?;
+    Ok(())
+}
+
 pub(super) fn record_cert(
     tx: &impl Exec,
     ctx: &OpCtx,
@@ -50,11 +154,11 @@ pub(super) fn record_cert(
     thumbprint: &str,
     detail: &str,
 ) -> Result<(), StoreError> {
-    tx.exec(
-        "INSERT INTO audit_log (at, actor, action, thumbprint, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        vals![&ts(ctx.now), &ctx.actor, action, thumbprint, detail],
-    )?;
-    Ok(())
+    let row = AuditRow {
+        detail: Some(detail.to_string()),
+        ..AuditRow::new(ctx, action, None, Some(thumbprint))
+    };
+    insert(tx, &[row])
 }
 
 /// An audit row about a roll job (cancel, retry): the slot's roles are not
@@ -68,21 +172,10 @@ pub(super) fn record_job(
     job_id: i64,
     detail: &str,
 ) -> Result<(), StoreError> {
-    tx.exec(
-        "INSERT INTO audit_log (at, actor, action, scope, scope_key, usage_type, thumbprint, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        vals![
-            &ts(ctx.now),
-            &ctx.actor,
-            action,
-            &slot.scope.to_string(),
-            &slot.scope.key(),
-            slot.usage_type.as_str(),
-            thumbprint,
-            &format!("job {job_id}: {detail}"),
-        ],
-    )?;
-    Ok(())
+    insert(
+        tx,
+        &[AuditRow::job(ctx, action, slot, thumbprint, job_id, detail)],
+    )
 }
 
 pub(super) fn record_slot_change(
@@ -94,32 +187,89 @@ pub(super) fn record_slot_change(
     t: &Transition,
     detail: &str,
 ) -> Result<(), StoreError> {
-    let (b, a) = (Roles::from(&t.before), Roles::from(&t.after));
-    tx.exec(
-        "INSERT INTO audit_log (at, actor, action, scope, scope_key, usage_type, thumbprint,
-            old_current, old_previous, old_pending, new_current, new_previous, new_pending, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        vals![
-            &ts(ctx.now),
-            &ctx.actor,
-            action,
-            &slot.scope.to_string(),
-            &slot.scope.key(),
-            slot.usage_type.as_str(),
-            thumbprint,
-            b.current.as_ref(),
-            b.previous.as_ref(),
-            b.pending.as_ref(),
-            a.current.as_ref(),
-            a.previous.as_ref(),
-            a.pending.as_ref(),
-            (!detail.is_empty()).then_some(detail),
-        ],
-    )?;
-    Ok(())
+    insert(
+        tx,
+        &[AuditRow::slot_change(
+            ctx, action, slot, thumbprint, t, detail,
+        )],
+    )
 }
 
 pub use crate::cert::types::EventSeverity as Severity;
+
+/// An event about to be written to the outbox (see [`insert_events`]).
+pub(super) struct EventRow {
+    pub(super) event_id: String,
+    kind: String,
+    severity: Severity,
+    scope: Option<String>,
+    usage_type: Option<String>,
+    payload: String,
+    created_at: String,
+}
+
+impl EventRow {
+    pub(super) fn new(
+        ctx: &OpCtx,
+        kind: &str,
+        severity: Severity,
+        slot: Option<&SlotKey>,
+        message: &str,
+        data: serde_json::Value,
+    ) -> Self {
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let payload = serde_json::json!({
+            "event_id": event_id,
+            "kind": kind,
+            "severity": severity.as_str(),
+            "at": ts(ctx.now),
+            "actor": ctx.actor,
+            "scope": slot.map(|s| s.scope.to_string()),
+            "type": slot.map(|s| s.usage_type.to_string()),
+            "message": message,
+            "data": data,
+        });
+        EventRow {
+            event_id,
+            kind: kind.to_string(),
+            severity,
+            scope: slot.map(|s| s.scope.to_string()),
+            usage_type: slot.map(|s| s.usage_type.as_str().to_string()),
+            payload: payload.to_string(),
+            created_at: ts(ctx.now),
+        }
+    }
+}
+
+/// Writes events to the outbox, many to a statement; the notification
+/// service delivers them.
+pub(super) fn insert_events(tx: &impl Exec, rows: &[EventRow]) -> Result<(), StoreError> {
+    super::db::for_rows(
+        tx,
+        rows,
+        &[],
+        &["{}"; 7],
+        |list| {
+            format!(
+                "INSERT INTO outbox (event_id, kind, severity, scope, usage_type, payload, created_at)
+                 VALUES {list}"
+            )
+        },
+        |r, p| {
+            p.extend([
+                Value::from(&r.event_id),
+                Value::from(&r.kind),
+                Value::from(r.severity.as_str()),
+                Value::from(r.scope.as_ref()),
+                Value::from(r.usage_type.as_ref()),
+                Value::from(&r.payload),
+                Value::from(&r.created_at),
+            ]);
+        },
+        |_| Ok(()),
+    )?;
+    Ok(())
+}
 
 /// Writes one event to the outbox; the notification service delivers it.
 /// Returns the event id receivers use to drop duplicates.
@@ -132,33 +282,9 @@ pub(super) fn enqueue(
     message: &str,
     data: serde_json::Value,
 ) -> Result<String, StoreError> {
-    let event_id = uuid::Uuid::new_v4().to_string();
-    let payload = serde_json::json!({
-        "event_id": event_id,
-        "kind": kind,
-        "severity": severity.as_str(),
-        "at": ts(ctx.now),
-        "actor": ctx.actor,
-        "scope": slot.map(|s| s.scope.to_string()),
-        "type": slot.map(|s| s.usage_type.to_string()),
-        "message": message,
-        "data": data,
-    });
-    let scope = slot.map(|s| s.scope.to_string());
-    tx.exec(
-        "INSERT INTO outbox (event_id, kind, severity, scope, usage_type, payload, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        vals![
-            &event_id,
-            kind,
-            severity.as_str(),
-            scope.as_ref(),
-            slot.map(|s| s.usage_type.as_str()),
-            &payload.to_string(),
-            &ts(ctx.now),
-        ],
-    )?;
-    Ok(event_id)
+    let row = EventRow::new(ctx, kind, severity, slot, message, data);
+    insert_events(tx, std::slice::from_ref(&row))?;
+    Ok(row.event_id)
 }
 
 /// Which audit rows to show.

@@ -1,7 +1,7 @@
 //! Certificate rows: import (idempotent, adding a missing key or chain),
 //! lookup by thumbprint or unique prefix, listing, and key unsealing.
 
-use super::db::{Exec, Row, vals};
+use super::db::{Exec, Row, Value, vals};
 use chrono::{DateTime, Utc};
 
 use super::{LookupError, OpCtx, Store, StoreError, audit, parse_ts, ts};
@@ -74,6 +74,22 @@ pub(super) fn load_cert_by_id(conn: &impl Exec, id: i64) -> Result<StoredCert, S
         cert_from_row,
     )?
     .ok_or_else(|| StoreError::Corrupt(format!("no certificate row {id}")))
+}
+
+/// The certificates with these ids, many to a statement.
+pub(super) fn load_certs_by_ids(
+    conn: &impl Exec,
+    ids: &[i64],
+) -> Result<Vec<StoredCert>, StoreError> {
+    super::db::for_rows(
+        conn,
+        ids,
+        &[],
+        &["CAST({} AS BIGINT)"],
+        |list| format!("SELECT {CERT_COLUMNS} FROM certificates WHERE id IN (VALUES {list})"),
+        |id, p| p.push(Value::Int(*id)),
+        cert_from_row,
+    )
 }
 
 pub(super) fn cert_id(conn: &impl Exec, thumbprint: &str) -> Result<Option<i64>, StoreError> {

@@ -3,11 +3,14 @@
 //! `running` under a lease (owner, expiry), so any number of processes on
 //! one store run each job once. Executing a claimed job is one transaction:
 //! the slot change, the job's final state, the audit row and the outbox
-//! rows; jobs claimed together share it, each inside its own savepoint so a
-//! bad one cannot undo the others. A lease whose holder died expires and the
-//! job is recovered.
+//! rows. Jobs claimed together share it: their slots are read in one
+//! statement, each job is decided by the domain, and their writes go many
+//! rows to a statement; should one of them hit a database error, the batch
+//! runs again with each job inside its own savepoint, so a bad one cannot
+//! undo the others. A lease whose holder died expires and the job is
+//! recovered.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
@@ -16,9 +19,7 @@ use serde_json::json;
 use super::audit::{self, Severity};
 use super::certs::{self, ImportOutcome, NewCert, StoredCert};
 use super::db::{Backend, Exec, Row, Value, vals};
-use super::slots::{
-    self, cancel_live_jobs, ensure_slot, load_state, load_state_by_id, write_state,
-};
+use super::slots::{self, cancel_live_jobs, ensure_slot, load_state, write_state};
 use super::{OpCtx, SlotChange, Store, StoreError, parse_ts, ts};
 use crate::cert::slot::{self, RollPlan, SchedulePlan, Transition};
 use crate::cert::{Scope, SlotKey, UsageType};
@@ -552,53 +553,53 @@ impl Store {
             cert_cache.clear();
         }
         let tx = conn.begin()?;
-        let mut results = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let now = (opts.clock)();
-            let ctx = OpCtx {
-                now: if opts.at_instant {
-                    now.max(job.run_after)
-                } else {
-                    now
-                },
-                actor: opts.actor.to_string(),
-            };
-            let outcome = if savepoints {
+        by_key(&tx)?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        if savepoints {
+            for job in jobs {
                 let sp = tx.savepoint()?;
-                match execute_one(&sp, job, opts, &ctx, cert_cache) {
-                    Ok(RollOutcome::LeaseLost) => {
-                        sp.rollback()?;
-                        RollOutcome::LeaseLost
-                    }
-                    Ok(o) => {
-                        sp.release()?;
-                        o
+                match execute_group(&sp, std::slice::from_ref(job), opts, cert_cache) {
+                    Ok(mut o) => {
+                        let o = o.pop().expect("one outcome per job");
+                        if matches!(o, RollOutcome::LeaseLost) {
+                            sp.rollback()?;
+                        } else {
+                            sp.release()?;
+                        }
+                        outcomes.push(o);
                     }
                     Err(e) => {
                         sp.rollback()?;
-                        RollOutcome::Retry {
+                        outcomes.push(RollOutcome::Retry {
                             error: e.to_string(),
-                        }
+                        });
                     }
                 }
-            } else {
-                match execute_one(&tx, job, opts, &ctx, cert_cache) {
-                    Ok(o) => o,
-                    Err(_) => {
-                        tx.rollback()?;
-                        return Ok(None);
-                    }
+            }
+        } else {
+            // One group: a slot has at most one live job (the unique index
+            // jobs_one_live_per_slot), so no two of these jobs share a slot
+            // and each slot's state, read once, is the one its job changes.
+            match execute_group(&tx, jobs, opts, cert_cache) {
+                Ok(o) => outcomes.extend(o),
+                Err(_) => {
+                    tx.rollback()?;
+                    return Ok(None);
                 }
-            };
-            results.push(JobResult {
+            }
+        }
+        let results = jobs
+            .iter()
+            .zip(outcomes)
+            .map(|(job, outcome)| JobResult {
                 job_id: job.id,
                 slot: job.slot.clone(),
                 thumbprint: job.thumbprint.clone(),
                 due_at: job.due_at,
                 attempts: job.attempts,
                 outcome,
-            });
-        }
+            })
+            .collect();
         before_commit();
         tx.commit()?;
         Ok(Some(results))
@@ -752,6 +753,55 @@ impl Store {
             vals![&ts(at)],
         )?;
         tx.commit()
+    }
+
+    /// `certroll bench`: the limit of the store's own writes for a burst.
+    /// Batch after batch, as the engine goes: claims `batch` scheduled jobs
+    /// and prepares each one's rows (a promotion, as a roll writes them),
+    /// neither timed, then times only the writing, the statements a roll's
+    /// transaction runs (final job states, slot promotions, audit rows,
+    /// events) and the commit. Returns the time and how many jobs were
+    /// written.
+    pub fn bench_write_limit(
+        &mut self,
+        owner: &str,
+        batch: usize,
+    ) -> Result<(std::time::Duration, usize), StoreError> {
+        let now = Utc::now();
+        let ctx = OpCtx {
+            now,
+            actor: format!("serve:{owner}"),
+        };
+        let (mut took, mut done) = (std::time::Duration::ZERO, 0);
+        loop {
+            let lease = Duration::hours(1);
+            let chunk = self.claim(owner, now, None, lease, batch, &JobFilter::default())?;
+            if chunk.is_empty() {
+                return Ok((took, done));
+            }
+            let tx = self.conn.begin()?;
+            let ids: Vec<i64> = chunk.iter().map(|j| j.slot_id).collect();
+            let states = slots::load_states_by_ids(&tx, &ids)?;
+            tx.rollback()?;
+            let mut decisions = Vec::with_capacity(chunk.len());
+            for job in &chunk {
+                let state = states.get(&job.slot_id).cloned().unwrap_or_default();
+                let RollPlan::Promote(t) = slot::roll(&state, &job.thumbprint) else {
+                    return Err(StoreError::Corrupt(format!(
+                        "job {} has nothing to promote",
+                        job.id
+                    )));
+                };
+                decisions.push(promotion(job, &ctx, t, now - job.due_at, false));
+            }
+            let started = std::time::Instant::now();
+            let tx = self.conn.begin()?;
+            by_key(&tx)?;
+            write_group(&tx, &chunk, decisions, owner)?;
+            tx.commit()?;
+            took += started.elapsed();
+            done += chunk.len();
+        }
     }
 
     /// `certroll bench`: spreads the scheduled jobs, in id order, `step`
@@ -957,63 +1007,226 @@ impl Store {
 }
 
 /// One job, inside its savepoint. `Err` means a transient error.
-fn execute_one(
+/// Every statement of a roll's transaction finds its rows by key, a few
+/// hundred at a time. PostgreSQL's planner, guessing from statistics (none
+/// yet on a new table, stale after a burst of updates), would rather hash
+/// the whole table: a scan of every slot or job per statement, slower as
+/// the pool grows. Inside the transaction it is told to go by the indexes.
+fn by_key(tx: &super::db::Tx<'_>) -> Result<(), StoreError> {
+    if tx.backend() == Backend::Postgres {
+        tx.batch(
+            "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
+             SET LOCAL enable_seqscan = off",
+        )?;
+    }
+    Ok(())
+}
+
+/// What running one job writes, decided from the state read for it.
+struct Decision {
+    outcome: RollOutcome,
+    /// The job's final row: state, finished_at, last_error, lateness_us;
+    /// `None` when its lease ran out (nothing is written).
+    finish: Option<(&'static str, String, Option<String>, i64)>,
+    /// The slot's promotion: slot id, pending certificate id, the instant.
+    promote: Option<(i64, i64, String)>,
+    audit: Vec<audit::AuditRow>,
+    events: Vec<audit::EventRow>,
+}
+
+/// Runs jobs of distinct slots together: their slots read (and locked) in
+/// one statement, each job decided by the domain, then their writes many to
+/// a statement (see [`write_group`]). One outcome per job, in order.
+fn execute_group(
     tx: &impl Exec,
+    jobs: &[Claimed],
+    opts: &ExecOptions<'_>,
+    certs_cache: &mut HashMap<i64, StoredCert>,
+) -> Result<Vec<RollOutcome>, StoreError> {
+    let ctxs: Vec<OpCtx> = jobs
+        .iter()
+        .map(|job| {
+            let now = (opts.clock)();
+            OpCtx {
+                now: if opts.at_instant {
+                    now.max(job.run_after)
+                } else {
+                    now
+                },
+                actor: opts.actor.to_string(),
+            }
+        })
+        .collect();
+    let live: Vec<&Claimed> = jobs
+        .iter()
+        .zip(&ctxs)
+        .filter(|(job, ctx)| ctx.now < job.lease_expires_at)
+        .map(|(job, _)| job)
+        .collect();
+    let slot_ids: Vec<i64> = live.iter().map(|j| j.slot_id).collect();
+    let states = slots::load_states_by_ids(tx, &slot_ids)?;
+    let mut missing: Vec<i64> = live
+        .iter()
+        .map(|j| j.cert_id)
+        .filter(|id| !certs_cache.contains_key(id))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    for cert in certs::load_certs_by_ids(tx, &missing)? {
+        certs_cache.insert(cert.id, cert);
+    }
+    let decisions = jobs
+        .iter()
+        .zip(&ctxs)
+        .map(|(job, ctx)| decide(job, opts, ctx, &states, certs_cache))
+        .collect::<Result<Vec<_>, _>>()?;
+    write_group(tx, jobs, decisions, opts.owner)
+}
+
+/// Writes what the jobs' decisions say, many rows to a statement: the
+/// jobs' final states, each a compare-and-set on the lease `owner` holds,
+/// then the slots of those that changed, the audit rows and the events.
+/// One outcome per job, in order.
+fn write_group(
+    tx: &impl Exec,
+    jobs: &[Claimed],
+    decisions: Vec<Decision>,
+    owner: &str,
+) -> Result<Vec<RollOutcome>, StoreError> {
+    let finished: HashSet<i64> = super::db::for_rows(
+        tx,
+        &jobs
+            .iter()
+            .zip(&decisions)
+            .filter_map(|(job, d)| d.finish.as_ref().map(|f| (job.id, f)))
+            .collect::<Vec<_>>(),
+        // The owner comes with each row, not as a parameter of its own:
+        // compared with a bound value, the lease owner's index would make
+        // SQLite's plan depend on it (re-prepared at every use).
+        &[],
+        &[
+            "CAST({} AS BIGINT)",
+            "CAST({} AS TEXT)",
+            "CAST({} AS TEXT)",
+            "CAST({} AS TEXT)",
+            "CAST({} AS BIGINT)",
+            "CAST({} AS TEXT)",
+        ],
+        |list| {
+            format!(
+                "UPDATE jobs SET state = v.column2, finished_at = v.column3, finished_by = v.column6,
+                        last_error = v.column4, lateness_us = v.column5, lease_expires_at = NULL
+                 FROM (VALUES {list}) AS v
+                 WHERE jobs.id = v.column1 AND jobs.state = 'running' AND jobs.lease_owner = v.column6
+                 RETURNING jobs.id"
+            )
+        },
+        |(id, (state, at, error, lateness)), p| {
+            p.extend([
+                Value::Int(*id),
+                Value::from(*state),
+                Value::from(at),
+                Value::from(error.as_ref()),
+                Value::Int(*lateness),
+                Value::from(owner),
+            ]);
+        },
+        |r| r.int(0),
+    )?
+    .into_iter()
+    .collect();
+
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let (mut moves, mut audits, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    for (job, d) in jobs.iter().zip(decisions) {
+        if d.finish.is_none() || !finished.contains(&job.id) {
+            outcomes.push(RollOutcome::LeaseLost);
+            continue;
+        }
+        moves.extend(d.promote.map(|m| (job.id, m)));
+        audits.extend(d.audit);
+        events.extend(d.events);
+        outcomes.push(d.outcome);
+    }
+    let moved: HashSet<i64> = super::db::for_rows(
+        tx,
+        &moves,
+        &[],
+        &[
+            "CAST({} AS BIGINT)",
+            "CAST({} AS BIGINT)",
+            "CAST({} AS TEXT)",
+        ],
+        |list| {
+            format!(
+                "UPDATE slots SET previous_cert = current_cert, current_cert = pending_cert,
+                        pending_cert = NULL, effective_at = NULL, updated_at = v.column3,
+                        previous_since = CASE WHEN current_cert IS NULL THEN NULL ELSE v.column3 END
+                 FROM (VALUES {list}) AS v
+                 WHERE slots.id = v.column1 AND slots.pending_cert = v.column2
+                 RETURNING slots.id"
+            )
+        },
+        |(_, (slot_id, cert_id, at)), p| {
+            p.extend([Value::Int(*slot_id), Value::Int(*cert_id), Value::from(at)]);
+        },
+        |r| r.int(0),
+    )?
+    .into_iter()
+    .collect();
+    if let Some((job_id, _)) = moves.iter().find(|(_, m)| !moved.contains(&m.0)) {
+        return Err(StoreError::Corrupt(format!(
+            "slot of job {job_id} changed under its lock"
+        )));
+    }
+    audit::insert(tx, &audits)?;
+    audit::insert_events(tx, &events)?;
+    Ok(outcomes)
+}
+
+/// Decides one job on its slot's state (pure: the writes are returned).
+fn decide(
     job: &Claimed,
     opts: &ExecOptions<'_>,
     ctx: &OpCtx,
-    certs_cache: &mut HashMap<i64, StoredCert>,
-) -> Result<RollOutcome, StoreError> {
+    states: &HashMap<i64, slot::SlotState>,
+    certs_cache: &HashMap<i64, StoredCert>,
+) -> Result<Decision, StoreError> {
     let now = ctx.now;
     if now >= job.lease_expires_at {
-        return Ok(RollOutcome::LeaseLost);
+        return Ok(Decision {
+            outcome: RollOutcome::LeaseLost,
+            finish: None,
+            promote: None,
+            audit: Vec::new(),
+            events: Vec::new(),
+        });
     }
     let lateness = now - job.due_at;
-    let (_, state) = load_state_by_id(tx, job.slot_id)?
+    let state = states
+        .get(&job.slot_id)
         .ok_or_else(|| StoreError::Corrupt(format!("job {} points at no slot", job.id)))?;
+    let late = lateness > opts.late_after;
     let failure = if job.attempts > opts.max_attempts {
-        Some(format!("gave up after {} attempts", job.attempts - 1))
+        format!("gave up after {} attempts", job.attempts - 1)
     } else {
-        match slot::roll(&state, &job.thumbprint) {
-            plan @ (RollPlan::PendingGone | RollPlan::PendingReplaced(_)) => plan.refusal(),
+        match slot::roll(state, &job.thumbprint) {
+            plan @ (RollPlan::PendingGone | RollPlan::PendingReplaced(_)) => plan
+                .refusal()
+                .expect("a plan that is not a promotion is refused"),
             RollPlan::Promote(t) => {
-                let cert = match certs_cache.entry(job.cert_id) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(certs::load_cert_by_id(tx, job.cert_id)?)
-                    }
-                };
+                let cert = certs_cache.get(&job.cert_id).ok_or_else(|| {
+                    StoreError::Corrupt(format!("no certificate row {}", job.cert_id))
+                })?;
                 match (opts.check)(&job.slot, cert, now) {
-                    Err(reason) => Some(reason),
-                    Ok(()) => {
-                        return promote(tx, job, opts, ctx, t, lateness);
-                    }
+                    Err(reason) => reason,
+                    Ok(()) => return Ok(promotion(job, ctx, t, lateness, late)),
                 }
             }
         }
     };
-    let reason = failure.expect("every other branch returned");
-    let changed = tx.exec(
-        "UPDATE jobs SET state = 'failed', finished_at = ?1, finished_by = ?2, last_error = ?3,
-                lateness_us = ?4, lease_expires_at = NULL
-         WHERE id = ?5 AND state = 'running' AND lease_owner = ?2",
-        vals![&ts(now), opts.owner, &reason, us(lateness), job.id],
-    )?;
-    if changed != 1 {
-        return Ok(RollOutcome::LeaseLost);
-    }
-    let detail = format!("job {}: {reason}", job.id);
-    audit::record_job(
-        tx,
-        ctx,
-        "roll-failed",
-        &job.slot,
-        &job.thumbprint,
-        job.id,
-        &reason,
-    )?;
-    audit::enqueue(
-        tx,
+    let reason = failure;
+    let mut events = vec![audit::EventRow::new(
         ctx,
         "roll.failed",
         Severity::Critical,
@@ -1024,67 +1237,51 @@ fn execute_one(
         ),
         json!({"job_id": job.id, "thumbprint": job.thumbprint, "reason": reason,
                "due_at": ts(job.due_at), "lateness_us": us(lateness), "current": state.current}),
-    )?;
-    if lateness > opts.late_after {
-        enqueue_late(tx, ctx, job, lateness, &detail)?;
+    )];
+    if late {
+        events.push(late_event(
+            ctx,
+            job,
+            lateness,
+            &format!("job {}: {reason}", job.id),
+        ));
     }
-    Ok(RollOutcome::Failed { reason, lateness })
+    Ok(Decision {
+        finish: Some(("failed", ts(now), Some(reason.clone()), us(lateness))),
+        promote: None,
+        audit: vec![audit::AuditRow::job(
+            ctx,
+            "roll-failed",
+            &job.slot,
+            &job.thumbprint,
+            job.id,
+            &reason,
+        )],
+        events,
+        outcome: RollOutcome::Failed { reason, lateness },
+    })
 }
 
-fn promote(
-    tx: &impl Exec,
+fn promotion(
     job: &Claimed,
-    opts: &ExecOptions<'_>,
     ctx: &OpCtx,
     t: Transition,
     lateness: Duration,
-) -> Result<RollOutcome, StoreError> {
-    let now = ctx.now;
-    let changed = tx.exec(
-        "UPDATE jobs SET state = 'succeeded', finished_at = ?1, finished_by = ?2, last_error = NULL,
-                lateness_us = ?3, lease_expires_at = NULL
-         WHERE id = ?4 AND state = 'running' AND lease_owner = ?2",
-        vals![&ts(now), opts.owner, us(lateness), job.id],
-    )?;
-    if changed != 1 {
-        return Ok(RollOutcome::LeaseLost);
-    }
-    let moved = tx.exec(
-        "UPDATE slots SET previous_cert = current_cert, current_cert = pending_cert,
-                pending_cert = NULL, effective_at = NULL, updated_at = ?1,
-                previous_since = CASE WHEN current_cert IS NULL THEN NULL ELSE ?1 END
-         WHERE id = ?2 AND pending_cert = ?3",
-        vals![&ts(now), job.slot_id, job.cert_id],
-    )?;
-    if moved != 1 {
-        return Err(StoreError::Corrupt(format!(
-            "slot of job {} changed under its lock",
-            job.id
-        )));
-    }
+    late: bool,
+) -> Decision {
+    let mut events = Vec::new();
     if let Some((message, data)) = &job.forced {
-        audit::enqueue(
-            tx,
+        events.push(audit::EventRow::new(
             ctx,
             "roll.forced",
             Severity::Critical,
             Some(&job.slot),
             message,
             data.clone(),
-        )?;
+        ));
     }
     let how = describe_lateness(lateness);
-    audit::record_slot_change(
-        tx,
-        ctx,
-        "roll",
-        &job.slot,
-        Some(&job.thumbprint),
-        &t,
-        &format!("job {}, {how}", job.id),
-    )?;
-    audit::enqueue(
-        tx,
+    events.push(audit::EventRow::new(
         ctx,
         "roll.succeeded",
         Severity::Info,
@@ -1092,27 +1289,32 @@ fn promote(
         &format!("{} rolled to {} ({how})", job.slot, job.thumbprint),
         json!({"job_id": job.id, "thumbprint": job.thumbprint, "due_at": ts(job.due_at),
                "lateness_us": us(lateness), "transition": slots::transition_json(&t)}),
-    )?;
-    let late = lateness > opts.late_after;
+    ));
     if late {
-        enqueue_late(tx, ctx, job, lateness, &format!("job {}", job.id))?;
+        events.push(late_event(ctx, job, lateness, &format!("job {}", job.id)));
     }
-    Ok(RollOutcome::Succeeded {
-        transition: t,
-        lateness,
-        late,
-    })
+    Decision {
+        finish: Some(("succeeded", ts(ctx.now), None, us(lateness))),
+        promote: Some((job.slot_id, job.cert_id, ts(ctx.now))),
+        audit: vec![audit::AuditRow::slot_change(
+            ctx,
+            "roll",
+            &job.slot,
+            Some(&job.thumbprint),
+            &t,
+            &format!("job {}, {how}", job.id),
+        )],
+        events,
+        outcome: RollOutcome::Succeeded {
+            transition: t,
+            lateness,
+            late,
+        },
+    }
 }
 
-fn enqueue_late(
-    tx: &impl Exec,
-    ctx: &OpCtx,
-    job: &Claimed,
-    lateness: Duration,
-    detail: &str,
-) -> Result<(), StoreError> {
-    audit::enqueue(
-        tx,
+fn late_event(ctx: &OpCtx, job: &Claimed, lateness: Duration, detail: &str) -> audit::EventRow {
+    audit::EventRow::new(
         ctx,
         "roll.late",
         Severity::Warning,
@@ -1126,8 +1328,7 @@ fn enqueue_late(
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ),
         json!({"job_id": job.id, "thumbprint": job.thumbprint, "due_at": ts(job.due_at), "lateness_us": us(lateness)}),
-    )?;
-    Ok(())
+    )
 }
 
 #[cfg(test)]

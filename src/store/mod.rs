@@ -440,7 +440,7 @@ impl Store {
         // Savepoint journals in memory, not in temporary files.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Every statement of the roll path stays prepared.
-        conn.set_prepared_statement_cache_capacity(64);
+        conn.set_prepared_statement_cache_capacity(256);
         schema::migrate(&mut conn)?;
         persist_wal(&conn);
         Ok(Store::with(conn, dir, false))
@@ -488,7 +488,7 @@ impl Store {
             error: std::io::Error::other(e.to_string()),
         })?;
         conn.busy_timeout(Duration::from_secs(10))?;
-        conn.set_prepared_statement_cache_capacity(64);
+        conn.set_prepared_statement_cache_capacity(256);
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > schema::CURRENT_VERSION {
             return Err(StoreError::NewerSchema {
@@ -1230,6 +1230,110 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(forced, [format!("job {} forced", claimed[0].id)]);
+    }
+
+    /// Jobs run together write many rows to a statement; each still gets
+    /// its own outcome, rows and events, in order: a roll, a roll the
+    /// policy refuses, and one whose lease another engine took over, all
+    /// late, in one batch.
+    #[test]
+    fn a_batch_of_mixed_outcomes_writes_each_job_s_own_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let (_, b, slots) = oauth_pools(&mut store, 3);
+        let c = ctx();
+        store
+            .schedule(
+                Some(&new_cert(&b)),
+                &b.cert.thumbprint,
+                &slots,
+                c.now,
+                false,
+                &c,
+            )
+            .unwrap();
+        let lease = chrono::Duration::hours(1);
+        let claimed = store
+            .claim("me", c.now, Some(c.now), lease, 10, &JobFilter::default())
+            .unwrap();
+        assert_eq!(claimed.len(), 3);
+        store
+            .lite()
+            .execute(
+                "UPDATE jobs SET lease_owner = 'someone else' WHERE id = ?1",
+                [claimed[2].id],
+            )
+            .unwrap();
+        let refused = claimed[1].slot.clone();
+        let check = move |s: &SlotKey, _: &StoredCert, _| {
+            if *s == refused {
+                Err("refused by the test".to_string())
+            } else {
+                Ok(())
+            }
+        };
+        let late = c.now + chrono::Duration::minutes(2);
+        let clock = || late;
+        let opts = ExecOptions {
+            owner: "me",
+            actor: "me",
+            late_after: chrono::Duration::seconds(60),
+            max_attempts: 10,
+            check: &check,
+            clock: &clock,
+            at_instant: false,
+        };
+        let results = store.execute(&claimed, &opts).unwrap();
+        assert!(matches!(
+            results[0].outcome,
+            RollOutcome::Succeeded { late: true, .. }
+        ));
+        assert!(
+            matches!(&results[1].outcome, RollOutcome::Failed { reason, .. } if reason == "refused by the test")
+        );
+        assert!(matches!(results[2].outcome, RollOutcome::LeaseLost));
+        let kinds: Vec<String> = store
+            .outbox_kinds()
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with("roll.") && k != "roll.scheduled")
+            .collect();
+        assert_eq!(
+            kinds,
+            ["roll.succeeded", "roll.late", "roll.failed", "roll.late"]
+        );
+        let trail: Vec<(String, Option<String>)> = store
+            .history(&HistoryFilter::default())
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action.starts_with("roll"))
+            .map(|e| (e.action, e.slot.map(|s| s.to_string())))
+            .collect();
+        assert_eq!(
+            trail,
+            [
+                ("roll".to_string(), Some(slots[0].to_string())),
+                ("roll-failed".to_string(), Some(slots[1].to_string())),
+            ]
+        );
+        let states: Vec<&str> = claimed
+            .iter()
+            .map(|j| store.job(j.id).unwrap().unwrap().state.as_str())
+            .collect();
+        assert_eq!(states, ["succeeded", "failed", "running"]);
+        let current = |k: &SlotKey| store.slot_state(k).unwrap().unwrap();
+        assert_eq!(
+            current(&slots[0]).current.as_deref(),
+            Some(b.cert.thumbprint.as_str())
+        );
+        assert!(current(&slots[0]).pending.is_none());
+        for k in &slots[1..] {
+            assert_eq!(
+                current(k).pending.map(|p| p.thumbprint),
+                Some(b.cert.thumbprint.clone())
+            );
+        }
     }
 
     #[test]

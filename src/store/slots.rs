@@ -97,11 +97,23 @@ pub(super) fn load_state(
     )
 }
 
-pub(super) fn load_state_by_id(
+/// The states of the slots with these ids (locked for update inside a
+/// PostgreSQL transaction, in the order of their ids), many to a statement.
+pub(super) fn load_states_by_ids(
     conn: &impl Exec,
-    slot_id: i64,
-) -> Result<Option<(i64, SlotState)>, StoreError> {
-    query_state(conn, "s.id = ?1", vals![slot_id])
+    ids: &[i64],
+) -> Result<HashMap<i64, SlotState>, StoreError> {
+    let lock = conn.for_update(Some("s"));
+    let rows = super::db::for_rows(
+        conn,
+        ids,
+        &[],
+        &["CAST({} AS BIGINT)"],
+        |list| format!("{STATE_SQL}s.id IN (VALUES {list}) ORDER BY s.id{lock}"),
+        |id, p| p.push(Value::Int(*id)),
+        state_from_row,
+    )?;
+    Ok(rows.into_iter().collect())
 }
 
 fn existing_state(conn: &impl Exec, slot: &SlotKey) -> Result<(i64, SlotState), StoreError> {

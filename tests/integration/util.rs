@@ -643,6 +643,14 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
+    if raw.is_empty() {
+        // Closed before answering (a listener shutting down drops the
+        // connections it has not accepted yet): no answer, not a broken one.
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the connection closed without an answer",
+        ));
+    }
     let text = String::from_utf8_lossy(&raw).into_owned();
     let bad =
         |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{m}: {text:?}"));

@@ -120,6 +120,66 @@ pub(crate) fn slot_filter(
     (cond, args)
 }
 
+/// The runs a multi-row statement splits its rows into: 128 rows each, then
+/// 64, 32, ..., 1, so a statement takes at most eight shapes, each prepared
+/// once per connection.
+fn row_runs(n: usize) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut size = 128;
+    while start < n {
+        if n - start >= size {
+            runs.push(start..start + size);
+            start += size;
+        } else {
+            size /= 2;
+        }
+    }
+    runs
+}
+
+/// Runs one statement over many rows, a run of rows at a time (see
+/// [`row_runs`]): `sql` gets the run's `(…), (…)` list, whose placeholders
+/// follow the statement's own `head` parameters (`?1` … `?h`), each column
+/// written by its template in `cols` (`{}` is the placeholder, e.g.
+/// `CAST({} AS BIGINT)` where PostgreSQL cannot infer a type); `bind` gives
+/// a row's values, one per column. Returns what `read` makes of the rows
+/// the statement returns (`RETURNING`), in order.
+pub(crate) fn for_rows<'a, T, R>(
+    tx: &impl Exec,
+    rows: &'a [T],
+    head: &[Value<'a>],
+    cols: &[&str],
+    sql: impl Fn(&str) -> String,
+    bind: impl Fn(&'a T, &mut Vec<Value<'a>>),
+    mut read: impl FnMut(&Row<'_>) -> Result<R, StoreError>,
+) -> Result<Vec<R>, StoreError> {
+    let mut out = Vec::new();
+    for run in row_runs(rows.len()) {
+        let mut list = String::new();
+        let mut n = head.len();
+        for i in 0..run.len() {
+            list.push_str(if i == 0 { "(" } else { ", (" });
+            for (c, template) in cols.iter().enumerate() {
+                n += 1;
+                if c > 0 {
+                    list.push_str(", ");
+                }
+                list.push_str(&template.replace("{}", &format!("?{n}")));
+            }
+            list.push(')');
+        }
+        let mut params: Vec<Value<'a>> = head.to_vec();
+        for row in &rows[run] {
+            let before = params.len();
+            bind(row, &mut params);
+            debug_assert_eq!(params.len() - before, cols.len());
+        }
+        out.extend(tx.rows(&sql(&list), &params, &mut read)?);
+    }
+    Ok(out)
+}
+
 /// One result row.
 pub(crate) enum Row<'r> {
     Sqlite(&'r rusqlite::Row<'r>),
@@ -497,6 +557,39 @@ mod tests {
                 .unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn rows_run_in_few_shapes_and_each_is_bound_once() {
+        let sizes = |n| row_runs(n).iter().map(|r| r.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(300), [128, 128, 32, 8, 4]);
+        assert_eq!(row_runs(300).last().unwrap().end, 300);
+        let conn = memory();
+        conn.batch("CREATE TABLE t (i INTEGER, s TEXT)").unwrap();
+        let rows: Vec<(i64, String)> = (0..300).map(|i| (i, format!("r{i}"))).collect();
+        let back = for_rows(
+            &conn,
+            &rows,
+            vals!["x-"],
+            &["CAST({} AS BIGINT)", "{}"],
+            |list| format!("INSERT INTO t (i, s) SELECT column1, ?1 || column2 FROM (VALUES {list}) RETURNING i"),
+            |(i, s), p| {
+                p.push(Value::Int(*i));
+                p.push(Value::from(s));
+            },
+            |r| r.int(0),
+        )
+        .unwrap();
+        assert_eq!(back.len(), 300);
+        let all = conn
+            .rows("SELECT i, s FROM t ORDER BY i", vals![], |r| {
+                Ok((r.int(0)?, r.text(1)?))
+            })
+            .unwrap();
+        let want: Vec<(i64, String)> = (0..300).map(|i| (i, format!("x-r{i}"))).collect();
+        assert_eq!(all, want);
     }
 
     #[test]
