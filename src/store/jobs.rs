@@ -672,10 +672,18 @@ impl Store {
                     run_after = CASE WHEN due_at > ?1 THEN due_at ELSE ?1 END,
                     last_error = 'lease of ' || lease_owner || ' expired'
              WHERE state = 'running' AND lease_expires_at <= {db_now}
-             RETURNING id, lease_owner"
+             RETURNING id, last_error"
         );
+        // RETURNING gives the new row, whose lease_owner is NULL: the old
+        // holder is read back from the error written with it.
         let rows = self.conn.rows(&sql, vals![&ts(now)], |r| {
-            Ok((r.int(0)?, r.opt_text(1)?.unwrap_or_default()))
+            let error = r.opt_text(1)?.unwrap_or_default();
+            let holder = error
+                .strip_prefix("lease of ")
+                .and_then(|e| e.strip_suffix(" expired"))
+                .unwrap_or_default()
+                .to_string();
+            Ok((r.int(0)?, holder))
         })?;
         Ok(rows)
     }

@@ -6,6 +6,7 @@ mod bad_input;
 mod chain;
 mod commands;
 mod concurrency;
+mod conformance;
 mod deploy;
 mod engine;
 mod export;
