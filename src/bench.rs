@@ -163,6 +163,27 @@ fn print_burst(out: &mut dyn std::io::Write, title: &str, n: usize, lat: &[f64])
     Ok(())
 }
 
+/// A fresh store at `loc` with `n` slots holding `a`, and `b` scheduled for
+/// all of them in one transaction, a day ahead.
+fn scheduled_far(
+    loc: &crate::store::Location,
+    prefix: &str,
+    n: usize,
+    a: &Entry,
+    b: &Entry,
+) -> Result<Store> {
+    let (mut store, keys) = prepared_at(loc, prefix, n, a)?;
+    store.schedule(
+        Some(&new_cert(b)),
+        &b.cert.thumbprint,
+        &keys,
+        Utc::now() + Duration::days(1),
+        false,
+        &ctx(),
+    )?;
+    Ok(store)
+}
+
 /// `n` rolls due at one instant, run by `engines` engines of `serve` on
 /// the store at `loc` (fresh): the lateness of each, sorted, in ms.
 fn burst(
@@ -172,20 +193,10 @@ fn burst(
     a: &Entry,
     b: &Entry,
 ) -> Result<Vec<f64>> {
-    let (mut store, keys) = prepared_at(loc, "b", n, a)?;
-    let t = Instant::now();
-    store.schedule(
-        Some(&new_cert(b)),
-        &b.cert.thumbprint,
-        &keys,
-        Utc::now() + Duration::days(1),
-        false,
-        &ctx(),
-    )?;
+    let mut store = scheduled_far(loc, "b", n, a, b)?;
     // Scheduled far ahead, then moved to the instant: the time to schedule
-    // does not eat into the lead.
-    let lead = Duration::milliseconds(2_000) + Duration::from_std(t.elapsed())?;
-    store.bench_move_due(Utc::now() + lead)?;
+    // is already behind; the lead leaves time for the engines to start.
+    store.bench_move_due(Utc::now() + Duration::milliseconds(2_000))?;
     let mut stores = vec![store];
     for _ in 1..engines {
         stores.push(Store::open_at(loc)?);
@@ -196,15 +207,7 @@ fn burst(
 /// The limit of the store's own writes for a burst of `n` (see
 /// `Store::bench_write_limit`), on the store at `loc` (fresh): seconds.
 fn write_limit(loc: &crate::store::Location, n: usize, a: &Entry, b: &Entry) -> Result<f64> {
-    let (mut store, keys) = prepared_at(loc, "w", n, a)?;
-    store.schedule(
-        Some(&new_cert(b)),
-        &b.cert.thumbprint,
-        &keys,
-        Utc::now() + Duration::days(1),
-        false,
-        &ctx(),
-    )?;
+    let mut store = scheduled_far(loc, "w", n, a, b)?;
     let batch = bench_config()?.serve.batch_size as usize;
     let (took, done) = store.bench_write_limit("bench-limit", batch)?;
     if done != n {

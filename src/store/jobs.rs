@@ -507,8 +507,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Runs claimed jobs in one transaction. The fast path runs them one
-    /// after the other; if any of them hits a database error, the whole
+    /// Runs claimed jobs in one transaction. The fast path runs them
+    /// together (see `execute_group`); if any of them hits a database error, the whole
     /// transaction is rolled back and the batch runs again with each job in
     /// its own savepoint, so that the bad job is set aside for a retry and
     /// cannot undo the others. On `Err` (the commit failed) nothing was
