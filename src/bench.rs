@@ -271,6 +271,11 @@ fn spread(
     let start = Utc::now() + Duration::seconds(2);
     let step = Duration::microseconds(plan.spread_secs * 1_000_000 / n as i64);
     store.bench_spread_due(start, step)?;
+    if Utc::now() + Duration::milliseconds(500) > start {
+        return Err(anyhow!(
+            "moving {n} rolls into the window took more than its 2 s lead: the lateness would measure that"
+        ));
+    }
     run_engine(store, n)
 }
 

@@ -94,6 +94,56 @@ pub struct Engine {
     leading: bool,
     /// When that was last taken or renewed.
     lead_checked: Option<DateTime<Utc>>,
+    /// The expiry watch under way, a page at a time between rolls.
+    scan: Option<ScanProgress>,
+    /// What a page of it takes, as last measured (how large a gap it needs).
+    page_cost: StdDuration,
+    /// What writing a group of rolls before its commit took lately.
+    prepare_cost: StdDuration,
+}
+
+/// An expiry watch under way: it reads its slots a page at a time in the
+/// engine's quiet moments, so that a watch over many slots (at start, or
+/// on taking the lead) never holds back a roll due meanwhile.
+struct ScanProgress {
+    /// The last slot row id read (0: not begun).
+    after: i64,
+    alerts: usize,
+    pages: u32,
+    begun: std::time::Instant,
+    last_page: std::time::Instant,
+}
+
+/// A page runs at the latest this long after the previous one, even when
+/// rolls leave no gap (a busy engine still finishes its watch).
+const SCAN_STARVATION: StdDuration = StdDuration::from_secs(5);
+
+/// When a page of the expiry watch runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pace {
+    Now,
+    At(DateTime<Utc>),
+}
+
+/// The expiry watch's pacing, at `now` with the engine's next work at
+/// `wake`: a page runs now when it fits before `wake` (its last measured
+/// `cost`, twice, and a millisecond), or when the last page was
+/// [`SCAN_STARVATION`] ago; else at `wake` or when it would starve.
+fn scan_pace(
+    now: DateTime<Utc>,
+    wake: Option<DateTime<Utc>>,
+    cost: StdDuration,
+    since_page: StdDuration,
+) -> Pace {
+    let need = Duration::from_std(cost.saturating_mul(2)).unwrap_or(Duration::days(1))
+        + Duration::milliseconds(1);
+    let starves = SCAN_STARVATION.saturating_sub(since_page);
+    match wake {
+        _ if starves.is_zero() => Pace::Now,
+        None => Pace::Now,
+        Some(w) if w - now > need => Pace::Now,
+        Some(w) => Pace::At(w.min(now + Duration::from_std(starves).unwrap_or(Duration::zero()))),
+    }
 }
 
 /// The leader row of the recurring duties (the expiry watch,
@@ -107,14 +157,39 @@ pub const DUTIES_LEADER: &str = "duties";
 pub type Stagers =
     Box<dyn Fn(&Store, &[SlotKey]) -> Result<Vec<Vec<(String, String)>>, StoreError> + Send>;
 
-/// How long before a roll's instant its changes are written (under the
-/// write lock), so that only the commit remains at the instant.
+/// How long before a roll's instant its changes are written at least
+/// (under the write lock), so that only the commit remains at the instant.
+/// The engine learns how long writing takes (a round trip per statement on
+/// PostgreSQL) and starts earlier when it must (see [`prepare_ahead`]).
 const PREPARE_AHEAD: Duration = Duration::milliseconds(2);
 
-/// `host:pid:nonce`, unique per process run.
+/// How far ahead of its instant a group's writes start, given what writing
+/// a group took lately (`took`): half as much again and half a
+/// millisecond, at least [`PREPARE_AHEAD`], at most `limit`.
+fn prepare_ahead(took: StdDuration, limit: Duration) -> Duration {
+    let want = Duration::from_std(took + took / 2).unwrap_or(limit) + Duration::microseconds(500);
+    want.max(PREPARE_AHEAD).min(limit.max(PREPARE_AHEAD))
+}
+
+/// `host:pid:nonce`, unique per process run and per engine within it: the
+/// nonce is this run's (random), then `.N` for the N-th further engine of
+/// the process (the benchmark runs several).
 pub fn owner_id() -> String {
-    let nonce = format!("{:08x}", (random_jitter() * f64::from(u32::MAX)) as u32);
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let run = run_nonce();
+    let nonce = if n == 0 {
+        run.to_string()
+    } else {
+        format!("{run}.{n}")
+    };
     format!("{}:{}:{nonce}", hostname(), std::process::id())
+}
+
+/// This process run's random part of its owner ids.
+fn run_nonce() -> &'static str {
+    static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NONCE.get_or_init(|| format!("{:08x}", (random_jitter() * f64::from(u32::MAX)) as u32))
 }
 
 fn hostname() -> String {
@@ -133,7 +208,7 @@ fn hostname() -> String {
 /// longer runs (or an earlier run of this very pid).
 fn holder_is_dead(owner: &str, me: &str) -> bool {
     let mut parts = owner.rsplitn(3, ':');
-    let (Some(_nonce), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(nonce), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
     if host != hostname() || owner == me {
@@ -143,7 +218,9 @@ fn holder_is_dead(owner: &str, me: &str) -> bool {
         return false;
     };
     if pid as u32 == std::process::id() {
-        return true;
+        // An earlier run of this pid is dead; another engine of this run
+        // is not.
+        return nonce.split('.').next() != Some(run_nonce());
     }
     // SAFETY: signal 0 only checks that the process exists.
     let rc = unsafe { libc::kill(pid, 0) };
@@ -176,6 +253,9 @@ impl Engine {
             stagers: None,
             leading: false,
             lead_checked: None,
+            scan: None,
+            page_cost: StdDuration::from_millis(10),
+            prepare_cost: StdDuration::ZERO,
         })
     }
 
@@ -260,6 +340,7 @@ impl Engine {
                 }
             };
             self.checkpoint_if_quiet(wake);
+            let wake = self.scan_if_quiet(wake);
             let woke = super::wait::wait(
                 &self.store,
                 &rx,
@@ -410,11 +491,12 @@ impl Engine {
         };
         if self.leading && !was {
             info!(owner = %self.owner, "leading the duties of the pool");
-            if let Err(e) = self.expiry_scan(now) {
-                warn!(error = %e, "expiry scan failed");
-            }
+            self.begin_expiry_scan();
         } else if was && !self.leading {
             warn!(owner = %self.owner, "no longer leading the duties: another engine runs them");
+            if self.scan.take().is_some() {
+                info!("expiry scan left to the new leader");
+            }
         }
     }
 
@@ -431,10 +513,14 @@ impl Engine {
                 self.duties[i].1 = self.duties[i].0.next_after(now);
                 continue;
             }
+            if name == "expiry-scan" {
+                self.begin_expiry_scan();
+                self.duties[i].1 = self.duties[i].0.next_after(now);
+                continue;
+            }
             let started = std::time::Instant::now();
             let result = match name {
                 "maintenance" => self.store.maintenance(),
-                "expiry-scan" => self.expiry_scan(now).map(|_| ()),
                 _ => Ok(()),
             };
             match result {
@@ -471,12 +557,18 @@ impl Engine {
             }
             let head = claimed[i].run_after;
             self.checkpoint_if_quiet(Some(head));
+            // Pages of an expiry watch under way, in the gap before it.
+            let ahead = prepare_ahead(self.prepare_cost, self.settings.preclaim / 2);
+            let gap_ends = Some(head - ahead);
+            while self.scan_pace(gap_ends) == Some(Pace::Now) {
+                self.scan_if_quiet(gap_ends);
+            }
             // Wake just before the instant, write the group's changes, and
             // commit at the instant: the roll becomes visible at its instant
             // plus the commit's own time (see execute_with).
             let now = self.clock.now();
-            if head - PREPARE_AHEAD > now {
-                std::thread::sleep((head - PREPARE_AHEAD - now).to_std().unwrap_or_default());
+            if head - ahead > now {
+                std::thread::sleep((head - ahead - now).to_std().unwrap_or_default());
             }
             let cutoff = self.clock.now().max(head);
             let end = claimed[i..]
@@ -584,7 +676,10 @@ impl Engine {
             at_instant: instant.is_some(),
         };
         let clock = self.clock.clone();
-        let mut wait_for_instant = move || {
+        let started = std::time::Instant::now();
+        let mut prepared = None;
+        let mut wait_for_instant = || {
+            prepared = Some(started.elapsed());
             if let Some(at) = instant {
                 let now = clock.now();
                 if at > now {
@@ -592,7 +687,16 @@ impl Engine {
                 }
             }
         };
-        let results = match self.store.execute_with(jobs, &opts, &mut wait_for_instant) {
+        let results = self.store.execute_with(jobs, &opts, &mut wait_for_instant);
+        if let (Some(took), Some(_)) = (prepared, instant) {
+            // Follow a slower write at once, a faster one gradually.
+            self.prepare_cost = if took > self.prepare_cost {
+                took
+            } else {
+                (self.prepare_cost * 7 + took) / 8
+            };
+        }
+        let results = match results {
             Ok(r) => r,
             Err(e) => {
                 // Nothing was applied; the jobs are still ours.
@@ -665,9 +769,72 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs the expiry watch at `now`; returns how many alerts it raised.
-    pub fn expiry_scan(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let alerts = expiry_scan(&mut self.store, &self.config, now)?;
+    /// Begins the expiry watch (see [`ScanProgress`]); one already under
+    /// way goes on.
+    fn begin_expiry_scan(&mut self) {
+        if self.scan.is_some() {
+            debug!("expiry scan already under way");
+            return;
+        }
+        let now = std::time::Instant::now();
+        self.scan = Some(ScanProgress {
+            after: 0,
+            alerts: 0,
+            pages: 0,
+            begun: now,
+            // The first page waits for a gap too, but no longer than this.
+            last_page: now,
+        });
+    }
+
+    /// When the next page of an expiry watch under way runs, if any (see
+    /// [`scan_pace`]).
+    fn scan_pace(&self, wake: Option<DateTime<Utc>>) -> Option<Pace> {
+        let p = self.scan.as_ref()?;
+        Some(scan_pace(
+            self.clock.now(),
+            wake,
+            self.page_cost,
+            p.last_page.elapsed(),
+        ))
+    }
+
+    /// Runs one page of the expiry watch under way if [`scan_pace`] says
+    /// so. Returns when the engine should wake: `wake`, or sooner for the
+    /// watch's next page.
+    fn scan_if_quiet(&mut self, wake: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        if self.scan_pace(wake) == Some(Pace::Now)
+            && let Err(e) = self.expiry_scan_page()
+        {
+            warn!(error = %e, "expiry scan failed");
+            self.scan = None;
+        }
+        match self.scan_pace(wake) {
+            None => wake,
+            Some(Pace::Now) => Some(self.clock.now()),
+            Some(Pace::At(t)) => Some(t),
+        }
+    }
+
+    /// One page of the expiry watch under way; at its end, logs and records
+    /// the whole watch.
+    fn expiry_scan_page(&mut self) -> Result<(), StoreError> {
+        let Some(p) = &mut self.scan else {
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        let now = self.clock.now();
+        let (alerts, next) = expiry_scan_from(&mut self.store, &self.config, now, p.after)?;
+        let took = started.elapsed();
+        // Follow a slower page at once, a faster one gradually.
+        self.page_cost = if took > self.page_cost {
+            took
+        } else {
+            (self.page_cost * 3 + took) / 4
+        };
+        p.pages += 1;
+        p.alerts += alerts.len();
+        p.last_page = std::time::Instant::now();
         for a in &alerts {
             match a.severity {
                 crate::cert::types::EventSeverity::Info => {
@@ -678,11 +845,23 @@ impl Engine {
                 }
             }
         }
-        info!(alerts = alerts.len(), "expiry scan done");
-        if let Some(m) = &self.metrics {
-            m.expiry_scanned(now);
+        match next {
+            Some(after) => p.after = after,
+            None => {
+                info!(
+                    alerts = p.alerts,
+                    pages = p.pages,
+                    took_ms = p.begun.elapsed().as_millis() as u64,
+                    page_ms = self.page_cost.as_secs_f64() * 1000.0,
+                    "expiry scan done"
+                );
+                if let Some(m) = &self.metrics {
+                    m.expiry_scanned(now);
+                }
+                self.scan = None;
+            }
         }
-        Ok(alerts.len())
+        Ok(())
     }
 
     /// One pass for `certroll roll`: runs the jobs due now (or, with
@@ -792,12 +971,30 @@ pub fn expiry_scan(
     config: &Config,
     now: DateTime<Utc>,
 ) -> Result<Vec<crate::cert::expiry::ExpiryAlert>, StoreError> {
+    let mut all = Vec::new();
+    let mut after = Some(0);
+    while let Some(from) = after {
+        let (alerts, next) = expiry_scan_from(store, config, now, from)?;
+        all.extend(alerts);
+        after = next;
+    }
+    Ok(all)
+}
+
+/// One page of the expiry watch: the slots after row id `after`. Returns
+/// the alerts it sent and where the next page begins (`None`: done).
+pub fn expiry_scan_from(
+    store: &mut Store,
+    config: &Config,
+    now: DateTime<Utc>,
+    after: i64,
+) -> Result<(Vec<crate::cert::expiry::ExpiryAlert>, Option<i64>), StoreError> {
     let ctx = crate::store::OpCtx {
         now,
         actor: "serve:expiry-watch".into(),
     };
     let rules = |slot: &SlotKey| config.expiry_rules(slot);
-    store.expiry_scan(&ctx, &|facts, sent| {
+    store.expiry_scan_from(&ctx, after, crate::store::EXPIRY_PAGE, &|facts, sent| {
         crate::cert::expiry::scan(facts, &rules, now, sent)
     })
 }
@@ -840,6 +1037,67 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_expiry_watch_pages_in_gaps_and_never_starves() {
+        let now = DateTime::parse_from_rfc3339("2026-12-02T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let ms = Duration::milliseconds;
+        let cost = StdDuration::from_millis(10);
+        let recent = StdDuration::from_millis(100);
+        // Nothing to do, or a gap of more than twice a page and 1 ms: now.
+        assert_eq!(scan_pace(now, None, cost, recent), Pace::Now);
+        assert_eq!(scan_pace(now, Some(now + ms(22)), cost, recent), Pace::Now);
+        // A roll sooner than that: after it.
+        assert_eq!(
+            scan_pace(now, Some(now + ms(21)), cost, recent),
+            Pace::At(now + ms(21))
+        );
+        assert_eq!(
+            scan_pace(now, Some(now - ms(5)), cost, recent),
+            Pace::At(now - ms(5))
+        );
+        // A slower page needs a larger gap.
+        assert_eq!(
+            scan_pace(
+                now,
+                Some(now + ms(60)),
+                StdDuration::from_millis(30),
+                recent
+            ),
+            Pace::At(now + ms(60))
+        );
+        // Rolls back to back: a page once the last is 5 s old, and the
+        // engine wakes for that moment if nothing comes first.
+        assert_eq!(
+            scan_pace(now, Some(now + ms(1)), cost, SCAN_STARVATION),
+            Pace::Now
+        );
+        assert_eq!(
+            scan_pace(
+                now,
+                Some(now + ms(10_000)),
+                StdDuration::from_secs(9),
+                recent
+            ),
+            Pace::At(now + ms(4_900))
+        );
+    }
+
+    #[test]
+    fn writes_start_early_enough_for_what_they_took() {
+        let ms = StdDuration::from_millis;
+        let limit = Duration::milliseconds(25);
+        // Quick writes (SQLite): the floor.
+        assert_eq!(prepare_ahead(StdDuration::ZERO, limit), PREPARE_AHEAD);
+        assert_eq!(prepare_ahead(ms(1), limit), PREPARE_AHEAD);
+        // 3 ms of round trips (PostgreSQL): 5 ms ahead.
+        assert_eq!(prepare_ahead(ms(3), limit), Duration::milliseconds(5));
+        // Never past the limit (half the preclaim), never under the floor.
+        assert_eq!(prepare_ahead(ms(100), limit), limit);
+        assert_eq!(prepare_ahead(ms(100), Duration::zero()), PREPARE_AHEAD);
+    }
+
+    #[test]
     fn owner_ids_name_host_and_pid() {
         let me = owner_id();
         assert!(me.starts_with(&format!("{}:{}:", hostname(), std::process::id())));
@@ -850,6 +1108,10 @@ mod tests {
             &me
         ));
         assert!(!holder_is_dead(&me, &me));
+        // Another engine of this same process is alive.
+        let sibling = owner_id();
+        assert!(!holder_is_dead(&sibling, &me));
+        assert!(!holder_is_dead(&me, &sibling));
         assert!(!holder_is_dead("elsewhere.example:1:00", &me));
         assert!(!holder_is_dead("nonsense", &me));
         // pid 1 exists; a pid beyond pid_max does not.

@@ -6,7 +6,7 @@
 //! event once per channel; every attempt is recorded; a delivery that keeps
 //! failing goes `dead` after a number of attempts or an age.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
@@ -16,6 +16,10 @@ use super::db::{Backend, Exec, Row, Value, vals};
 use super::{OpCtx, Store, StoreError, parse_ts, ts};
 use crate::cert::expiry::{AlertKey, CertFacts, ExpiryAlert, SlotFacts};
 use crate::cert::{Scope, SlotKey, UsageType};
+
+/// Slots the expiry watch reads at a time: a page is one short read and
+/// one short transaction, so an engine can fit it between rolls.
+pub const EXPIRY_PAGE: usize = 250;
 
 /// An event as the outbox holds it.
 #[derive(Clone, Debug)]
@@ -556,26 +560,47 @@ impl Store {
             },
         )?;
         let last = rows.last().map_or(after, |r| r.id);
+        // Every certificate of the page in one statement per run of ids.
+        let mut ids: Vec<i64> = rows
+            .iter()
+            .flat_map(|s| [s.current, s.previous, s.pending])
+            .flatten()
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let certs: HashMap<i64, CertFacts> = super::db::for_rows(
+            &self.conn,
+            &ids,
+            &[],
+            &["CAST({} AS BIGINT)"],
+            |list| {
+                format!(
+                    "SELECT id, thumbprint, subject, not_before, not_after FROM certificates WHERE id IN (VALUES {list})"
+                )
+            },
+            |id, p| p.push(Value::Int(*id)),
+            |r| {
+                let subject = r.text(2)?;
+                let label = subject
+                    .split(", ")
+                    .find_map(|p| p.strip_prefix("CN="))
+                    .unwrap_or(&subject)
+                    .to_string();
+                Ok(CertFacts {
+                    id: r.int(0)?,
+                    thumbprint: r.text(1)?,
+                    label,
+                    not_before: parse_ts(&r.text(3)?)?,
+                    not_after: parse_ts(&r.text(4)?)?,
+                })
+            },
+        )?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
         let facts = |id: i64| -> Result<CertFacts, StoreError> {
-            let (thumbprint, subject, not_before, not_after) = self
-                .conn
-                .row(
-                    "SELECT thumbprint, subject, not_before, not_after FROM certificates WHERE id = ?1",
-                    vals![id],
-                    |r| Ok((r.text(0)?, r.text(1)?, r.text(2)?, r.text(3)?)),
-                )?
-                .ok_or_else(|| StoreError::Corrupt(format!("slot refers to missing certificate {id}")))?;
-            let label = subject
-                .split(", ")
-                .find_map(|p| p.strip_prefix("CN="))
-                .unwrap_or(&subject)
-                .to_string();
-            Ok(CertFacts {
-                id,
-                thumbprint,
-                label,
-                not_before: parse_ts(&not_before)?,
-                not_after: parse_ts(&not_after)?,
+            certs.get(&id).cloned().ok_or_else(|| {
+                StoreError::Corrupt(format!("slot refers to missing certificate {id}"))
             })
         };
         let mut out = Vec::new();
@@ -607,25 +632,24 @@ impl Store {
         Ok((out, last))
     }
 
-    /// The expiry watch: in one transaction, reads the slots and what was
-    /// already sent, lets `decide` choose the alerts, and records each with
-    /// its outbox event. Returns the alerts sent.
-    pub fn expiry_scan(
+    /// One page of the expiry watch: the next `limit` slots with
+    /// certificates after row id `after` (0 to begin). In one transaction,
+    /// reads what was already sent for them, lets `decide` choose the
+    /// alerts, and records each with its outbox event. Returns the alerts
+    /// sent and where the next page begins (`None`: the watch is done).
+    pub fn expiry_scan_from(
         &mut self,
         ctx: &OpCtx,
+        after: i64,
+        limit: usize,
         decide: ExpiryDecision<'_>,
-    ) -> Result<Vec<ExpiryAlert>, StoreError> {
-        // Page by page, so that memory stays small however many slots.
-        let mut all = Vec::new();
-        let mut after = 0;
-        loop {
-            let (facts, last) = self.slot_facts_page(after, 1000)?;
-            if facts.is_empty() {
-                return Ok(all);
-            }
-            after = last;
-            all.extend(self.expiry_scan_page(ctx, &facts, decide)?);
+    ) -> Result<(Vec<ExpiryAlert>, Option<i64>), StoreError> {
+        let (facts, last) = self.slot_facts_page(after, limit.max(1))?;
+        if facts.is_empty() {
+            return Ok((Vec::new(), None));
         }
+        let alerts = self.expiry_scan_page(ctx, &facts, decide)?;
+        Ok((alerts, Some(last)))
     }
 
     fn expiry_scan_page(
@@ -649,20 +673,26 @@ impl Store {
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        for id in ids {
-            sent.extend(tx.rows(
-                "SELECT cert_id, scope_key, usage_type, alert FROM expiry_alerts WHERE cert_id = ?1",
-                vals![id],
-                |r| {
-                    Ok(AlertKey {
-                        cert_id: r.int(0)?,
-                        scope_key: r.text(1)?,
-                        usage_type: r.text(2)?,
-                        alert: r.text(3)?,
-                    })
-                },
-            )?);
-        }
+        sent.extend(super::db::for_rows(
+            &tx,
+            &ids,
+            &[],
+            &["CAST({} AS BIGINT)"],
+            |list| {
+                format!(
+                    "SELECT cert_id, scope_key, usage_type, alert FROM expiry_alerts WHERE cert_id IN (VALUES {list})"
+                )
+            },
+            |id, p| p.push(Value::Int(*id)),
+            |r| {
+                Ok(AlertKey {
+                    cert_id: r.int(0)?,
+                    scope_key: r.text(1)?,
+                    usage_type: r.text(2)?,
+                    alert: r.text(3)?,
+                })
+            },
+        )?);
         let alerts = decide(facts, &sent);
         for a in &alerts {
             tx.exec(

@@ -39,7 +39,7 @@ pub use audit::{AuditEntry, HistoryFilter, Roles};
 pub use certs::{ImportOutcome, NewCert, StoredCert};
 pub use copy::CopyReport;
 pub use delivery::{
-    ClaimedDelivery, Delivery, DeliveryLimits, DeliveryOutcome, FanOut, OutboxEvent,
+    ClaimedDelivery, Delivery, DeliveryLimits, DeliveryOutcome, EXPIRY_PAGE, FanOut, OutboxEvent,
 };
 pub use deployments::{DeployEvent, DeployState};
 pub use jobs::{

@@ -535,6 +535,69 @@ on_both!(deployment_states_are_recorded_and_read_back, |store, f| {
     assert_eq!(store.deployment_states(None).unwrap().len(), 2);
 });
 
+on_both!(the_expiry_watch_pages_resume_and_alert_once, |store, f| {
+    // a expires 2045-06-01: 59 days left, the 60-day alert is due.
+    let now = Utc.with_ymd_and_hms(2045, 4, 3, 8, 0, 0).unwrap();
+    let slots = pools(7);
+    store
+        .assign(
+            Some(&new_cert(&f.a)),
+            &f.a.cert.thumbprint,
+            &slots,
+            &at(t0()),
+        )
+        .unwrap();
+    let config = certroll::config::Config::parse("", std::path::Path::new("t.toml")).unwrap();
+    let rules = |slot: &SlotKey| config.expiry_rules(slot);
+    let decide = |facts: &[certroll::cert::expiry::SlotFacts], sent: &_| {
+        certroll::cert::expiry::scan(facts, &rules, now, sent)
+    };
+    let page = |store: &mut Store, after: i64| {
+        let (alerts, next) = store.expiry_scan_from(&at(now), after, 3, &decide).unwrap();
+        let names: Vec<String> = alerts
+            .iter()
+            .map(|a| format!("{} {}", a.slot, a.key.alert))
+            .collect();
+        (names, next)
+    };
+    // The first page, then the watch stops (a roll came, the engine
+    // stopped...) and goes on from where it was.
+    let (first, next) = page(store, 0);
+    assert_eq!(first.len(), 3, "{first:?}");
+    let mut after = next.expect("more pages");
+    let mut rest = Vec::new();
+    let mut pages = 1;
+    loop {
+        let (alerts, next) = page(store, after);
+        rest.extend(alerts);
+        pages += 1;
+        match next {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    // 3 + 3 + 1 slots, and an empty page that ends the watch.
+    assert_eq!(pages, 4);
+    let mut all: Vec<String> = first.into_iter().chain(rest).collect();
+    all.sort();
+    let mut want: Vec<String> = slots.iter().map(|s| format!("{s} current:60")).collect();
+    want.sort();
+    assert_eq!(all, want, "each slot alerted once");
+    assert_eq!(
+        kinds(store)
+            .iter()
+            .filter(|k| *k == "expiry.no_successor")
+            .count(),
+        7,
+        "one event per alert: {:?}",
+        kinds(store)
+    );
+    // The next watch remembers what was sent.
+    let (again, next) = page(store, 0);
+    assert!(again.is_empty(), "{again:?}");
+    assert!(next.is_some());
+});
+
 /// As [`on_both!`], for a scenario run through the command line.
 macro_rules! on_both_cli {
     ($name:ident, $scenario:expr) => {
