@@ -470,89 +470,135 @@ pub fn run(
 
     // 5. An idle `certroll serve` process over many scheduled rolls.
     if plan.runs(Case::Idle) {
-        let n = plan.idle_n;
-        let dir = root.join("idle");
-        let (mut store, keys) = prepared(&dir, "i", n, &a)?;
-        let at = Utc::now() + Duration::days(1);
-        for chunk in keys.chunks(10_000) {
-            store.schedule(
-                Some(&new_cert(&b)),
-                &b.cert.thumbprint,
-                chunk,
-                at,
-                false,
-                &ctx(),
-            )?;
-        }
-        drop(store);
-        let cfg = dir.join("bench.toml");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        std::fs::write(
-            &cfg,
-            format!("[serve]\nmaintenance = \"\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n"),
-        )?;
-        let mut child = std::process::Command::new(bin)
-            .args(["--config"])
-            .arg(&cfg)
-            .args(["--data-dir"])
-            .arg(&dir)
-            .args(["-q", "serve"])
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let pid = child.id();
-        // Let it start, then measure a quiet interval.
-        let settle = std::time::Duration::from_secs(1);
-        std::thread::sleep(settle);
-        let (cpu0, _) = proc_stat(pid)?;
-        let t = Instant::now();
-        std::thread::sleep(std::time::Duration::from_secs(plan.idle_secs));
-        let (cpu1, rss) = proc_stat(pid)?;
-        let wall = t.elapsed().as_secs_f64();
-        // 6. Scrapes of /metrics over the same store: every slot's
-        // certificates are read at each scrape.
-        let mut scrapes = Vec::new();
-        let mut size = 0;
-        for _ in 0..5 {
-            let t = Instant::now();
-            let body = http_get(port, "/metrics")?;
-            scrapes.push(t.elapsed().as_secs_f64());
-            size = body.len();
-        }
-        let (_, rss_after) = proc_stat(pid)?;
-        scrapes.sort_by(f64::total_cmp);
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-        let status = child.wait()?;
-        writeln!(
-            out,
-            "\nidle `certroll serve` over {n} scheduled rolls for {:.0} s:",
-            wall
-        )?;
-        writeln!(
-            out,
-            "  CPU {:.3} s ({:.3} %), resident memory {:.1} MiB, exit {}",
-            cpu1 - cpu0,
-            (cpu1 - cpu0) / wall * 100.0,
-            rss as f64 / 1024.0,
-            status.code().map_or("signal".into(), |c| c.to_string())
-        )?;
-        writeln!(
-            out,
-            "\nGET /metrics over {n} slots (current and pending each; series of their own for up to {} of them), 5 scrapes:",
-            crate::config::HttpConfig::default().metrics_max_slots
-        )?;
-        writeln!(
-            out,
-            "  median {:.3} s, slowest {:.3} s, {:.1} MiB of text; serve's resident memory after {:.1} MiB",
-            scrapes[scrapes.len() / 2],
-            scrapes[scrapes.len() - 1],
-            size as f64 / (1024.0 * 1024.0),
-            rss_after as f64 / 1024.0
+        let loc = crate::store::Location::sqlite(&root.join("idle"));
+        idle(out, plan, bin, &loc, None, "", &a, &b)?;
+    }
+    Ok(())
+}
+
+/// An idle `certroll serve` over `plan.idle_n` scheduled rolls in the store
+/// at `loc` (`store` the configuration's `[store]` section and password
+/// when it is PostgreSQL): its CPU over a quiet interval once its start
+/// (and expiry watch) is done, then scrapes of its /metrics.
+#[allow(clippy::too_many_arguments)]
+fn idle(
+    out: &mut dyn std::io::Write,
+    plan: &BenchPlan,
+    bin: &Path,
+    loc: &crate::store::Location,
+    store: Option<(String, Option<String>)>,
+    on: &str,
+    a: &Entry,
+    b: &Entry,
+) -> Result<()> {
+    let n = plan.idle_n;
+    let dir = &loc.data_dir;
+    let (mut store_, keys) = prepared_at(loc, "i", n, a)?;
+    let at = Utc::now() + Duration::days(1);
+    for chunk in keys.chunks(10_000) {
+        store_.schedule(
+            Some(&new_cert(b)),
+            &b.cert.thumbprint,
+            chunk,
+            at,
+            false,
+            &ctx(),
         )?;
     }
+    drop(store_);
+    let cfg = dir.join("bench.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let (section, password) = store.unwrap_or_default();
+    std::fs::write(
+        &cfg,
+        format!("[serve]\nmaintenance = \"\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n{section}"),
+    )?;
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["--config"])
+        .arg(&cfg)
+        .args(["--data-dir"])
+        .arg(dir)
+        .args(["-q", "serve"])
+        .stdin(std::process::Stdio::null());
+    if let Some(pw) = password {
+        cmd.env("CERTROLL_STORE_PASSWORD", pw);
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let pid = child.id();
+    // Let it start and finish its expiry watch: until it used under 1 %
+    // of a CPU over a second (not by scraping it, which would count the
+    // scrape's memory), at most 5 minutes.
+    let deadline = Instant::now() + std::time::Duration::from_secs(300);
+    let mut before = proc_stat(pid)?.0;
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(anyhow!(
+                "the idle `certroll serve` exited at start: {status}"
+            ));
+        }
+        let now = proc_stat(pid)?.0;
+        if now - before < 0.01 {
+            break;
+        }
+        before = now;
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err(anyhow!(
+                "the idle `certroll serve` was still busy after 5 minutes"
+            ));
+        }
+    }
+    let (cpu0, _) = proc_stat(pid)?;
+    let t = Instant::now();
+    std::thread::sleep(std::time::Duration::from_secs(plan.idle_secs));
+    let (cpu1, rss) = proc_stat(pid)?;
+    let wall = t.elapsed().as_secs_f64();
+    // Scrapes of /metrics over the same store: every slot's certificates
+    // are read at each scrape.
+    let mut scrapes = Vec::new();
+    let mut size = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let body = http_get(port, "/metrics")?;
+        scrapes.push(t.elapsed().as_secs_f64());
+        size = body.len();
+    }
+    let (_, rss_after) = proc_stat(pid)?;
+    scrapes.sort_by(f64::total_cmp);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let status = child.wait()?;
+    writeln!(
+        out,
+        "\nidle `certroll serve` over {n} scheduled rolls{on} for {:.0} s:",
+        wall
+    )?;
+    writeln!(
+        out,
+        "  CPU {:.3} s ({:.3} %), resident memory {:.1} MiB, exit {}",
+        cpu1 - cpu0,
+        (cpu1 - cpu0) / wall * 100.0,
+        rss as f64 / 1024.0,
+        status.code().map_or("signal".into(), |c| c.to_string())
+    )?;
+    writeln!(
+        out,
+        "\nGET /metrics over {n} slots{on} (current and pending each; series of their own for up to {} of them), 5 scrapes:",
+        crate::config::HttpConfig::default().metrics_max_slots
+    )?;
+    writeln!(
+        out,
+        "  median {:.3} s, slowest {:.3} s, {:.1} MiB of text; serve's resident memory after {:.1} MiB",
+        scrapes[scrapes.len() / 2],
+        scrapes[scrapes.len() - 1],
+        size as f64 / (1024.0 * 1024.0),
+        rss_after as f64 / 1024.0
+    )?;
     Ok(())
 }
 
@@ -783,6 +829,7 @@ mod selfsigned {
 pub fn run_postgres(
     plan: &BenchPlan,
     out: &mut dyn std::io::Write,
+    bin: &Path,
     target: &crate::store::PostgresTarget,
 ) -> Result<()> {
     use crate::store::{Database, Location};
@@ -842,6 +889,24 @@ pub fn run_postgres(
         let (loc, name) = fresh("spread")?;
         let lat = spread(&loc, plan, &a, &b)?;
         print_spread(out, plan, ", PostgreSQL", &lat)?;
+        target.drop_scratch_database(&name)?;
+    }
+    if plan.runs(Case::Idle) {
+        let (loc, name) = fresh("idle")?;
+        let crate::store::Database::Postgres(t) = &loc.database else {
+            unreachable!("a scratch database is on PostgreSQL");
+        };
+        let section = t.store_section();
+        idle(
+            out,
+            plan,
+            bin,
+            &loc,
+            Some(section),
+            " on PostgreSQL",
+            &a,
+            &b,
+        )?;
         target.drop_scratch_database(&name)?;
     }
     Ok(())

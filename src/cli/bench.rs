@@ -68,7 +68,7 @@ pub fn run(_app: &App, args: BenchArgs) -> Result<()> {
     let mut out = std::io::stdout();
     bench::run(&plan, &mut out, &bin, args.scratch.as_deref())?;
     if let Some(t) = target {
-        bench::run_postgres(&plan, &mut out, &t)?;
+        bench::run_postgres(&plan, &mut out, &bin, &t)?;
     }
     Ok(())
 }

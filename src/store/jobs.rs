@@ -721,13 +721,22 @@ impl Store {
     /// scheduled job, and the earliest expiry of a lease (read from the
     /// partial indexes; no table scan).
     pub fn next_wake(&self) -> Result<NextWake, StoreError> {
+        // SQLite's planner takes jobs_by_state and reads every scheduled
+        // job (40 ms over 100,000, at every wake); the partial indexes
+        // answer from their first entry.
+        let (runnable, leases) = match self.conn.backend() {
+            Backend::Sqlite => ("INDEXED BY jobs_runnable", "INDEXED BY jobs_leases"),
+            Backend::Postgres => ("", ""),
+        };
         let due = self.conn.row(
-            "SELECT min(run_after) FROM jobs WHERE state = 'scheduled'",
+            &format!("SELECT min(run_after) FROM jobs {runnable} WHERE state = 'scheduled'"),
             &[],
             |r| r.opt_text(0),
         )?;
         let lease = self.conn.row(
-            "SELECT min(lease_expires_at) FROM jobs WHERE state = 'running' AND lease_expires_at > ''",
+            &format!(
+                "SELECT min(lease_expires_at) FROM jobs {leases} WHERE state = 'running' AND lease_expires_at > ''"
+            ),
             &[],
             |r| r.opt_text(0),
         )?;

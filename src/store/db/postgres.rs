@@ -51,6 +51,15 @@ impl SslMode {
             _ => return None,
         })
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
 }
 
 /// Where a PostgreSQL store is, parsed from its URL: everything needed to
@@ -152,6 +161,26 @@ impl PostgresTarget {
         conn.batch(&format!("DROP DATABASE IF EXISTS {name}"))?;
         conn.batch(&format!("CREATE DATABASE {name}"))?;
         Ok(self.with_dbname(name))
+    }
+
+    /// The `[store]` section of a configuration that reaches this database
+    /// (for a process this one starts), and the password to hand it
+    /// through `CERTROLL_STORE_PASSWORD`: never in a file or an argument.
+    pub fn store_section(&self) -> (String, Option<String>) {
+        let mut toml = format!(
+            "[store]\nurl = \"{}\"\nsslmode = \"{}\"\nlisten = {}\n",
+            self.display,
+            self.sslmode.as_str(),
+            self.listen
+        );
+        if let Some(ca) = &self.ca_file {
+            toml.push_str(&format!("ca_file = {:?}\n", ca.display().to_string()));
+        }
+        let password = self
+            .config
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        (toml, password)
     }
 
     /// Drops the scratch database `name`.
