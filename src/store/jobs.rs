@@ -1048,12 +1048,18 @@ impl Store {
 /// hundred at a time. PostgreSQL's planner, guessing from statistics (none
 /// yet on a new table, stale after a burst of updates), would rather hash
 /// the whole table: a scan of every slot or job per statement, slower as
-/// the pool grows. Inside the transaction it is told to go by the indexes.
+/// the pool grows; or walk a whole index (every running job, every slot
+/// pending the same certificate) and filter it for each row. Inside the
+/// transaction it is told to go by the indexes, one row at a time, and the
+/// statements compare the columns that are not the key through an
+/// expression (`+slots.pending_cert`; the lease's state and owner in one
+/// CASE), which no index or partial index matches.
 fn by_key(tx: &super::db::Tx<'_>) -> Result<(), StoreError> {
     if tx.backend() == Backend::Postgres {
         tx.batch(
             "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
-             SET LOCAL enable_seqscan = off",
+             SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+             SET LOCAL enable_material = off",
         )?;
     }
     Ok(())
@@ -1154,7 +1160,8 @@ fn write_group(
                 "UPDATE jobs SET state = v.column2, finished_at = v.column3, finished_by = v.column6,
                         last_error = v.column4, lateness_us = v.column5, lease_expires_at = NULL
                  FROM (VALUES {list}) AS v
-                 WHERE jobs.id = v.column1 AND jobs.state = 'running' AND jobs.lease_owner = v.column6
+                 WHERE jobs.id = v.column1
+                   AND CASE WHEN jobs.state = 'running' THEN jobs.lease_owner END = v.column6
                  RETURNING jobs.id"
             )
         },
@@ -1200,7 +1207,7 @@ fn write_group(
                         pending_cert = NULL, effective_at = NULL, updated_at = v.column3,
                         previous_since = CASE WHEN current_cert IS NULL THEN NULL ELSE v.column3 END
                  FROM (VALUES {list}) AS v
-                 WHERE slots.id = v.column1 AND slots.pending_cert = v.column2
+                 WHERE slots.id = v.column1 AND +slots.pending_cert = v.column2
                  RETURNING slots.id"
             )
         },
