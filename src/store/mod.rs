@@ -1009,24 +1009,8 @@ mod tests {
     fn the_next_wake_reads_a_few_rows_however_many_jobs() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path()).unwrap();
-        let a = entry(include_bytes!(
-            "../../tests/data/fixtures/oauth1-openssl3.pfx"
-        ));
-        let b = entry(include_bytes!(
-            "../../tests/data/fixtures/oauth2-windows.pfx"
-        ));
-        let slots: Vec<SlotKey> = (0..2000)
-            .map(|i| {
-                SlotKey::new(
-                    Scope::Pool(format!("p{i}.contoso.com")),
-                    UsageType::from_canonical("OAuthTokenIssuer"),
-                )
-            })
-            .collect();
+        let (_, b, slots) = oauth_pools(&mut store, 2000);
         let c = ctx();
-        store
-            .assign(Some(&new_cert(&a)), &a.cert.thumbprint, &slots, &c)
-            .unwrap();
         store
             .schedule(
                 Some(&new_cert(&b)),
