@@ -47,6 +47,8 @@ struct RawConfig {
     #[serde(default)]
     policy: BTreeMap<String, PolicyOverrides>,
     #[serde(default)]
+    renewal: BTreeMap<String, crate::cert::renewal::RenewalTable>,
+    #[serde(default)]
     serve: ServeConfig,
     #[serde(default)]
     notify: NotifyConfig,
@@ -274,6 +276,8 @@ pub struct Config {
     pub targets: Vec<TargetConfig>,
     pub http: HttpConfig,
     pub store: StoreConfig,
+    /// Rollover policies (`[renewal.<Type>]`); nothing renews without one.
+    pub renewal: BTreeMap<UsageType, crate::cert::renewal::RenewalPolicy>,
 }
 
 /// The system's time zone, as cron takes it: TZ (an IANA name, or a path
@@ -392,6 +396,27 @@ impl Config {
                 )));
             }
         }
+        let mut renewal = BTreeMap::new();
+        for (name, table) in &raw.renewal {
+            let t = types
+                .parse(name)
+                .map_err(|e| invalid(format!("[renewal.{name}]: {e}")))?;
+            let p = table
+                .policy()
+                .map_err(|e| invalid(format!("[renewal.{name}] {e}")))?;
+            let policy = &policies[&t];
+            if p.method == crate::cert::renewal::Method::SelfSigned && !policy.self_signed_allowed {
+                return Err(invalid(format!(
+                    "[renewal.{name}] method = \"self-signed\": {t} certificates must come from a CA (set self_signed_allowed in [policy.{t}] to allow it, or use method = \"request\")"
+                )));
+            }
+            if p.method == crate::cert::renewal::Method::Acme {
+                return Err(invalid(format!(
+                    "[renewal.{name}] method = \"acme\" is not available in this version: use \"request\" or \"self-signed\""
+                )));
+            }
+            renewal.insert(t, p);
+        }
         let mut serve = raw.serve;
         if serve
             .maintenance
@@ -491,6 +516,7 @@ impl Config {
             targets: raw.target,
             http: raw.http,
             store: raw.store,
+            renewal,
         })
     }
 
@@ -703,6 +729,21 @@ mod tests {
             sip_domain: Some(String::new()),
             extra_types: vec![],
             policy: BTreeMap::from([("Default".to_string(), every)]),
+            renewal: BTreeMap::from([(
+                "OAuthTokenIssuer".to_string(),
+                crate::cert::renewal::RenewalTable {
+                    method: crate::cert::renewal::Method::SelfSigned,
+                    generate_before_days: Some(1),
+                    generate_at_percent: Some(1),
+                    promote_before_days: Some(1),
+                    critical_before_days: Some(1),
+                    key: Some(String::new()),
+                    validity_days: Some(1),
+                    scopes: Some(vec![]),
+                    require_staged: Some(false),
+                    retry_minutes: Some(1),
+                },
+            )]),
             serve: ServeConfig::default(),
             notify: NotifyConfig {
                 email: vec![serde_json::from_value(serde_json::json!({
@@ -752,7 +793,7 @@ mod tests {
         let table = toml::Value::try_from(&every).unwrap();
         let sections = [
             "policy", "serve", "notify", "expiry", "check", "deploy", "server", "target", "http",
-            "store",
+            "store", "renewal",
         ];
         let mut keys: Vec<&String> = table
             .as_table()
@@ -761,6 +802,12 @@ mod tests {
             .filter(|k| !sections.contains(&k.as_str()))
             .collect();
         keys.extend(table["policy"]["Default"].as_table().unwrap().keys());
+        keys.extend(
+            table["renewal"]["OAuthTokenIssuer"]
+                .as_table()
+                .unwrap()
+                .keys(),
+        );
         for section in ["serve", "expiry", "check", "deploy", "http", "store"] {
             keys.extend(table[section].as_table().unwrap().keys());
         }
@@ -784,6 +831,11 @@ mod tests {
             );
         }
         assert!(text.contains("[policy.OAuthTokenIssuer]"));
+        assert!(text.contains("[renewal.OAuthTokenIssuer]"));
+        assert!(
+            example.renewal.is_empty(),
+            "nothing renews unless configured"
+        );
     }
 
     #[test]
@@ -795,6 +847,11 @@ mod tests {
             "[policy.Default]\nmin_rsa_bitz = 1",
             "sip_domain = \"*.contoso.com\"",
             "this is not toml",
+            "[renewal.Default]\nmethod = \"self-signed\"",
+            "[renewal.OAuthTokenIssuer]\nmethod = \"mail\"",
+            "[renewal.OAuthTokenIssuer]\nmethod = \"self-signed\"\ngenerate_before_days = 4",
+            "[renewal.OAuthTokenIssuer]\nmethod = \"request\"\ngenerate_before_days = 30\ngenerate_at_percent = 70",
+            "[renewal.OAuthTokenIssuer]\nmethod = \"request\"\nscopes = [\"planet\"]",
         ] {
             let err = parse(bad).unwrap_err().to_string();
             assert!(err.starts_with("test.toml: "), "{bad}: {err}");

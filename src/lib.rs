@@ -50,6 +50,7 @@ pub mod input;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod ops;
 pub mod schedule;
 pub mod sdnotify;
 pub mod service;

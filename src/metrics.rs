@@ -52,6 +52,7 @@ type Labels = Vec<(&'static str, &'static str)>;
 pub struct Registry {
     rolls: Family<Labels, Counter>,
     rolls_late: Counter,
+    renewals: Family<Labels, Counter>,
     http_refused: Counter,
     readiness_probes: Counter,
     clock_skew: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -67,9 +68,14 @@ impl Default for Registry {
         for outcome in ["succeeded", "failed"] {
             let _ = rolls.get_or_create(&vec![("outcome", outcome)]);
         }
+        let renewals = Family::<Labels, Counter>::default();
+        for outcome in ["generated", "requested", "scheduled", "failed"] {
+            let _ = renewals.get_or_create(&vec![("outcome", outcome)]);
+        }
         Registry {
             rolls,
             rolls_late: Counter::default(),
+            renewals,
             http_refused: Counter::default(),
             readiness_probes: Counter::default(),
             clock_skew: Default::default(),
@@ -91,6 +97,14 @@ impl Registry {
         }
         // `roll --now` runs early: its negative lateness counts as on time.
         self.lateness.observe(lateness_seconds.max(0.0));
+    }
+
+    /// A step of the renewal duty (`generated`, `requested`, `scheduled`,
+    /// `failed`).
+    pub fn count_renewal(&self, outcome: &'static str) {
+        self.renewals
+            .get_or_create(&vec![("outcome", outcome)])
+            .inc();
     }
 
     pub fn roll_failed(&self) {
@@ -441,6 +455,11 @@ pub fn render(registry: &Arc<Registry>, snap: Snapshot) -> String {
         "certroll_rolls_late",
         "Rolls this process committed later than late_after_seconds after their instant",
         registry.rolls_late.clone(),
+    );
+    reg.register(
+        "certroll_renewals",
+        "Steps of the renewal duty this process took, by outcome (generated: a certificate made and its roll scheduled; requested: a request made for the CA; scheduled: the CA's answer scheduled; failed: an attempt failed, retried later)",
+        registry.renewals.clone(),
     );
     reg.register(
         "certroll_http_connections_refused",

@@ -36,6 +36,7 @@ struct Loops {
     ),
     notifier: Option<(mpsc::Sender<Msg>, Thread<()>)>,
     deployer: Option<(mpsc::Sender<Msg>, Thread<()>)>,
+    renewer: Option<(mpsc::Sender<Msg>, Thread<()>)>,
     /// Each loop says here when it ends.
     done: tokio::sync::mpsc::UnboundedReceiver<&'static str>,
     owner: String,
@@ -122,6 +123,7 @@ impl Loops {
             engine: (engine_tx, engine_thread),
             notifier: None,
             deployer: None,
+            renewer: None,
             done: done_rx,
             owner,
         };
@@ -189,6 +191,28 @@ impl Loops {
                 .context("cannot start the deployer thread")?;
             loops.deployer = Some((tx, thread));
         }
+        if !config.renewal.is_empty() {
+            let renewer = crate::ops::renewer::Renewer::new(
+                open_store(loc).await?,
+                config.clone(),
+                clock.clone(),
+            )
+            .with_metrics(registry.clone());
+            let (tx, rx) = mpsc::channel::<Msg>();
+            let done = done_tx.clone();
+            let reg = registry.clone();
+            registry.set_loop("renewer", true);
+            let thread = std::thread::Builder::new()
+                .name("certroll-renew".into())
+                .spawn(move || {
+                    let _running = LoopGuard::new(&reg, "renewer");
+                    let result = renewer.run(rx);
+                    let _ = done.send("renewer");
+                    result
+                })
+                .context("cannot start the renewal thread")?;
+            loops.renewer = Some((tx, thread));
+        }
         Ok(loops)
     }
 
@@ -202,12 +226,18 @@ impl Loops {
         if let Some((tx, _)) = &self.deployer {
             let _ = tx.send(Msg::Shutdown);
         }
+        if let Some((tx, _)) = &self.renewer {
+            let _ = tx.send(Msg::Shutdown);
+        }
         let summary = join(self.engine.1, "engine").await?;
         if let Some((_, thread)) = self.notifier {
             join(thread, "notifier").await?;
         }
         if let Some((_, thread)) = self.deployer {
             join(thread, "deployer").await?;
+        }
+        if let Some((_, thread)) = self.renewer {
+            join(thread, "renewer").await?;
         }
         Ok(summary)
     }

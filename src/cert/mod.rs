@@ -14,6 +14,7 @@ pub mod p12_absent;
 pub mod pem;
 pub mod pfx;
 pub mod policy;
+pub mod renewal;
 pub mod request;
 pub mod slot;
 pub mod types;

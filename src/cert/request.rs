@@ -25,6 +25,34 @@ pub struct Subject {
 }
 
 impl Subject {
+    /// A certificate's subject, as far as these fields express it (the
+    /// next certificate of a renewal is named like the current one).
+    pub fn of(cert: &super::x509::CertInfo) -> Subject {
+        use x509_parser::prelude::FromDer;
+        let Ok((_, name)) = x509_parser::x509::X509Name::from_der(&cert.subject_raw) else {
+            return Subject {
+                common_name: cert.subject_cn.clone().unwrap_or_default(),
+                ..Subject::default()
+            };
+        };
+        let first = |mut it: Box<
+            dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>> + '_,
+        >| {
+            it.next()
+                .and_then(|a| a.as_str().ok())
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        Subject {
+            common_name: first(Box::new(name.iter_common_name())).unwrap_or_default(),
+            organization: first(Box::new(name.iter_organization())),
+            org_unit: first(Box::new(name.iter_organizational_unit())),
+            city: first(Box::new(name.iter_locality())),
+            state: first(Box::new(name.iter_state_or_province())),
+            country: first(Box::new(name.iter_country())),
+        }
+    }
+
     /// RFC 4514 form, most specific last as OpenSSL prints it reversed:
     /// `CN=..., OU=..., O=..., L=..., ST=..., C=...`.
     pub fn to_rfc4514(&self) -> String {

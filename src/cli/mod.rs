@@ -33,6 +33,7 @@ mod notifications;
 pub mod output;
 mod password;
 mod remove;
+mod renew;
 mod request;
 mod roll;
 mod set;
@@ -163,6 +164,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Run the roll jobs that are due now (or with --now, promote pending certificates early)
     Roll(roll::RollArgs),
+    /// Rollover policies: what each slot will renew and when (--what-if), renew now (--now), or run one pass
+    Renew(renew::RenewArgs),
     /// List, show, cancel or retry roll jobs
     Jobs(jobs::JobsArgs),
     /// Health of every slot, for monitoring (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)
@@ -499,6 +502,7 @@ fn dispatch(app: &App, command: Command) -> Result<()> {
         Command::Request(args) => request::run(app, args),
         Command::Requests(args) => request::run_requests(app, args),
         Command::Roll(args) => roll::run(app, args),
+        Command::Renew(args) => renew::run(app, args),
         Command::Jobs(args) => jobs::run(app, args),
         Command::Bench(args) => bench::run(app, args),
         Command::Store(args) => store_cmd::run(app, args),

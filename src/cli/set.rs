@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::output::{self, describe_assign, describe_schedule};
 use super::{App, Reported, WhenArgs};
-use crate::cert::policy::{self, Finding, Severity};
+use crate::cert::policy::{Finding, Severity};
 use crate::cert::slot::SchedulePlan;
 use crate::cert::{CertInfo, SlotKey, UsageType};
 use crate::store::{SlotChange, Store, StoreError};
@@ -45,9 +45,8 @@ pub struct SetArgs {
     pub json: bool,
 }
 
-/// The policy findings of `cert` for every type at `at`.
-/// With a `trust_bundle`, the chain (nearest issuer first) must end at
-/// one of its roots.
+/// The policy findings of `cert` for every type at `at` (see
+/// [`crate::ops::findings`]).
 pub(super) fn findings(
     app: &App,
     types: &[UsageType],
@@ -56,35 +55,14 @@ pub(super) fn findings(
     has_key: bool,
     at: DateTime<Utc>,
 ) -> Result<Vec<Finding>> {
-    let mut out = Vec::new();
-    let mut bundles: Vec<(&std::path::Path, crate::cert::chain::TrustAnchors)> = Vec::new();
-    for t in types {
-        let p = app.config.policy(t);
-        out.extend(policy::evaluate(
-            t,
-            p,
-            app.config.sip_domain.as_deref(),
-            cert,
-            has_key,
-            at,
-        ));
-        if let Some(path) = &p.trust_bundle {
-            let i = match bundles.iter().position(|(b, _)| *b == path.as_path()) {
-                Some(i) => i,
-                None => {
-                    bundles.push((path, app.config.trust_anchors(path)?));
-                    bundles.len() - 1
-                }
-            };
-            out.extend(crate::cert::chain::trust_finding(
-                t,
-                cert,
-                chain,
-                &bundles[i].1,
-            ));
-        }
-    }
-    Ok(out)
+    Ok(crate::ops::findings(
+        &app.config,
+        types,
+        cert,
+        chain,
+        has_key,
+        at,
+    )?)
 }
 
 /// Rule 7's lead-time warnings for a roll at `at` in `slots`.
@@ -94,21 +72,12 @@ pub(super) fn lead_time_findings(
     slots: &[SlotKey],
     at: DateTime<Utc>,
 ) -> Result<Vec<Finding>> {
-    let mut out = Vec::new();
-    for slot in slots {
-        let views = store.slots(std::slice::from_ref(&slot.usage_type), Some(&slot.scope))?;
-        let current = views
-            .first()
-            .and_then(|v| v.current.as_ref())
-            .map(|c| &c.info);
-        out.extend(policy::lead_time(
-            &slot.usage_type,
-            app.config.policy(&slot.usage_type),
-            current,
-            at,
-        ));
-    }
-    Ok(out)
+    Ok(crate::ops::lead_time_findings(
+        &app.config,
+        store,
+        slots,
+        at,
+    )?)
 }
 
 /// Prints each finding on its own line; refuses (exit 1) on any error, and

@@ -19,6 +19,7 @@ const TABLES: &[&str] = &[
     "expiry_alerts",
     "deployments",
     "requests",
+    "renewals",
 ];
 
 /// Tables whose `id` is an identity the target must continue after.

@@ -313,92 +313,18 @@ impl Store {
     ) -> Result<ScheduleReport, StoreError> {
         let sealed = self.seal_for_import(import, thumbprint)?;
         let tx = self.conn.begin()?;
-        let import_outcome = match import {
-            Some(new) => Some(certs::upsert(&tx, new, sealed.as_ref(), ctx)?.1),
-            None => None,
-        };
-        let cert_id = certs::cert_id(&tx, thumbprint)?
-            .ok_or_else(|| super::LookupError::NotFound(thumbprint.to_string()))?;
-        let mut changes = Vec::new();
-        let mut job_ids = Vec::new();
-        for slot in slots {
-            ensure_slot(&tx, slot, ctx.now)?;
-            let (slot_id, state) = load_state(&tx, slot)?.expect("slot ensured above");
-            let plan = slot::schedule(&state, thumbprint, at, replace);
-            match &plan {
-                SchedulePlan::Conflict(p) => {
-                    return Err(StoreError::Refused(format!(
-                        "{slot} already has pending certificate {} effective {}; --force replaces it",
-                        p.thumbprint,
-                        p.effective_at
-                            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-                    )));
-                }
-                SchedulePlan::Change(t) => {
-                    if t.before.pending.is_some() {
-                        let running = tx.row(
-                            "SELECT id FROM jobs WHERE slot_id = ?1 AND state = 'running'",
-                            vals![slot_id],
-                            |r| r.int(0),
-                        )?;
-                        if let Some(id) = running {
-                            return Err(StoreError::Refused(format!(
-                                "{slot}: roll job {id} is running right now; try again in a moment"
-                            )));
-                        }
-                        cancel_live_jobs(
-                            &tx,
-                            slot,
-                            slot_id,
-                            ctx,
-                            "replaced by a new scheduled roll",
-                        )?;
-                    }
-                    write_state(&tx, slot_id, &t.after, ctx.now)?;
-                    let job_id = tx
-                        .row(
-                            "INSERT INTO jobs (slot_id, cert_id, due_at, run_after, state, created_at, created_by, require_staged)
-                             VALUES (?1, ?2, ?3, ?3, 'scheduled', ?4, ?5, ?6)
-                             RETURNING id",
-                            vals![slot_id, cert_id, &ts(at), &ts(ctx.now), &ctx.actor, require_staged],
-                            |r| r.int(0),
-                        )?
-                        .ok_or_else(|| StoreError::Corrupt("INSERT returned no job id".into()))?;
-                    job_ids.push(job_id);
-                    let when = at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-                    audit::record_slot_change(
-                        &tx,
-                        ctx,
-                        "schedule",
-                        slot,
-                        Some(thumbprint),
-                        t,
-                        &format!("job {job_id}, effective {when}"),
-                    )?;
-                    audit::enqueue(
-                        &tx,
-                        ctx,
-                        "roll.scheduled",
-                        Severity::Info,
-                        Some(slot),
-                        &format!("{slot} rolls to {thumbprint} at {when}"),
-                        json!({"job_id": job_id, "thumbprint": thumbprint, "effective_at": when,
-                               "current": t.before.current}),
-                    )?;
-                }
-                SchedulePlan::AlreadyCurrent | SchedulePlan::AlreadyPending => {}
-            }
-            changes.push(SlotChange {
-                slot: slot.clone(),
-                plan,
-            });
-        }
+        let report = schedule_tx(
+            &tx,
+            import.map(|new| (new, sealed.as_ref())),
+            thumbprint,
+            slots,
+            at,
+            replace,
+            require_staged,
+            ctx,
+        )?;
         tx.commit()?;
-        Ok(ScheduleReport {
-            import: import_outcome,
-            changes,
-            job_ids,
-        })
+        Ok(report)
     }
 
     /// Atomically moves up to `limit` scheduled jobs to `running` under a
@@ -1373,6 +1299,100 @@ fn late_event(ctx: &OpCtx, job: &Claimed, lateness: Duration, detail: &str) -> a
         ),
         json!({"job_id": job.id, "thumbprint": job.thumbprint, "due_at": ts(job.due_at), "lateness_us": us(lateness)}),
     )
+}
+
+/// `Store::schedule_with` inside the caller's transaction (a renewal
+/// schedules its certificate in the transaction that records it).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn schedule_tx(
+    tx: &impl Exec,
+    import: Option<(&NewCert<'_>, Option<&certs::SealedKey>)>,
+    thumbprint: &str,
+    slots: &[SlotKey],
+    at: DateTime<Utc>,
+    replace: bool,
+    require_staged: bool,
+    ctx: &OpCtx,
+) -> Result<ScheduleReport, StoreError> {
+    let import_outcome = match import {
+        Some((new, sealed)) => Some(certs::upsert(tx, new, sealed, ctx)?.1),
+        None => None,
+    };
+    let cert_id = certs::cert_id(tx, thumbprint)?
+        .ok_or_else(|| super::LookupError::NotFound(thumbprint.to_string()))?;
+    let mut changes = Vec::new();
+    let mut job_ids = Vec::new();
+    for slot in slots {
+        ensure_slot(tx, slot, ctx.now)?;
+        let (slot_id, state) = load_state(tx, slot)?.expect("slot ensured above");
+        let plan = slot::schedule(&state, thumbprint, at, replace);
+        match &plan {
+            SchedulePlan::Conflict(p) => {
+                return Err(StoreError::Refused(format!(
+                    "{slot} already has pending certificate {} effective {}; --force replaces it",
+                    p.thumbprint,
+                    p.effective_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                )));
+            }
+            SchedulePlan::Change(t) => {
+                if t.before.pending.is_some() {
+                    let running = tx.row(
+                        "SELECT id FROM jobs WHERE slot_id = ?1 AND state = 'running'",
+                        vals![slot_id],
+                        |r| r.int(0),
+                    )?;
+                    if let Some(id) = running {
+                        return Err(StoreError::Refused(format!(
+                            "{slot}: roll job {id} is running right now; try again in a moment"
+                        )));
+                    }
+                    cancel_live_jobs(tx, slot, slot_id, ctx, "replaced by a new scheduled roll")?;
+                }
+                write_state(tx, slot_id, &t.after, ctx.now)?;
+                let job_id = tx
+                        .row(
+                            "INSERT INTO jobs (slot_id, cert_id, due_at, run_after, state, created_at, created_by, require_staged)
+                             VALUES (?1, ?2, ?3, ?3, 'scheduled', ?4, ?5, ?6)
+                             RETURNING id",
+                            vals![slot_id, cert_id, &ts(at), &ts(ctx.now), &ctx.actor, require_staged],
+                            |r| r.int(0),
+                        )?
+                        .ok_or_else(|| StoreError::Corrupt("INSERT returned no job id".into()))?;
+                job_ids.push(job_id);
+                let when = at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+                audit::record_slot_change(
+                    tx,
+                    ctx,
+                    "schedule",
+                    slot,
+                    Some(thumbprint),
+                    t,
+                    &format!("job {job_id}, effective {when}"),
+                )?;
+                audit::enqueue(
+                    tx,
+                    ctx,
+                    "roll.scheduled",
+                    Severity::Info,
+                    Some(slot),
+                    &format!("{slot} rolls to {thumbprint} at {when}"),
+                    json!({"job_id": job_id, "thumbprint": thumbprint, "effective_at": when,
+                               "current": t.before.current}),
+                )?;
+            }
+            SchedulePlan::AlreadyCurrent | SchedulePlan::AlreadyPending => {}
+        }
+        changes.push(SlotChange {
+            slot: slot.clone(),
+            plan,
+        });
+    }
+    Ok(ScheduleReport {
+        import: import_outcome,
+        changes,
+        job_ids,
+    })
 }
 
 #[cfg(test)]

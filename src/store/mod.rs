@@ -21,6 +21,7 @@ mod jobs;
 pub mod keyring;
 mod leaders;
 mod pg_schema;
+mod renewals;
 mod requests;
 mod schema;
 mod slots;
@@ -46,6 +47,7 @@ pub use jobs::{
     Claimed, ExecOptions, Job, JobFilter, JobResult, JobState, NextWake, RollCheck, RollOutcome,
     ScheduleReport, describe_lateness,
 };
+pub use renewals::Renewed;
 pub use requests::{CertRequest, NewRequest};
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use slots::{AssignReport, SlotView};

@@ -265,6 +265,27 @@ CREATE TABLE leaders (
     since      TEXT COLLATE "C" NOT NULL
 );
 "#,
+    // v8: a slot's renewal of its current certificate (see SQLite's v8).
+    r#"
+CREATE TABLE renewals (
+    slot_id         BIGINT PRIMARY KEY REFERENCES slots (id),
+    for_cert_id     BIGINT NOT NULL REFERENCES certificates (id),
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    failed_at       TEXT COLLATE "C",
+    next_attempt_at TEXT COLLATE "C",
+    request_id      BIGINT REFERENCES requests (id),
+    cert_id         BIGINT REFERENCES certificates (id),
+    overdue_alerted BIGINT NOT NULL DEFAULT 0,
+    updated_at      TEXT COLLATE "C" NOT NULL
+);
+
+-- Children of their foreign keys: an insert or delete of a certificate or
+-- request looks for them by index.
+CREATE INDEX renewals_by_for_cert ON renewals (for_cert_id);
+CREATE INDEX renewals_by_cert ON renewals (cert_id) WHERE cert_id IS NOT NULL;
+CREATE INDEX renewals_by_request ON renewals (request_id) WHERE request_id IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes (the same as SQLite's).

@@ -180,56 +180,25 @@ pub(super) fn complete(
 }
 
 impl Store {
+    /// A request's key sealed (bound to its public key's fingerprint), and
+    /// that fingerprint.
+    pub(super) fn seal_request_key(
+        &mut self,
+        key: &PrivateKey,
+    ) -> Result<(String, Vec<u8>), StoreError> {
+        let fp = key
+            .public_fingerprint()
+            .ok_or_else(|| StoreError::Corrupt("a key certroll cannot fingerprint".into()))?;
+        let sealed = self.master_key(true)?.seal(key.pkcs8_der(), &aad(&fp))?;
+        Ok((fp, sealed))
+    }
+
     /// Records a request and seals its key, in one transaction with its
     /// audit row. Returns its id.
     pub fn create_request(&mut self, new: &NewRequest<'_>, ctx: &OpCtx) -> Result<i64, StoreError> {
-        let fp = new
-            .key
-            .public_fingerprint()
-            .ok_or_else(|| StoreError::Corrupt("a key certroll cannot fingerprint".into()))?;
-        let sealed = self
-            .master_key(true)?
-            .seal(new.key.pkcs8_der(), &aad(&fp))?;
+        let (fp, sealed) = self.seal_request_key(new.key)?;
         let tx = self.conn.begin()?;
-        let now = ts(ctx.now);
-        let id = tx
-            .row(
-                "INSERT INTO requests (usage_type, scope, subject, sans, key_algorithm, friendly_name,
-                    public_key, csr, key_enc, state, created_at, template, validity_days)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12)
-                 RETURNING id",
-                vals![
-                    new.usage_type,
-                    new.scope,
-                    new.subject,
-                    &serde_json::to_string(new.sans).expect("JSON"),
-                    new.key_algorithm,
-                    new.friendly_name,
-                    &fp,
-                    new.csr,
-                    &sealed[..],
-                    &now,
-                    new.template,
-                    new.validity_days,
-                ],
-                |r| r.int(0),
-            )?
-            .ok_or_else(|| StoreError::Corrupt("an INSERT returned no id".into()))?;
-        tx.exec(
-            "INSERT INTO audit_log (at, actor, action, scope, usage_type, detail) VALUES (?1, ?2, 'request', ?3, ?4, ?5)",
-            vals![&now, &ctx.actor, new.scope, new.usage_type, &format!("request {id}: {}", new.subject)],
-        )?;
-        enqueue_request_event(
-            &tx,
-            ctx,
-            id,
-            "request.created",
-            &format!(
-                "request {id}: {} for {} at {} waits for the CA: hand it its CSR",
-                new.subject, new.usage_type, new.scope
-            ),
-            serde_json::json!({}),
-        )?;
+        let id = insert_request(&tx, new, &fp, &sealed, ctx)?;
         tx.commit()?;
         Ok(id)
     }
@@ -342,4 +311,55 @@ impl Store {
         tx.commit()?;
         Ok(self.request(id)?.expect("the row just updated"))
     }
+}
+
+/// Records a request with its sealed key, audit row and `request.created`
+/// event, in the caller's transaction. Returns its id.
+pub(super) fn insert_request(
+    tx: &impl Exec,
+    new: &NewRequest<'_>,
+    fp: &str,
+    sealed: &[u8],
+    ctx: &OpCtx,
+) -> Result<i64, StoreError> {
+    let now = ts(ctx.now);
+    let id = tx
+        .row(
+            "INSERT INTO requests (usage_type, scope, subject, sans, key_algorithm, friendly_name,
+                    public_key, csr, key_enc, state, created_at, template, validity_days)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12)
+                 RETURNING id",
+            vals![
+                new.usage_type,
+                new.scope,
+                new.subject,
+                &serde_json::to_string(new.sans).expect("JSON"),
+                new.key_algorithm,
+                new.friendly_name,
+                fp,
+                new.csr,
+                sealed,
+                &now,
+                new.template,
+                new.validity_days,
+            ],
+            |r| r.int(0),
+        )?
+        .ok_or_else(|| StoreError::Corrupt("an INSERT returned no id".into()))?;
+    tx.exec(
+            "INSERT INTO audit_log (at, actor, action, scope, usage_type, detail) VALUES (?1, ?2, 'request', ?3, ?4, ?5)",
+            vals![&now, &ctx.actor, new.scope, new.usage_type, &format!("request {id}: {}", new.subject)],
+        )?;
+    enqueue_request_event(
+        tx,
+        ctx,
+        id,
+        "request.created",
+        &format!(
+            "request {id}: {} for {} at {} waits for the CA: hand it its CSR",
+            new.subject, new.usage_type, new.scope
+        ),
+        serde_json::json!({}),
+    )?;
+    Ok(id)
 }

@@ -258,6 +258,30 @@ CREATE TABLE leaders (
     since      TEXT NOT NULL
 ) STRICT;
 "#,
+    // v8: rollover policies. A slot's renewal of its current certificate
+    // (`for_cert_id`): failures and the next attempt, the request made for
+    // a CA, the certificate made, whether the overdue alert went out. A row
+    // for another certificate than the slot's current one is stale.
+    r#"
+CREATE TABLE renewals (
+    slot_id         INTEGER PRIMARY KEY REFERENCES slots (id),
+    for_cert_id     INTEGER NOT NULL REFERENCES certificates (id),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    failed_at       TEXT,
+    next_attempt_at TEXT,
+    request_id      INTEGER REFERENCES requests (id),
+    cert_id         INTEGER REFERENCES certificates (id),
+    overdue_alerted INTEGER NOT NULL DEFAULT 0,
+    updated_at      TEXT NOT NULL
+) STRICT;
+
+-- Children of their foreign keys: an insert or delete of a certificate or
+-- request looks for them by index.
+CREATE INDEX renewals_by_for_cert ON renewals (for_cert_id);
+CREATE INDEX renewals_by_cert ON renewals (cert_id) WHERE cert_id IS NOT NULL;
+CREATE INDEX renewals_by_request ON renewals (request_id) WHERE request_id IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes.

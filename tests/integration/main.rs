@@ -19,6 +19,7 @@ mod peers;
 mod pg;
 mod pg_store;
 mod policy;
+mod renewal;
 mod request;
 mod rolls;
 mod util;

@@ -8,12 +8,12 @@ use crate::util::*;
 
 /// An enterprise PKI as OpenSSL plays it: a root and an issuing CA, whose
 /// `sign` answers a CSR as AD CS would (the request's extensions copied).
-struct Pki {
+pub(crate) struct Pki {
     dir: PathBuf,
 }
 
 impl Pki {
-    fn new(dir: &Path) -> Pki {
+    pub(crate) fn new(dir: &Path) -> Pki {
         let dir = dir.join("pki");
         std::fs::create_dir_all(&dir).unwrap();
         openssl(
@@ -81,14 +81,14 @@ impl Pki {
     /// Signs `csr` for a year; returns the certificate (PEM).
     /// Imports the root and the issuing CA into the store of `env`, as an
     /// operator does before importing a CA's answer that is the leaf alone.
-    fn import_cas(&self, env: &Env) {
+    pub(crate) fn import_cas(&self, env: &Env) {
         for ca in ["root.pem", "issuing.pem"] {
             let path = self.dir.join(ca);
             env.ok(&["import", "--path", path.to_str().unwrap()]);
         }
     }
 
-    fn sign(&self, csr: &Path, name: &str) -> PathBuf {
+    pub(crate) fn sign(&self, csr: &Path, name: &str) -> PathBuf {
         let out = self.dir.join(format!("{name}.pem"));
         openssl(
             &self.dir,

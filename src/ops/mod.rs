@@ -1,0 +1,80 @@
+//! Operations: the rules every front end applies (the command line, the
+//! renewal duty), written once. They read the configuration and the store
+//! and decide; the store's transactions make the change. Above `store`,
+//! `schedule` and `deploy`; below `service` and `cli`.
+
+pub mod renew;
+pub mod renewer;
+
+use chrono::{DateTime, Utc};
+
+use crate::cert::policy::{self, Finding};
+use crate::cert::{CertInfo, SlotKey, UsageType};
+use crate::config::{Config, ConfigError};
+use crate::store::{Store, StoreError};
+
+/// The policy findings of `cert` for every type at `at`. With a type's
+/// `trust_bundle`, the chain (nearest issuer first) must end at one of its
+/// roots.
+pub fn findings(
+    config: &Config,
+    types: &[UsageType],
+    cert: &CertInfo,
+    chain: &[CertInfo],
+    has_key: bool,
+    at: DateTime<Utc>,
+) -> Result<Vec<Finding>, ConfigError> {
+    let mut out = Vec::new();
+    let mut bundles: Vec<(&std::path::Path, crate::cert::chain::TrustAnchors)> = Vec::new();
+    for t in types {
+        let p = config.policy(t);
+        out.extend(policy::evaluate(
+            t,
+            p,
+            config.sip_domain.as_deref(),
+            cert,
+            has_key,
+            at,
+        ));
+        if let Some(path) = &p.trust_bundle {
+            let i = match bundles.iter().position(|(b, _)| *b == path.as_path()) {
+                Some(i) => i,
+                None => {
+                    bundles.push((path, config.trust_anchors(path)?));
+                    bundles.len() - 1
+                }
+            };
+            out.extend(crate::cert::chain::trust_finding(
+                t,
+                cert,
+                chain,
+                &bundles[i].1,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Rule 7's lead-time warnings for a roll at `at` in `slots`.
+pub fn lead_time_findings(
+    config: &Config,
+    store: &Store,
+    slots: &[SlotKey],
+    at: DateTime<Utc>,
+) -> Result<Vec<Finding>, StoreError> {
+    let mut out = Vec::new();
+    for slot in slots {
+        let views = store.slots(std::slice::from_ref(&slot.usage_type), Some(&slot.scope))?;
+        let current = views
+            .first()
+            .and_then(|v| v.current.as_ref())
+            .map(|c| &c.info);
+        out.extend(policy::lead_time(
+            &slot.usage_type,
+            config.policy(&slot.usage_type),
+            current,
+            at,
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,470 @@
+//! Renewing slots under their rollover policy (`[renewal.<Type>]`): which
+//! slots a policy covers and what each needs ([`survey`]), and the step
+//! that makes the next certificate and schedules its roll ([`act`]), as
+//! the renewal duty of `serve` and `certroll renew` both run them. A step
+//! is one store transaction (certificate, pending roll, job, record, audit
+//! row and event together); a crash before it leaves nothing, after it the
+//! slot has its pending roll and the next pass sees it.
+
+use chrono::{DateTime, Utc};
+
+use crate::cert::renewal::{self, Decision, Facts, Method, Plan, RenewalPolicy};
+use crate::cert::slot::Pending;
+use crate::cert::{CertInfo, Scope, SlotKey, UsageType};
+use crate::config::Config;
+use crate::store::{NewCert, NewRequest, OpCtx, Store, StoreError, StoredCert};
+
+/// A slot under a policy, and what its renewal needs at the survey's
+/// instant.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub slot: SlotKey,
+    pub policy: RenewalPolicy,
+    pub current: Option<StoredCert>,
+    pub pending: Option<Pending>,
+    pub record: Option<renewal::Record>,
+    pub plan: Plan,
+}
+
+/// Every slot a policy covers (of `types`, at `scope`, when given), with
+/// its plan at `now`. Reads only.
+pub fn survey(
+    store: &Store,
+    config: &Config,
+    now: DateTime<Utc>,
+    types: &[UsageType],
+    scope: Option<&Scope>,
+) -> Result<Vec<Candidate>, StoreError> {
+    let records = store.renewal_records()?;
+    let mut out = Vec::new();
+    for (t, policy) in &config.renewal {
+        if !types.is_empty() && !types.contains(t) {
+            continue;
+        }
+        for view in store.slots(std::slice::from_ref(t), scope)? {
+            if !policy.covers(&view.key.scope.to_string()) {
+                continue;
+            }
+            let pending = view.pending.as_ref().map(|(c, at)| Pending {
+                thumbprint: c.info.thumbprint.clone(),
+                effective_at: *at,
+            });
+            let record = records.get(&view.key).cloned();
+            let plan = renewal::decide(
+                policy,
+                Facts {
+                    current: view.current.as_ref().map(|c| &c.info),
+                    pending: pending.as_ref(),
+                    record: record.as_ref(),
+                },
+                now,
+            );
+            out.push(Candidate {
+                slot: view.key.clone(),
+                policy: policy.clone(),
+                current: view.current,
+                pending,
+                record,
+                plan,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What a renewal step did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new certificate was made and its roll scheduled.
+    Generated {
+        thumbprint: String,
+        effective_at: DateTime<Utc>,
+        job_id: Option<i64>,
+    },
+    /// A request for the CA was made (method `request`).
+    Requested { request_id: i64 },
+    /// The CA's imported answer was scheduled.
+    Scheduled {
+        thumbprint: String,
+        effective_at: DateTime<Utc>,
+        job_id: Option<i64>,
+    },
+    /// The attempt failed; recorded, with its next attempt.
+    Failed {
+        error: String,
+        attempts: u32,
+        next_attempt_at: DateTime<Utc>,
+    },
+    /// Nothing to do now (or the slot changed since the survey).
+    Nothing,
+}
+
+impl Outcome {
+    /// Its name in `certroll_renewals_total{outcome}`.
+    pub fn metric(&self) -> Option<&'static str> {
+        Some(match self {
+            Outcome::Generated { .. } => "generated",
+            Outcome::Requested { .. } => "requested",
+            Outcome::Scheduled { .. } => "scheduled",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Nothing => return None,
+        })
+    }
+}
+
+/// Why a step made nothing, before the store was touched.
+struct Refusal(String);
+
+/// The servers of `pool` in the configuration (a pool's certificate names
+/// each of them).
+fn pool_servers(config: &Config, scope: &Scope) -> Vec<String> {
+    match scope {
+        Scope::Pool(pool) => config
+            .servers
+            .iter()
+            .filter(|s| {
+                s.pool
+                    .as_deref()
+                    .is_some_and(|p| p.eq_ignore_ascii_case(pool))
+            })
+            .map(|s| s.name.clone())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The next certificate of `c` by its policy's method, made in memory
+/// (nothing stored), checked against the type's policy at `at`.
+fn make(
+    config: &Config,
+    c: &Candidate,
+    current: &CertInfo,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Made, Refusal> {
+    let t = &c.slot.usage_type;
+    let spec = renewal::next_spec(
+        &c.policy,
+        config.policy(t),
+        current,
+        &c.slot.scope,
+        config.sip_domain.as_deref(),
+        &pool_servers(config, &c.slot.scope),
+    )
+    .map_err(|e| Refusal(format!("{t} policy: {e}")))?;
+    let key = crate::cert::keygen::generate(spec.key)
+        .map_err(|e| Refusal(format!("cannot make a key: {e}")))?;
+    match c.policy.method {
+        Method::SelfSigned => {
+            // An hour back, so that servers with a slow clock accept it at once.
+            let now = chrono::SubsecRound::trunc_subsecs(now, 0);
+            let not_before = now - chrono::Duration::hours(1);
+            let not_after = now + chrono::Duration::days(c.policy.validity_days.into());
+            let der = crate::cert::request::self_signed(&spec, &key, not_before, not_after)
+                .map_err(|e| Refusal(e.to_string()))?;
+            let cert = CertInfo::from_der(&der).map_err(|e| Refusal(e.to_string()))?;
+            let findings = super::findings(config, std::slice::from_ref(t), &cert, &[], true, at)
+                .map_err(|e| Refusal(e.to_string()))?;
+            let errors: Vec<String> = findings
+                .iter()
+                .filter(|f| f.severity == crate::cert::policy::Severity::Error)
+                .map(|f| f.to_string())
+                .collect();
+            if !errors.is_empty() {
+                return Err(Refusal(errors.join("; ")));
+            }
+            Ok(Made::Cert { cert, key })
+        }
+        Method::Request => {
+            let csr =
+                crate::cert::request::csr_pem(&spec, &key).map_err(|e| Refusal(e.to_string()))?;
+            Ok(Made::Request { spec, key, csr })
+        }
+        Method::Acme => Err(Refusal(
+            "the acme method is not available in this version".into(),
+        )),
+    }
+}
+
+enum Made {
+    Cert {
+        cert: CertInfo,
+        key: crate::cert::key::PrivateKey,
+    },
+    Request {
+        spec: crate::cert::request::RequestSpec,
+        key: crate::cert::key::PrivateKey,
+        csr: String,
+    },
+}
+
+/// Runs `c`'s renewal step if its plan calls for one (or, with `force`,
+/// makes the next certificate now whatever the plan's dates say). A
+/// refusal or failure is recorded (`renewal.failed`, the next attempt
+/// after the policy's backoff) and returned as `Outcome::Failed`; only
+/// store errors are errors.
+pub fn act(
+    store: &mut Store,
+    config: &Config,
+    c: &Candidate,
+    now: DateTime<Utc>,
+    actor: &str,
+    force: bool,
+) -> Result<Outcome, StoreError> {
+    let ctx = OpCtx {
+        now,
+        actor: actor.to_string(),
+    };
+    let Some(current) = c.current.as_ref().map(|s| &s.info) else {
+        return Ok(Outcome::Nothing);
+    };
+    let promote_at = match &c.plan.decision {
+        Decision::Generate { promote_at } => *promote_at,
+        Decision::NotYet(_) | Decision::BackingOff { .. } if force => {
+            c.policy.promotion(current, now)
+        }
+        Decision::ScheduleAnswer {
+            thumbprint,
+            promote_at,
+        } => {
+            return schedule_answer(store, config, c, current, thumbprint, *promote_at, &ctx);
+        }
+        _ => return Ok(Outcome::Nothing),
+    };
+    let method = c.policy.method.as_str();
+    if c.policy.require_staged {
+        let units = crate::deploy::deployer::units(store, config, None)?;
+        if crate::deploy::plan::stagers(&units, &c.slot).is_empty() {
+            let e = format!(
+                "require_staged: no configured server stages {}: give a [[target.file]] covering its servers a pending_path",
+                c.slot
+            );
+            return failed(store, c, current, &e, &ctx);
+        }
+    }
+    let made = match make(config, c, current, promote_at, now) {
+        Ok(m) => m,
+        Err(Refusal(e)) => return failed(store, c, current, &e, &ctx),
+    };
+    let result = match &made {
+        Made::Cert { cert, key } => {
+            let friendly = format!(
+                "{} {} renewal {}",
+                c.slot.usage_type,
+                c.slot.scope,
+                now.with_timezone(&config.timezone).format("%Y-%m-%d")
+            );
+            let new = NewCert {
+                cert,
+                chain: &[],
+                key: Some(key),
+                friendly_name: Some(&friendly),
+                source_file: Some("self-signed by certroll (renewal)"),
+                request: None,
+            };
+            store
+                .renew_with_cert(
+                    &c.slot,
+                    &current.thumbprint,
+                    Some(&new),
+                    &cert.thumbprint,
+                    promote_at,
+                    c.policy.require_staged,
+                    method,
+                    &ctx,
+                )
+                .map(|r| Outcome::Generated {
+                    thumbprint: cert.thumbprint.clone(),
+                    effective_at: promote_at,
+                    job_id: r.job_id,
+                })
+        }
+        Made::Request { spec, key, csr } => {
+            let friendly = format!("{} {} renewal", c.slot.usage_type, c.slot.scope);
+            store
+                .renew_with_request(
+                    &c.slot,
+                    &current.thumbprint,
+                    &NewRequest {
+                        usage_type: c.slot.usage_type.as_str(),
+                        scope: &c.slot.scope.to_string(),
+                        subject: &spec.subject.to_rfc4514(),
+                        sans: &spec.sans,
+                        key_algorithm: &spec.key.to_string(),
+                        friendly_name: Some(&friendly),
+                        template: None,
+                        key,
+                        csr,
+                        validity_days: Some(c.policy.validity_days),
+                    },
+                    &ctx,
+                )
+                .map(|request_id| Outcome::Requested { request_id })
+        }
+    };
+    match result {
+        Ok(o) => Ok(o),
+        // The slot changed since the survey (rolled, assigned, another roll
+        // scheduled): the next survey decides again.
+        Err(StoreError::Refused(why)) => {
+            tracing::info!(slot = %c.slot, reason = %why, "renewal skipped");
+            Ok(Outcome::Nothing)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn schedule_answer(
+    store: &mut Store,
+    config: &Config,
+    c: &Candidate,
+    current: &CertInfo,
+    thumbprint: &str,
+    at: DateTime<Utc>,
+    ctx: &OpCtx,
+) -> Result<Outcome, StoreError> {
+    let answer = store.find_cert(thumbprint)?;
+    let findings = super::findings(
+        config,
+        std::slice::from_ref(&c.slot.usage_type),
+        &answer.info,
+        &[],
+        answer.has_private_key,
+        at,
+    );
+    let errors: Vec<String> = match findings {
+        Ok(f) => f
+            .iter()
+            .filter(|f| f.severity == crate::cert::policy::Severity::Error)
+            .map(|f| f.to_string())
+            .collect(),
+        Err(e) => vec![e.to_string()],
+    };
+    if !errors.is_empty() {
+        return failed(store, c, current, &errors.join("; "), ctx);
+    }
+    match store.renew_with_cert(
+        &c.slot,
+        &current.thumbprint,
+        None,
+        thumbprint,
+        at,
+        c.policy.require_staged,
+        "request",
+        ctx,
+    ) {
+        Ok(r) => Ok(Outcome::Scheduled {
+            thumbprint: thumbprint.to_string(),
+            effective_at: at,
+            job_id: r.job_id,
+        }),
+        Err(StoreError::Refused(why)) => {
+            tracing::info!(slot = %c.slot, reason = %why, "renewal skipped");
+            Ok(Outcome::Nothing)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn failed(
+    store: &mut Store,
+    c: &Candidate,
+    current: &CertInfo,
+    error: &str,
+    ctx: &OpCtx,
+) -> Result<Outcome, StoreError> {
+    let now = ctx.now;
+    let policy = &c.policy;
+    let backoff = |attempts: u32| now + policy.backoff(attempts);
+    match store.renewal_failed(&c.slot, &current.thumbprint, error, backoff, ctx) {
+        Ok(attempts) => {
+            tracing::warn!(slot = %c.slot, attempts, error, "renewal failed");
+            Ok(Outcome::Failed {
+                error: error.to_string(),
+                attempts,
+                next_attempt_at: backoff(attempts),
+            })
+        }
+        Err(StoreError::Refused(_)) => Ok(Outcome::Nothing),
+        Err(e) => Err(e),
+    }
+}
+
+/// One pass of the renewal duty at `now`: every covered slot's due step,
+/// and the overdue alerts. Returns what was done and when the next step
+/// falls due (`None`: nothing is scheduled to come due).
+pub fn pass(
+    store: &mut Store,
+    config: &Config,
+    now: DateTime<Utc>,
+    actor: &str,
+) -> Result<PassReport, StoreError> {
+    let mut report = PassReport::default();
+    for c in survey(store, config, now, &[], None)? {
+        if c.plan.overdue
+            && let Some(cur) = &c.current
+        {
+            let at = c.plan.timing.map(|t| t.promote_at).unwrap_or(now);
+            let message = format!(
+                "{}: its renewal is overdue: the next certificate should have been current at {}, and {} expires at {} with nothing pending",
+                c.slot,
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                cur.info.thumbprint,
+                cur.info
+                    .not_after
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            let data = serde_json::json!({
+                "current": cur.info.thumbprint,
+                "promote_at": at,
+                "not_after": cur.info.not_after,
+                "last_error": c.record.as_ref().and_then(|r| r.last_error.clone()),
+            });
+            let ctx = OpCtx {
+                now,
+                actor: actor.to_string(),
+            };
+            if store.renewal_overdue(&c.slot, &cur.info.thumbprint, &message, data, &ctx)? {
+                report.alerts += 1;
+            }
+        }
+        let outcome = act(store, config, &c, now, actor, false)?;
+        if let Outcome::Failed {
+            next_attempt_at, ..
+        } = &outcome
+        {
+            let t = *next_attempt_at;
+            report.next = Some(report.next.map_or(t, |n: DateTime<Utc>| n.min(t)));
+        }
+        if outcome != Outcome::Nothing {
+            report.outcomes.push((c.slot.clone(), outcome));
+        }
+        // When this slot next needs the duty.
+        let next = match &c.plan.decision {
+            Decision::NotYet(t) => Some(t.generate_at),
+            Decision::BackingOff { until, .. } => Some(*until),
+            _ => None,
+        };
+        let overdue_at = c
+            .plan
+            .timing
+            .filter(|_| c.pending.is_none() && !c.plan.overdue)
+            .filter(|_| !c.record.as_ref().is_some_and(|r| r.overdue_alerted))
+            .map(|t| t.promote_at)
+            .filter(|t| *t > now);
+        for t in [next, overdue_at].into_iter().flatten() {
+            report.next = Some(report.next.map_or(t, |n: DateTime<Utc>| n.min(t)));
+        }
+    }
+    Ok(report)
+}
+
+/// What a pass did.
+#[derive(Clone, Debug, Default)]
+pub struct PassReport {
+    pub outcomes: Vec<(SlotKey, Outcome)>,
+    /// Overdue alerts raised.
+    pub alerts: usize,
+    /// When the next step falls due.
+    pub next: Option<DateTime<Utc>>,
+}
