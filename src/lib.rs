@@ -8,7 +8,7 @@
 //! # Layout
 //!
 //! Dependencies point one way: `cert` ← `store` ← `schedule` ← `notify`,
-//! `deploy` ← `service`, `http`, `cli`. The store knows no deployment type
+//! `deploy` ← `ops` ← `service`, `http`, `cli`. The store knows no deployment type
 //! (what a slot holds is the domain's `SlotCerts`), and the engine learns
 //! who stages a slot through the `Stagers` the service passes in.
 //!
@@ -24,6 +24,9 @@
 //! - [`clock`]: the one way time enters (real, or driven in tests).
 //! - [`schedule`]: effective dates, retry policy, cron duties, and the
 //!   engine that runs due roll jobs (the only place that sleeps).
+//! - [`ops`]: the rules every front end applies, written once (policy
+//!   findings, lead times, rollback checks), and the renewal duty of the
+//!   rollover policies (`ops::renew`, run by `serve` and `certroll renew`).
 //! - [`notify`]: alert channels (email, webhooks) and the notifier that
 //!   delivers the outbox.
 //! - [`deploy`]: servers and targets, the per-server resolution of each

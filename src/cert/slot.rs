@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::types::Role;
+use super::types::{Role, SlotKey};
 
 /// A pending certificate and the instant it becomes current.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -212,6 +212,61 @@ pub fn roll(state: &SlotState, thumbprint: &str) -> RollPlan {
     }
 }
 
+/// Outcome of planning a rollback: the previous certificate current again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RollbackPlan {
+    /// The previous one becomes current; the current one previous (or, with
+    /// `remove_bad`, leaves the slot).
+    Change(Transition),
+    NoCurrent,
+    NoPrevious,
+    /// A roll is pending: it would undo the rollback at its instant.
+    PendingExists(Pending),
+}
+
+impl RollbackPlan {
+    /// Why the rollback cannot happen, when it cannot.
+    pub fn refusal(&self, slot: &SlotKey) -> Option<String> {
+        match self {
+            RollbackPlan::Change(_) => None,
+            RollbackPlan::NoCurrent => {
+                Some(format!("{slot} has no current certificate to roll back"))
+            }
+            RollbackPlan::NoPrevious => Some(format!(
+                "{slot} has no previous certificate to roll back to (it was removed or retired)"
+            )),
+            RollbackPlan::PendingExists(p) => Some(format!(
+                "{slot} has pending certificate {} effective {}, which would undo the rollback: cancel its roll first ('certroll jobs cancel')",
+                p.thumbprint,
+                p.effective_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            )),
+        }
+    }
+}
+
+/// Rolls back now: previous becomes current, current becomes previous (or
+/// is dropped with `remove_bad`).
+pub fn rollback(state: &SlotState, remove_bad: bool) -> RollbackPlan {
+    let Some(current) = &state.current else {
+        return RollbackPlan::NoCurrent;
+    };
+    let Some(previous) = &state.previous else {
+        return RollbackPlan::NoPrevious;
+    };
+    if let Some(p) = &state.pending {
+        return RollbackPlan::PendingExists(p.clone());
+    }
+    RollbackPlan::Change(Transition {
+        before: state.clone(),
+        after: SlotState {
+            current: Some(previous.clone()),
+            previous: (!remove_bad).then(|| current.clone()),
+            pending: None,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,5 +414,32 @@ mod tests {
             RemovePlan::Nothing
         );
         assert_eq!(remove(&st, Role::Pending), RemovePlan::Nothing);
+    }
+
+    #[test]
+    fn rollback_swaps_current_and_previous_or_drops_the_bad_one() {
+        let RollbackPlan::Change(t) = rollback(&s(Some("B"), Some("A")), false) else {
+            panic!("expected a change")
+        };
+        assert_eq!(t.after, s(Some("A"), Some("B")));
+        let RollbackPlan::Change(t) = rollback(&s(Some("B"), Some("A")), true) else {
+            panic!("expected a change")
+        };
+        assert_eq!(t.after, s(Some("A"), None));
+        assert_eq!(t.dropped(), ["B"]);
+        assert_eq!(
+            rollback(&s(Some("B"), None), false),
+            RollbackPlan::NoPrevious
+        );
+        assert_eq!(rollback(&s(None, None), false), RollbackPlan::NoCurrent);
+        let mut pending = s(Some("B"), Some("A"));
+        pending.pending = Some(Pending {
+            thumbprint: "C".into(),
+            effective_at: chrono::Utc::now(),
+        });
+        assert!(matches!(
+            rollback(&pending, false),
+            RollbackPlan::PendingExists(_)
+        ));
     }
 }

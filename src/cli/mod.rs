@@ -36,6 +36,7 @@ mod remove;
 mod renew;
 mod request;
 mod roll;
+mod rollback;
 mod set;
 mod status;
 mod store_cmd;
@@ -164,6 +165,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Run the roll jobs that are due now (or with --now, promote pending certificates early)
     Roll(roll::RollArgs),
+    /// Undo a roll: the previous certificate current again, now or at --effective-date WHEN --roll
+    Rollback(rollback::RollbackArgs),
     /// Rollover policies: what each slot will renew and when (--what-if), renew now (--now), or run one pass
     Renew(renew::RenewArgs),
     /// List, show, cancel or retry roll jobs
@@ -503,6 +506,7 @@ fn dispatch(app: &App, command: Command) -> Result<()> {
         Command::Requests(args) => request::run_requests(app, args),
         Command::Roll(args) => roll::run(app, args),
         Command::Renew(args) => renew::run(app, args),
+        Command::Rollback(args) => rollback::run(app, args),
         Command::Jobs(args) => jobs::run(app, args),
         Command::Bench(args) => bench::run(app, args),
         Command::Store(args) => store_cmd::run(app, args),

@@ -78,3 +78,48 @@ pub fn lead_time_findings(
     }
     Ok(out)
 }
+
+/// Why a rollback of `slot` to its previous certificate `previous` (taking
+/// effect at `at`) is refused or needs --force: an expired previous one,
+/// one without the private key its type needs, and the type's policy.
+pub fn rollback_findings(
+    config: &Config,
+    slot: &SlotKey,
+    previous: &crate::store::StoredCert,
+    at: DateTime<Utc>,
+) -> Result<Vec<Finding>, ConfigError> {
+    let t = &slot.usage_type;
+    let info = &previous.info;
+    let error = |rule: &'static str, message: String| Finding {
+        severity: policy::Severity::Error,
+        usage_type: Some(t.clone()),
+        rule,
+        thumbprint: info.thumbprint.clone(),
+        label: info.label().to_string(),
+        message,
+    };
+    if info.not_after <= at {
+        return Ok(vec![error(
+            "rollback",
+            format!(
+                "(the previous one) expired on {}: a rollback to it would serve an expired certificate",
+                info.not_after.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+        )]);
+    }
+    if config.policy(t).require_private_key && !previous.has_private_key {
+        return Ok(vec![error(
+            "rollback",
+            "(the previous one) has no private key in the store: import it again with its key first"
+                .to_string(),
+        )]);
+    }
+    findings(
+        config,
+        std::slice::from_ref(t),
+        info,
+        &previous.chain,
+        previous.has_private_key,
+        at,
+    )
+}

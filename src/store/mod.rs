@@ -50,7 +50,7 @@ pub use jobs::{
 pub use renewals::Renewed;
 pub use requests::{CertRequest, NewRequest};
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
-pub use slots::{AssignReport, SlotView};
+pub use slots::{AssignReport, RollbackReport, SlotView};
 
 use crate::cert::SlotKey;
 pub use db::Backend;

@@ -490,3 +490,220 @@ impl Store {
         Ok(out)
     }
 }
+
+/// The change a rollback undoes: the last audited change that made
+/// `current` the slot's current certificate (its action and instant), and
+/// when it was a roll, the roll's job.
+fn change_that_made(
+    conn: &impl Exec,
+    slot: &SlotKey,
+    slot_id: i64,
+    current: Option<&str>,
+) -> Result<Option<Undone>, StoreError> {
+    let Some(current) = current else {
+        return Ok(None);
+    };
+    let change = conn.row(
+        "SELECT action, at FROM audit_log
+         WHERE usage_type = ?1 AND scope_key = ?2 AND new_current = ?3
+           AND old_current IS DISTINCT FROM new_current
+         ORDER BY id DESC LIMIT 1",
+        vals![slot.usage_type.as_str(), &slot.scope.key(), current],
+        |r| Ok((r.text(0)?, parse_ts(&r.text(1)?)?)),
+    )?;
+    let Some((action, at)) = change else {
+        return Ok(None);
+    };
+    let job = if action == "roll" {
+        let cert_id = id_of(conn, Some(current))?;
+        conn.row(
+            "SELECT id FROM jobs
+             WHERE slot_id = ?1 AND state = 'succeeded' AND cert_id = ?2
+             ORDER BY id DESC LIMIT 1",
+            vals![slot_id, cert_id],
+            |r| r.int(0),
+        )?
+    } else {
+        None
+    };
+    Ok(Some(Undone { action, at, job }))
+}
+
+/// A change a rollback undoes.
+#[derive(Clone, Debug)]
+pub struct Undone {
+    /// The audit action: roll, assign, rollback, import...
+    pub action: String,
+    pub at: DateTime<Utc>,
+    /// The roll's job, for a roll.
+    pub job: Option<i64>,
+}
+
+/// What a rollback of a slot would do, and the roll it would undo.
+#[derive(Clone, Debug)]
+pub struct RollbackReport {
+    pub slot: SlotKey,
+    pub plan: slot::RollbackPlan,
+    /// The change that made the current certificate current.
+    pub undoes: Option<Undone>,
+}
+
+impl RollbackReport {
+    /// "rollback of roll 12 (2026-12-01T10:00:00Z)", "rollback of the
+    /// assignment of 2026-...", ...
+    pub fn describe(&self) -> String {
+        match &self.undoes {
+            Some(u) => {
+                let at = u.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                match (u.action.as_str(), u.job) {
+                    ("roll", Some(job)) => format!("rollback of roll {job} ({at})"),
+                    ("assign" | "import", _) => format!("rollback of the assignment of {at}"),
+                    (other, _) => format!("rollback of the {other} of {at}"),
+                }
+            }
+            None => "rollback".to_string(),
+        }
+    }
+
+    /// The job of the roll it undoes, if a roll.
+    pub fn undone_job(&self) -> Option<i64> {
+        self.undoes.as_ref().and_then(|u| u.job)
+    }
+}
+
+impl Store {
+    /// What rolling `slot` back now would do (reads only).
+    pub fn plan_rollback(
+        &self,
+        slot: &SlotKey,
+        remove_bad: bool,
+    ) -> Result<RollbackReport, StoreError> {
+        let (slot_id, state) = load_state(&self.conn, slot)?.unwrap_or_default();
+        Ok(RollbackReport {
+            slot: slot.clone(),
+            plan: slot::rollback(&state, remove_bad),
+            undoes: change_that_made(&self.conn, slot, slot_id, state.current.as_deref())?,
+        })
+    }
+
+    /// Rolls `slot` back now: its previous certificate current again, the
+    /// current one previous (or removed, with `remove_bad`), in one
+    /// transaction with its audit row (`rollback`, naming the roll it
+    /// undoes) and `certificate.rolled_back`. `expect` is the slot as the
+    /// caller checked it (current, previous): a slot changed since is
+    /// refused, changing nothing.
+    pub fn rollback(
+        &mut self,
+        slot: &SlotKey,
+        expect: (&str, &str),
+        remove_bad: bool,
+        ctx: &OpCtx,
+    ) -> Result<RollbackReport, StoreError> {
+        let tx = self.conn.begin()?;
+        let (slot_id, state) =
+            load_state(&tx, slot)?.ok_or_else(|| StoreError::NoSuchSlot(slot.to_string()))?;
+        if state.current.as_deref() != Some(expect.0) || state.previous.as_deref() != Some(expect.1)
+        {
+            return Err(StoreError::Refused(format!(
+                "{slot} changed meanwhile (current {}, previous {}); nothing rolled back",
+                state.current.as_deref().unwrap_or("none"),
+                state.previous.as_deref().unwrap_or("none")
+            )));
+        }
+        let plan = slot::rollback(&state, remove_bad);
+        let slot::RollbackPlan::Change(t) = &plan else {
+            return Err(StoreError::Refused(plan.refusal(slot).unwrap_or_default()));
+        };
+        let undoes = change_that_made(&tx, slot, slot_id, state.current.as_deref())?;
+        let report = RollbackReport {
+            slot: slot.clone(),
+            plan: plan.clone(),
+            undoes,
+        };
+        write_state(&tx, slot_id, &t.after, ctx.now)?;
+        let mut detail = format!("{}: {} back from {}", report.describe(), expect.1, expect.0);
+        if remove_bad {
+            detail.push_str(&format!(", {} removed", expect.0));
+        }
+        audit::record_slot_change(&tx, ctx, "rollback", slot, Some(expect.1), t, &detail)?;
+        let mut data = transition_json(t);
+        data["rolled_back_job"] = json!(report.undone_job());
+        data["removed"] = json!(remove_bad.then_some(expect.0));
+        audit::enqueue(
+            &tx,
+            ctx,
+            "certificate.rolled_back",
+            Severity::Warning,
+            Some(slot),
+            &format!("{slot} rolled back to {} ({detail})", expect.1),
+            data,
+        )?;
+        tx.commit()?;
+        Ok(report)
+    }
+}
+
+impl Store {
+    /// Schedules a rollback of `slot` at `at`: its previous certificate
+    /// pending, to become current again by an ordinary roll (which makes
+    /// the current one previous), with an audit row naming the roll it
+    /// undoes. `expect` as for [`Store::rollback`].
+    pub fn schedule_rollback(
+        &mut self,
+        slot: &SlotKey,
+        expect: (&str, &str),
+        at: DateTime<Utc>,
+        require_staged: bool,
+        ctx: &OpCtx,
+    ) -> Result<(RollbackReport, super::ScheduleReport), StoreError> {
+        let tx = self.conn.begin()?;
+        let (slot_id, state) =
+            load_state(&tx, slot)?.ok_or_else(|| StoreError::NoSuchSlot(slot.to_string()))?;
+        if state.current.as_deref() != Some(expect.0) || state.previous.as_deref() != Some(expect.1)
+        {
+            return Err(StoreError::Refused(format!(
+                "{slot} changed meanwhile (current {}, previous {}); nothing scheduled",
+                state.current.as_deref().unwrap_or("none"),
+                state.previous.as_deref().unwrap_or("none")
+            )));
+        }
+        let plan = slot::rollback(&state, false);
+        if let Some(why) = plan.refusal(slot) {
+            return Err(StoreError::Refused(why));
+        }
+        let undoes = change_that_made(&tx, slot, slot_id, state.current.as_deref())?;
+        let report = RollbackReport {
+            slot: slot.clone(),
+            plan,
+            undoes,
+        };
+        let schedule = super::jobs::schedule_tx(
+            &tx,
+            None,
+            expect.1,
+            std::slice::from_ref(slot),
+            at,
+            false,
+            require_staged,
+            ctx,
+        )?;
+        let job = schedule.job_ids.first().copied().unwrap_or_default();
+        let when = at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        audit::record_job(
+            &tx,
+            ctx,
+            "rollback",
+            slot,
+            expect.1,
+            job,
+            &format!(
+                "{}: {} back from {}, effective {when}",
+                report.describe(),
+                expect.1,
+                expect.0
+            ),
+        )?;
+        tx.commit()?;
+        Ok((report, schedule))
+    }
+}

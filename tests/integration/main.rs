@@ -21,6 +21,7 @@ mod pg_store;
 mod policy;
 mod renewal;
 mod request;
+mod rollback;
 mod rolls;
 mod util;
 mod walkthrough;
