@@ -742,6 +742,7 @@ mod tests {
                     scopes: Some(vec![]),
                     require_staged: Some(false),
                     retry_minutes: Some(1),
+                    retire_previous_after_hours: Some(1),
                 },
             )]),
             serve: ServeConfig::default(),

@@ -196,7 +196,42 @@ async fn readyz(State(st): State<AppState>) -> Response {
     }
 }
 
-fn snapshot(store: &Store, config: &Config) -> Result<Snapshot, StoreError> {
+/// The slots under a rollover policy, for their gauges.
+fn renewal_facts(
+    store: &Store,
+    config: &Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<crate::metrics::RenewalFacts>, StoreError> {
+    Ok(crate::ops::renew::survey(store, config, now, &[], None)?
+        .into_iter()
+        .filter_map(|c| {
+            let t = c.plan.timing?;
+            let failures = c
+                .record
+                .as_ref()
+                .filter(|r| {
+                    c.current
+                        .as_ref()
+                        .is_some_and(|cur| cur.info.thumbprint == r.for_thumbprint)
+                })
+                .map_or(0, |r| r.attempts);
+            Some(crate::metrics::RenewalFacts {
+                method: c.policy.method.as_str(),
+                generate_at: t.generate_at,
+                promote_at: t.promote_at,
+                failures,
+                overdue: c.pending.is_none() && now >= t.promote_at,
+                slot: c.slot,
+            })
+        })
+        .collect())
+}
+
+fn snapshot(
+    store: &Store,
+    config: &Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Snapshot, StoreError> {
     Ok(Snapshot {
         slots: store.slot_facts()?,
         jobs: store.job_counts()?,
@@ -212,6 +247,7 @@ fn snapshot(store: &Store, config: &Config) -> Result<Snapshot, StoreError> {
         } else {
             crate::deploy::status::rows(store, config, None)?
         },
+        renewals: renewal_facts(store, config, now)?,
     })
 }
 
@@ -221,7 +257,7 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
             .store
             .lock()
             .map_err(|_| "store lock poisoned".to_string())?;
-        let snap = snapshot(&store, &st.config()).map_err(|e| e.to_string())?;
+        let snap = snapshot(&store, &st.config(), st.clock.now()).map_err(|e| e.to_string())?;
         Ok(metrics::render(&st.registry, snap))
     })
     .await;

@@ -69,7 +69,7 @@ impl Default for Registry {
             let _ = rolls.get_or_create(&vec![("outcome", outcome)]);
         }
         let renewals = Family::<Labels, Counter>::default();
-        for outcome in ["generated", "requested", "scheduled", "failed"] {
+        for outcome in ["generated", "requested", "scheduled", "failed", "retired"] {
             let _ = renewals.get_or_create(&vec![("outcome", outcome)]);
         }
         Registry {
@@ -187,10 +187,35 @@ pub struct Snapshot {
     /// first. Aggregates cover every slot.
     pub max_slots: usize,
     pub deployments: Vec<StatusRow>,
+    /// Slots under a rollover policy.
+    pub renewals: Vec<RenewalFacts>,
+}
+
+/// A slot's renewal under its rollover policy, for its gauges.
+#[derive(Clone, Debug)]
+pub struct RenewalFacts {
+    pub slot: crate::cert::SlotKey,
+    pub method: &'static str,
+    /// When the next certificate is (or was to be) made.
+    pub generate_at: DateTime<Utc>,
+    /// When it becomes (or was to become) current.
+    pub promote_at: DateTime<Utc>,
+    /// Failed attempts in a row for the current certificate.
+    pub failures: u32,
+    /// The promotion date came with nothing pending.
+    pub overdue: bool,
 }
 
 fn unix(t: DateTime<Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
+}
+
+fn renewal_labels<'a>(r: &'a RenewalFacts, scope: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("type", r.slot.usage_type.as_str()),
+        ("scope", scope),
+        ("method", r.method),
+    ]
 }
 
 /// A slot's certificates with their role names.
@@ -314,6 +339,47 @@ impl StoreCollector {
                 }),
             )?;
         }
+        // Renewals: the first max_slots by promotion date.
+        let mut renewals: Vec<(&RenewalFacts, String)> = snap
+            .renewals
+            .iter()
+            .map(|r| (r, r.slot.scope.to_string()))
+            .collect();
+        renewals.sort_by_key(|(r, _)| r.promote_at);
+        renewals.truncate(snap.max_slots);
+        let labels = renewal_labels;
+        gauge(
+            &mut e,
+            "certroll_renewal_generate_timestamp_seconds",
+            "When a slot's rollover policy makes its next certificate (or was to), as a Unix time.",
+            renewals
+                .iter()
+                .map(|(r, sc)| (labels(r, sc), unix(r.generate_at))),
+        )?;
+        gauge(
+            &mut e,
+            "certroll_renewal_promote_timestamp_seconds",
+            "When a slot's rollover policy promotes its next certificate (or was to), as a Unix time.",
+            renewals
+                .iter()
+                .map(|(r, sc)| (labels(r, sc), unix(r.promote_at))),
+        )?;
+        gauge(
+            &mut e,
+            "certroll_renewal_failures",
+            "Failed renewal attempts in a row for a slot's current certificate.",
+            renewals
+                .iter()
+                .map(|(r, sc)| (labels(r, sc), i64::from(r.failures))),
+        )?;
+        gauge(
+            &mut e,
+            "certroll_renewal_overdue",
+            "1 when a slot's promotion date came with nothing pending.",
+            renewals
+                .iter()
+                .map(|(r, sc)| (labels(r, sc), i64::from(r.overdue))),
+        )?;
         gauge(
             &mut e,
             "certroll_roll_next_timestamp_seconds",
@@ -546,6 +612,7 @@ mod tests {
             unrouted: Some(5),
             max_slots: 10,
             deployments: vec![],
+            renewals: vec![],
         };
         let text = render(&r, snap);
         for line in [
@@ -619,6 +686,7 @@ mod tests {
             unrouted: None,
             max_slots: 1,
             deployments: vec![],
+            renewals: vec![],
         };
         let text = render(&Arc::default(), snap());
         let series: Vec<&str> = text
@@ -655,6 +723,7 @@ mod tests {
             unrouted: None,
             max_slots: 10,
             deployments: vec![],
+            renewals: vec![],
         };
         let text = render(&Arc::default(), snap);
         assert!(!text.contains("certroll_outbox_unrouted"), "{text}");

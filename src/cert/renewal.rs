@@ -64,6 +64,9 @@ pub struct RenewalPolicy {
     pub require_staged: bool,
     /// The first retry after a failure; each further one waits twice as long.
     pub retry_minutes: u32,
+    /// The previous certificate leaves the slot this long after it became
+    /// previous (once every server has the current one); `None`: it stays.
+    pub retire_previous_after_hours: Option<u32>,
 }
 
 /// The longest wait between two attempts after failures.
@@ -87,6 +90,7 @@ impl RenewalPolicy {
             scopes: Vec::new(),
             require_staged: false,
             retry_minutes: 10,
+            retire_previous_after_hours: None,
         }
     }
 
@@ -193,6 +197,7 @@ pub struct RenewalTable {
     pub scopes: Option<Vec<String>>,
     pub require_staged: Option<bool>,
     pub retry_minutes: Option<u32>,
+    pub retire_previous_after_hours: Option<u32>,
 }
 
 impl RenewalTable {
@@ -241,6 +246,12 @@ impl RenewalTable {
                 return Err("retry_minutes must be from 1 to 1440".into());
             }
             p.retry_minutes = v;
+        }
+        if let Some(h) = self.retire_previous_after_hours {
+            if !(1..=87_600).contains(&h) {
+                return Err("retire_previous_after_hours must be from 1 to 87600".into());
+            }
+            p.retire_previous_after_hours = Some(h);
         }
         p.validate()?;
         Ok(p)
@@ -418,6 +429,58 @@ pub fn decide(policy: &RenewalPolicy, facts: Facts<'_>, now: DateTime<Utc>) -> P
         overdue,
         critical,
     }
+}
+
+/// When the previous certificate of a slot (previous since `since`) is
+/// retired under `policy`, if ever.
+pub fn retire_at(policy: &RenewalPolicy, since: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    Some(since? + Duration::hours(policy.retire_previous_after_hours?.into()))
+}
+
+/// What `check` says of a slot's renewal at `now`: CRITICAL past the
+/// critical instant with nothing pending, WARNING once its promotion date
+/// came with nothing pending, and while its last attempt has failed.
+pub fn health(plan: &Plan, now: DateTime<Utc>) -> Vec<(super::expiry::Health, String)> {
+    use super::expiry::Health;
+    let mut out = Vec::new();
+    let Some(t) = plan.timing else {
+        return out;
+    };
+    let at = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let pending = matches!(plan.decision, Decision::Pending(_));
+    if plan.critical {
+        out.push((
+            Health::Critical,
+            format!(
+                "renewal: nothing pending since the critical date {} (the next certificate was due at {})",
+                at(t.critical_at),
+                at(t.promote_at)
+            ),
+        ));
+    } else if !pending && now >= t.promote_at {
+        out.push((
+            Health::Warning,
+            format!(
+                "renewal overdue: the next certificate should be current since {}",
+                at(t.promote_at)
+            ),
+        ));
+    }
+    if let Decision::BackingOff {
+        until,
+        attempts,
+        last_error,
+    } = &plan.decision
+    {
+        out.push((
+            Health::Warning,
+            format!(
+                "renewal failed {attempts} time(s), the last: {last_error}; next attempt at {}",
+                at(*until)
+            ),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

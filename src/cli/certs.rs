@@ -102,11 +102,25 @@ pub fn run(app: &App, args: CertsArgs) -> Result<()> {
         rows.push((c, store.assignments(c.id)?));
     }
     if args.json {
+        // Where a certificate is current under a rollover policy: when its
+        // successor is made and promoted.
+        let renewals = crate::ops::renew::survey(&store, &app.config, now, &[], None)?;
         let list: Vec<Value> = rows
             .iter()
             .map(|(c, a)| {
                 let mut v = output::cert_json(c);
                 v["assigned"] = assigned_json(a);
+                v["renewals"] = Value::Array(
+                    renewals
+                        .iter()
+                        .filter(|r| {
+                            r.current
+                                .as_ref()
+                                .is_some_and(|cur| cur.info.thumbprint == c.info.thumbprint)
+                        })
+                        .map(output::renewal_json)
+                        .collect(),
+                );
                 v
             })
             .collect();

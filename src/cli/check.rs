@@ -114,7 +114,7 @@ pub fn run(app: &App, args: CheckArgs) -> Result<()> {
         .into());
     }
     let overdue = chrono::Duration::seconds(app.config.serve.late_after_seconds.into());
-    let slots = health(
+    let mut slots = health(
         &facts,
         &|s| app.config.expiry_rules(s),
         warning_days,
@@ -122,6 +122,16 @@ pub fn run(app: &App, args: CheckArgs) -> Result<()> {
         overdue,
         now,
     );
+    // Rollover policies: a failed, overdue or critical renewal.
+    for c in crate::ops::renew::survey(&store, &app.config, now, &types, None)? {
+        let Some(s) = slots.iter_mut().find(|s| s.slot == c.slot) else {
+            continue;
+        };
+        for (h, p) in crate::cert::renewal::health(&c.plan, now) {
+            s.health = s.health.max(h);
+            s.problems.push((h, p));
+        }
+    }
     // Dead notifications belong to no slot: a check of some types or
     // scopes leaves them to the check of everything.
     let dead: i64 = if filtered {

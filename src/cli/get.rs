@@ -43,20 +43,41 @@ pub fn run(app: &App, args: GetArgs) -> Result<()> {
     let scope = args.scope.as_deref().map(Scope::parse).transpose()?;
     let store = app.open_store_read_only()?;
     let slots = store.slots(&types, scope.as_ref())?;
+    let now = app.now();
+    // Slots under a rollover policy: when they renew.
+    let renewals: std::collections::HashMap<_, _> =
+        crate::ops::renew::survey(&store, &app.config, now, &types, scope.as_ref())?
+            .into_iter()
+            .map(|c| (c.slot.clone(), c))
+            .collect();
     if args.json {
-        return output::print_json(&Value::Array(slots.iter().map(output::slot_json).collect()));
+        return output::print_json(&Value::Array(
+            slots
+                .iter()
+                .map(|s| {
+                    let mut v = output::slot_json(s);
+                    v["renewal"] = renewals
+                        .get(&s.key)
+                        .map_or(Value::Null, output::renewal_json);
+                    v
+                })
+                .collect(),
+        ));
     }
     if slots.is_empty() {
         say!("no certificate assigned{}", filter_text(&args));
         return Ok(());
     }
-    let now = app.now();
     for (i, s) in slots.iter().enumerate() {
         if i > 0 {
             say!();
         }
         say!("{}", s.key);
         print_roles(s, now);
+        if let Some(c) = renewals.get(&s.key) {
+            let (state, detail) = output::renewal_text(c);
+            say!("  renewal   {state}: {detail}");
+        }
     }
     Ok(())
 }

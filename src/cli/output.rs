@@ -6,8 +6,10 @@ use std::io::Write;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::cert::renewal::Decision;
 use crate::cert::slot::{AssignPlan, RemovePlan, SchedulePlan, Transition};
 use crate::cert::{CertInfo, SlotKey};
+use crate::ops::renew::Candidate;
 use crate::store::{SlotChange, SlotView, StoredCert};
 
 /// RFC 3339 UTC, as every time is printed: whole seconds, with the
@@ -349,4 +351,95 @@ pub fn check_output_path(path: &std::path::Path, force: bool) -> anyhow::Result<
         anyhow::bail!("{name}: no such directory {}", parent.display());
     }
     Ok(())
+}
+
+/// A slot's renewal under its rollover policy as one line of text (state,
+/// then detail).
+pub fn renewal_text(c: &Candidate) -> (&'static str, String) {
+    let method = c.policy.method.as_str();
+    match &c.plan.decision {
+        Decision::NoCurrent => ("none", "no current certificate: nothing to renew".into()),
+        Decision::Pending(p) => (
+            "pending",
+            format!(
+                "{} becomes current at {}",
+                short(&p.thumbprint),
+                when(p.effective_at)
+            ),
+        ),
+        Decision::NotYet(t) => (
+            "waiting",
+            format!(
+                "makes the next ({method}) at {}, current at {}",
+                when(t.generate_at),
+                when(t.promote_at)
+            ),
+        ),
+        Decision::Generate { promote_at } => (
+            "due",
+            format!(
+                "makes the next ({method}, {}) now, current at {}",
+                c.policy.key,
+                when(*promote_at)
+            ),
+        ),
+        Decision::AwaitingAnswer { request_id } => (
+            "requested",
+            format!(
+                "request {request_id} waits for the CA: import its answer ('certroll requests show {request_id} --csr')"
+            ),
+        ),
+        Decision::ScheduleAnswer {
+            thumbprint,
+            promote_at,
+        } => (
+            "answered",
+            format!(
+                "the CA's answer {} is imported: scheduled now, current at {}",
+                short(thumbprint),
+                when(*promote_at)
+            ),
+        ),
+        Decision::BackingOff {
+            until,
+            attempts,
+            last_error,
+        } => (
+            "failed",
+            format!(
+                "{attempts} failed attempt(s), the last: {last_error}; next attempt at {}",
+                when(*until)
+            ),
+        ),
+    }
+}
+
+pub fn renewal_json(c: &Candidate) -> Value {
+    let (state, detail) = renewal_text(c);
+    let t = c.plan.timing;
+    let r = c.record.as_ref().filter(|r| {
+        c.current
+            .as_ref()
+            .is_some_and(|cur| cur.info.thumbprint == r.for_thumbprint)
+    });
+    json!({
+        "type": c.slot.usage_type,
+        "scope": c.slot.scope.to_string(),
+        "method": c.policy.method,
+        "state": state,
+        "detail": detail,
+        "current": c.current.as_ref().map(|s| s.info.thumbprint.clone()),
+        "current_not_after": c.current.as_ref().map(|s| time(s.info.not_after)),
+        "generate_at": t.map(|t| time(t.generate_at)),
+        "promote_at": t.map(|t| time(t.promote_at)),
+        "critical_at": t.map(|t| time(t.critical_at)),
+        "pending": c.pending.as_ref().map(|p| json!({
+            "thumbprint": p.thumbprint, "effective_at": time(p.effective_at)})),
+        "request_id": r.and_then(|r| r.request_id),
+        "attempts": r.map_or(0, |r| r.attempts),
+        "last_error": r.and_then(|r| r.last_error.clone()),
+        "next_attempt_at": r.and_then(|r| r.next_attempt_at).map(time),
+        "overdue": c.plan.overdue,
+        "critical": c.plan.critical,
+    })
 }

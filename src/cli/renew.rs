@@ -12,7 +12,7 @@ use super::output::{self, short};
 use super::{App, EXIT_FAILED, Reported, UsageError};
 use crate::cert::Scope;
 use crate::cert::renewal::Decision;
-use crate::ops::renew::{self, Candidate, Outcome};
+use crate::ops::renew::{self, Outcome};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -45,96 +45,6 @@ pub struct RenewArgs {
     pub json: bool,
 }
 
-/// A slot's renewal as one line of text (state, then detail).
-fn describe(c: &Candidate) -> (&'static str, String) {
-    let method = c.policy.method.as_str();
-    match &c.plan.decision {
-        Decision::NoCurrent => ("none", "no current certificate: nothing to renew".into()),
-        Decision::Pending(p) => (
-            "pending",
-            format!(
-                "{} becomes current at {}",
-                short(&p.thumbprint),
-                output::when(p.effective_at)
-            ),
-        ),
-        Decision::NotYet(t) => (
-            "waiting",
-            format!(
-                "makes the next ({method}) at {}, current at {}",
-                output::when(t.generate_at),
-                output::when(t.promote_at)
-            ),
-        ),
-        Decision::Generate { promote_at } => (
-            "due",
-            format!(
-                "makes the next ({method}, {}) now, current at {}",
-                c.policy.key,
-                output::when(*promote_at)
-            ),
-        ),
-        Decision::AwaitingAnswer { request_id } => (
-            "requested",
-            format!(
-                "request {request_id} waits for the CA: import its answer ('certroll requests show {request_id} --csr')"
-            ),
-        ),
-        Decision::ScheduleAnswer {
-            thumbprint,
-            promote_at,
-        } => (
-            "answered",
-            format!(
-                "the CA's answer {} is imported: scheduled now, current at {}",
-                short(thumbprint),
-                output::when(*promote_at)
-            ),
-        ),
-        Decision::BackingOff {
-            until,
-            attempts,
-            last_error,
-        } => (
-            "failed",
-            format!(
-                "{attempts} failed attempt(s), the last: {last_error}; next attempt at {}",
-                output::when(*until)
-            ),
-        ),
-    }
-}
-
-fn candidate_json(c: &Candidate) -> Value {
-    let (state, detail) = describe(c);
-    let t = c.plan.timing;
-    let r = c.record.as_ref().filter(|r| {
-        c.current
-            .as_ref()
-            .is_some_and(|cur| cur.info.thumbprint == r.for_thumbprint)
-    });
-    json!({
-        "type": c.slot.usage_type,
-        "scope": c.slot.scope.to_string(),
-        "method": c.policy.method,
-        "state": state,
-        "detail": detail,
-        "current": c.current.as_ref().map(|s| s.info.thumbprint.clone()),
-        "current_not_after": c.current.as_ref().map(|s| output::time(s.info.not_after)),
-        "generate_at": t.map(|t| output::time(t.generate_at)),
-        "promote_at": t.map(|t| output::time(t.promote_at)),
-        "critical_at": t.map(|t| output::time(t.critical_at)),
-        "pending": c.pending.as_ref().map(|p| json!({
-            "thumbprint": p.thumbprint, "effective_at": output::time(p.effective_at)})),
-        "request_id": r.and_then(|r| r.request_id),
-        "attempts": r.map_or(0, |r| r.attempts),
-        "last_error": r.and_then(|r| r.last_error.clone()),
-        "next_attempt_at": r.and_then(|r| r.next_attempt_at).map(output::time),
-        "overdue": c.plan.overdue,
-        "critical": c.plan.critical,
-    })
-}
-
 fn outcome_json(slot: &crate::cert::SlotKey, o: &Outcome) -> Value {
     let mut v = match o {
         Outcome::Generated {
@@ -158,6 +68,9 @@ fn outcome_json(slot: &crate::cert::SlotKey, o: &Outcome) -> Value {
             next_attempt_at,
         } => json!({"outcome": "failed", "error": error, "attempts": attempts,
                     "next_attempt_at": output::time(*next_attempt_at)}),
+        Outcome::Retired { thumbprint } => {
+            json!({"outcome": "retired", "thumbprint": thumbprint})
+        }
         Outcome::Nothing => json!({"outcome": "nothing"}),
     };
     v["type"] = json!(slot.usage_type);
@@ -195,6 +108,9 @@ fn outcome_line(slot: &crate::cert::SlotKey, o: &Outcome) -> String {
             "{slot}: renewal failed: {error} (the duty tries again at {})",
             output::when(*next_attempt_at)
         ),
+        Outcome::Retired { thumbprint } => {
+            format!("{slot}: previous certificate {thumbprint} retired after its overlap")
+        }
         Outcome::Nothing => format!("{slot}: nothing to do"),
     }
 }
@@ -225,13 +141,15 @@ pub fn run(app: &App, args: RenewArgs) -> Result<()> {
         let store = app.open_store_read_only()?;
         let all = renew::survey(&store, &app.config, now, &types, scope.as_ref())?;
         if args.json {
-            return output::print_json(&Value::Array(all.iter().map(candidate_json).collect()));
+            return output::print_json(&Value::Array(
+                all.iter().map(output::renewal_json).collect(),
+            ));
         }
         if all.is_empty() {
             say!("no slot is under a rollover policy yet (a slot needs a current certificate)");
         }
         for c in &all {
-            let (state, detail) = describe(c);
+            let (state, detail) = output::renewal_text(c);
             let mut flags = String::new();
             if c.plan.critical {
                 flags.push_str("  CRITICAL");

@@ -16,6 +16,7 @@ use clap::{Args, ValueEnum};
 use super::{App, UsageError};
 use crate::cert::ScopePattern;
 use crate::cert::expiry::{CertFacts, SlotFacts};
+use crate::cert::renewal::Timing;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
@@ -180,7 +181,11 @@ pub fn run(app: &App, args: TimelineArgs) -> Result<()> {
         tz: app.config.timezone,
         as_of: args.at.is_some(),
     };
-    print!("{}", render(&slots, now, days, width, &style));
+    let renewals: Renewals = crate::ops::renew::survey(&store, &app.config, now, &types, None)?
+        .into_iter()
+        .filter_map(|c| Some((c.slot, (c.plan.timing?, c.policy.method.as_str()))))
+        .collect();
+    print!("{}", render(&slots, &renewals, now, days, width, &style));
     Ok(())
 }
 
@@ -219,8 +224,13 @@ impl Axis {
 }
 
 /// Renders every slot's timeline as of `now`.
+/// A slot's next renewal under its rollover policy (made, promoted) and
+/// the policy's method.
+pub type Renewals = std::collections::HashMap<crate::cert::SlotKey, (Timing, &'static str)>;
+
 pub fn render(
     slots: &[SlotFacts],
+    renewals: &Renewals,
     now: DateTime<Utc>,
     days: u32,
     width: usize,
@@ -306,9 +316,32 @@ pub fn render(
                 now,
                 style,
             ));
+        } else if let Some((t, method)) = renewals.get(&s.slot) {
+            out.push_str(&renewal_row(t, method, &axis, today, style));
         }
     }
     out
+}
+
+/// The next renewal of a slot with nothing pending: `+` where its policy
+/// makes the next certificate, `*` where it becomes current.
+fn renewal_row(t: &Timing, method: &str, axis: &Axis, today: usize, style: &Style) -> String {
+    let mut cells = vec![' '; axis.width];
+    cells[today] = '|';
+    if let Some(i) = axis.col(t.generate_at) {
+        cells[i] = '+';
+    }
+    if let Some(i) = axis.col(t.promote_at) {
+        cells[i] = '*';
+    }
+    let bar: String = cells.into_iter().collect();
+    let date = |d: DateTime<Utc>| d.with_timezone(&style.tz).format("%Y-%m-%d").to_string();
+    format!(
+        "  {:<8}  {bar}  {method}: next made {}, current from {}\n",
+        "renewal",
+        date(t.generate_at),
+        date(t.promote_at)
+    )
 }
 
 fn level_word(days_left: i64, style: &Style) -> &'static str {
@@ -460,7 +493,7 @@ mod tests {
     #[test]
     fn matches_the_checked_in_timeline() {
         let now = Utc.with_ymd_and_hms(2026, 12, 26, 9, 0, 0).unwrap();
-        let text = render(&slots(), now, 60, 60, &style(false));
+        let text = render(&slots(), &Renewals::new(), now, 60, 60, &style(false));
         let expected = include_str!("../../tests/data/timeline/two-slots.txt");
         assert_eq!(text, expected, "\n{text}");
         assert!(!text.contains('\x1b'));
@@ -469,7 +502,7 @@ mod tests {
     #[test]
     fn colours_warnings_only_when_asked() {
         let now = Utc.with_ymd_and_hms(2026, 12, 26, 9, 0, 0).unwrap();
-        let text = render(&slots(), now, 60, 60, &style(true));
+        let text = render(&slots(), &Renewals::new(), now, 60, 60, &style(true));
         assert!(text.contains(&format!("{RED}!{RESET}")));
         assert!(text.contains(&format!("{YELLOW}~{RESET}")));
         assert!(text.contains(&format!("{CYAN}*{RESET}")));
@@ -481,13 +514,16 @@ mod tests {
             rest = &rest[i + rest[i..].find('m').unwrap() + 1..];
         }
         plain.push_str(rest);
-        assert_eq!(plain, render(&slots(), now, 60, 60, &style(false)));
+        assert_eq!(
+            plain,
+            render(&slots(), &Renewals::new(), now, 60, 60, &style(false))
+        );
     }
 
     #[test]
     fn marks_today_and_the_instant_in_their_columns() {
         let now = Utc.with_ymd_and_hms(2026, 12, 26, 9, 0, 0).unwrap();
-        let text = render(&slots(), now, 60, 60, &style(false));
+        let text = render(&slots(), &Renewals::new(), now, 60, 60, &style(false));
         let bars: Vec<&str> = text
             .lines()
             .filter(|l| {
@@ -519,8 +555,37 @@ mod tests {
     #[test]
     fn nothing_assigned_says_so() {
         assert_eq!(
-            render(&[], Utc::now(), 90, 60, &style(false)),
+            render(&[], &Renewals::new(), Utc::now(), 90, 60, &style(false)),
             "no certificate assigned\n"
         );
+    }
+
+    #[test]
+    fn a_slot_with_nothing_pending_shows_its_next_renewal() {
+        let now = d(2027, 1, 1);
+        let mut all = slots();
+        for s in &mut all {
+            s.pending = None;
+        }
+        let t = Timing {
+            generate_at: d(2027, 1, 20),
+            promote_at: d(2027, 2, 4),
+            critical_at: d(2027, 2, 7),
+        };
+        let renewals: Renewals = all
+            .iter()
+            .map(|s| (s.slot.clone(), (t, "self-signed")))
+            .collect();
+        let text = render(&all, &renewals, now, 60, 60, &style(false));
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("renewal"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            line.contains("self-signed: next made 2027-01-20, current from 2027-02-04"),
+            "{line}"
+        );
+        let bar = &line[INDENT..INDENT + 60];
+        assert!(bar.find('+').unwrap() < bar.find('*').unwrap(), "{bar}");
     }
 }

@@ -22,6 +22,8 @@ pub struct Candidate {
     pub policy: RenewalPolicy,
     pub current: Option<StoredCert>,
     pub pending: Option<Pending>,
+    /// The previous certificate's thumbprint, and since when it is previous.
+    pub previous: Option<(String, Option<DateTime<Utc>>)>,
     pub record: Option<renewal::Record>,
     pub plan: Plan,
 }
@@ -64,6 +66,10 @@ pub fn survey(
                 policy: policy.clone(),
                 current: view.current,
                 pending,
+                previous: view
+                    .previous
+                    .as_ref()
+                    .map(|p| (p.info.thumbprint.clone(), view.previous_since)),
                 record,
                 plan,
             });
@@ -95,6 +101,8 @@ pub enum Outcome {
         attempts: u32,
         next_attempt_at: DateTime<Utc>,
     },
+    /// The previous certificate left the slot after its overlap.
+    Retired { thumbprint: String },
     /// Nothing to do now (or the slot changed since the survey).
     Nothing,
 }
@@ -107,6 +115,7 @@ impl Outcome {
             Outcome::Requested { .. } => "requested",
             Outcome::Scheduled { .. } => "scheduled",
             Outcome::Failed { .. } => "failed",
+            Outcome::Retired { .. } => "retired",
             Outcome::Nothing => return None,
         })
     }
@@ -400,6 +409,7 @@ pub fn pass(
     actor: &str,
 ) -> Result<PassReport, StoreError> {
     let mut report = PassReport::default();
+    let mut deployments = None;
     for c in survey(store, config, now, &[], None)? {
         if c.plan.overdue
             && let Some(cur) = &c.current
@@ -427,6 +437,17 @@ pub fn pass(
             if store.renewal_overdue(&c.slot, &cur.info.thumbprint, &message, data, &ctx)? {
                 report.alerts += 1;
             }
+        }
+        if let Some(retired) = retire(store, config, &c, now, actor, &mut deployments)? {
+            report.outcomes.push((c.slot.clone(), retired));
+        }
+        let retire_at = c
+            .previous
+            .as_ref()
+            .and_then(|(_, since)| renewal::retire_at(&c.policy, *since))
+            .filter(|t| *t > now);
+        if let Some(t) = retire_at {
+            report.next = Some(report.next.map_or(t, |n: DateTime<Utc>| n.min(t)));
         }
         let outcome = act(store, config, &c, now, actor, false)?;
         if let Outcome::Failed {
@@ -457,6 +478,64 @@ pub fn pass(
         }
     }
     Ok(report)
+}
+
+/// Retires `c`'s previous certificate when its policy says so, its overlap
+/// has passed and every server that takes the slot has the current one
+/// (`deployments`: the replication status, read once a pass when needed).
+fn retire(
+    store: &mut Store,
+    config: &Config,
+    c: &Candidate,
+    now: DateTime<Utc>,
+    actor: &str,
+    deployments: &mut Option<Vec<crate::deploy::status::StatusRow>>,
+) -> Result<Option<Outcome>, StoreError> {
+    let (Some(current), Some((previous, since))) = (&c.current, &c.previous) else {
+        return Ok(None);
+    };
+    let Some(at) = renewal::retire_at(&c.policy, *since) else {
+        return Ok(None);
+    };
+    if now < at {
+        return Ok(None);
+    }
+    if deployments.is_none() {
+        *deployments = Some(if config.servers.is_empty() {
+            Vec::new()
+        } else {
+            crate::deploy::status::rows(store, config, None)?
+        });
+    }
+    let behind: Vec<&str> = deployments
+        .iter()
+        .flatten()
+        .filter(|r| {
+            r.unit.slot == c.slot && r.unit.role == crate::deploy::plan::DeployRole::Current
+        })
+        .filter(|r| !r.up_to_date)
+        .map(|r| r.unit.server.name.as_str())
+        .collect();
+    if !behind.is_empty() {
+        tracing::info!(slot = %c.slot, servers = %behind.join(", "), "previous certificate kept: servers do not have the current one yet");
+        return Ok(None);
+    }
+    let hours = c.policy.retire_previous_after_hours.unwrap_or_default();
+    let detail = format!(
+        "retired {hours} h after it became previous; every server has {}",
+        current.info.thumbprint
+    );
+    let ctx = OpCtx {
+        now,
+        actor: actor.to_string(),
+    };
+    match store.retire_previous(&c.slot, (&current.info.thumbprint, previous), &detail, &ctx) {
+        Ok(()) => Ok(Some(Outcome::Retired {
+            thumbprint: previous.clone(),
+        })),
+        Err(StoreError::Refused(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// What a pass did.

@@ -178,6 +178,9 @@ impl Renewer {
                 } => {
                     warn!(%slot, attempts, next_attempt = %next_attempt_at, error = %error, "renewal failed")
                 }
+                Outcome::Retired { thumbprint } => {
+                    info!(%slot, %thumbprint, "previous certificate retired after its overlap")
+                }
                 Outcome::Nothing => {}
             }
         }

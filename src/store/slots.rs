@@ -22,6 +22,8 @@ pub struct SlotView {
     pub previous: Option<StoredCert>,
     pub pending: Option<(StoredCert, DateTime<Utc>)>,
     pub updated_at: DateTime<Utc>,
+    /// Since when the previous certificate has been previous.
+    pub previous_since: Option<DateTime<Utc>>,
 }
 
 /// What `assign` did (or, from `plan_assign`, would do).
@@ -412,7 +414,8 @@ impl Store {
         scope: Option<&Scope>,
     ) -> Result<Vec<SlotView>, StoreError> {
         let mut sql = String::from(
-            "SELECT scope, usage_type, current_cert, previous_cert, pending_cert, effective_at, updated_at
+            "SELECT scope, usage_type, current_cert, previous_cert, pending_cert, effective_at, updated_at,
+                    previous_since
              FROM slots
              WHERE (current_cert IS NOT NULL OR previous_cert IS NOT NULL OR pending_cert IS NOT NULL)",
         );
@@ -429,6 +432,7 @@ impl Store {
                 r.opt_int(4)?,
                 r.opt_text(5)?,
                 r.text(6)?,
+                r.opt_text(7)?,
             ))
         })?;
         let mut cache: HashMap<i64, StoredCert> = HashMap::new();
@@ -442,7 +446,7 @@ impl Store {
             Ok(Some(c))
         };
         let mut out = Vec::new();
-        for (scope, usage_type, cur, prev, pend, eff, updated) in rows {
+        for (scope, usage_type, cur, prev, pend, eff, updated, since) in rows {
             let pending = match (cert(pend)?, eff) {
                 (Some(c), Some(at)) => Some((c, parse_ts(&at)?)),
                 _ => None,
@@ -456,6 +460,7 @@ impl Store {
                 previous: cert(prev)?,
                 pending,
                 updated_at: parse_ts(&updated)?,
+                previous_since: since.as_deref().map(parse_ts).transpose()?,
             });
         }
         Ok(out)
@@ -705,5 +710,50 @@ impl Store {
         )?;
         tx.commit()?;
         Ok((report, schedule))
+    }
+}
+
+impl Store {
+    /// Retires `slot`'s previous certificate after its overlap (a rollover
+    /// policy's `retire_previous_after_hours`): it leaves the slot, in one
+    /// transaction with its audit row (`retire`) and `certificate.retired`.
+    /// `expect` (current, previous) is the slot as the caller checked it; a
+    /// slot changed since is refused, changing nothing.
+    pub fn retire_previous(
+        &mut self,
+        slot: &SlotKey,
+        expect: (&str, &str),
+        detail: &str,
+        ctx: &OpCtx,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.begin()?;
+        let (slot_id, state) = existing_state(&tx, slot)?;
+        if state.current.as_deref() != Some(expect.0) || state.previous.as_deref() != Some(expect.1)
+        {
+            return Err(StoreError::Refused(format!(
+                "{slot} changed meanwhile; nothing retired"
+            )));
+        }
+        let RemovePlan::Change(t) = slot::remove(&state, Role::Previous) else {
+            return Err(StoreError::Refused(format!(
+                "{slot} has no previous certificate"
+            )));
+        };
+        write_state(&tx, slot_id, &t.after, ctx.now)?;
+        audit::record_slot_change(&tx, ctx, "retire", slot, Some(expect.1), &t, detail)?;
+        audit::enqueue(
+            &tx,
+            ctx,
+            "certificate.retired",
+            Severity::Info,
+            Some(slot),
+            &format!(
+                "{slot}: previous certificate {} retired ({detail})",
+                expect.1
+            ),
+            transition_json(&t),
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 }

@@ -37,7 +37,7 @@ fn current(store: &certroll::store::Store) -> (String, DateTime<Utc>, DateTime<U
 
 #[test]
 fn four_hundred_days_of_a_self_signed_policy_renew_and_roll_each_certificate_once() {
-    let env = Env::with_config(POLICY);
+    let env = Env::with_config(&format!("{POLICY}retire_previous_after_hours = 48\n"));
     env.ok(&[
         "request",
         "--type",
@@ -59,6 +59,7 @@ fn four_hundred_days_of_a_self_signed_policy_renew_and_roll_each_certificate_onc
     // successor's roll instant.
     let mut renewals: Vec<(String, DateTime<Utc>, DateTime<Utc>, String)> = Vec::new();
     let mut rolled = 0;
+    let mut retired: Vec<(String, DateTime<Utc>)> = Vec::new();
     let end = start + Duration::days(400);
     while clock.now() < end {
         let now = clock.now();
@@ -79,6 +80,7 @@ fn four_hundred_days_of_a_self_signed_policy_renew_and_roll_each_certificate_onc
                     effective_at,
                     ..
                 } => renewals.push((before.0.clone(), now, *effective_at, thumbprint.clone())),
+                Outcome::Retired { thumbprint } => retired.push((thumbprint.clone(), now)),
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -113,6 +115,16 @@ fn four_hundred_days_of_a_self_signed_policy_renew_and_roll_each_certificate_onc
         );
     }
     assert_eq!(rolled, renewals.len());
+    // Each previous one retired 48 h after the roll that made it previous.
+    assert!(retired.len() + 1 >= renewals.len(), "{retired:?}");
+    for (old, at) in &retired {
+        let (_, _, rolled_at, _) = renewals
+            .iter()
+            .find(|r| &r.0 == old)
+            .expect("a renewed one");
+        assert_eq!(*at, *rolled_at + Duration::hours(48), "{old}");
+    }
+    assert_eq!(actions_count(&env, "retire"), retired.len());
     // Each roll at its instant, each once.
     let jobs = store
         .jobs(Some(JobState::Succeeded), &JobFilter::default(), None)
@@ -188,6 +200,24 @@ fn what_if_shows_the_dates_now_renews_once_and_a_pass_does_nothing_more() {
         text.contains("waiting: makes the next (self-signed) at"),
         "{text}"
     );
+    // get, certs --json and timeline show the same dates.
+    let view = env.get_json();
+    assert_eq!(view[0]["renewal"]["promote_at"], p["promote_at"], "{view}");
+    let text = env.ok(&["get"]).stdout;
+    assert!(
+        text.contains("  renewal   waiting: makes the next"),
+        "{text}"
+    );
+    let certs = env.ok(&["certs", "--json"]).json();
+    assert_eq!(
+        certs[0]["renewals"][0]["generate_at"], p["generate_at"],
+        "{certs}"
+    );
+    let text = env
+        .ok(&["timeline", "--days", "90", "--color", "never"])
+        .stdout;
+    assert!(text.contains("self-signed: next made"), "{text}");
+    assert_eq!(env.run(&["check"]).code, 0);
     // Not due: a pass makes nothing.
     assert!(env.ok(&["renew"]).stdout.contains("nothing is due"));
     assert_eq!(env.count("certificates"), 1);
@@ -274,6 +304,16 @@ fn a_failed_renewal_is_recorded_retried_later_and_an_overdue_one_alerted_once() 
     assert_eq!(plan[0]["attempts"], 2, "{plan}");
     let history = history_actions(&env);
     assert_eq!(history.iter().filter(|a| *a == "renew-failed").count(), 2);
+    // check names both: the failure and the overdue promotion.
+    let r = env.run(&["check"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("renewal failed 2 time(s), the last: require_staged"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("renewal overdue"), "{}", r.stdout);
 }
 
 #[test]
@@ -326,7 +366,8 @@ fn a_request_policy_asks_the_ca_once_and_schedules_its_answer() {
 
 #[test]
 fn serve_renews_a_certificate_when_it_falls_due() {
-    let env = Env::with_config(POLICY);
+    let port = crate::peers::free_port();
+    let env = Env::with_config(&format!("{POLICY}[http]\nlisten = \"127.0.0.1:{port}\"\n"));
     // 10 days left: due (20 days before expiry) as serve starts.
     current_for_days(&env, 10);
     let (cur, _, not_after) = current(&store(&env));
@@ -342,6 +383,19 @@ fn serve_renews_a_certificate_when_it_falls_due() {
         "{view}"
     );
     assert_eq!(view[0]["current"]["thumbprint"], cur.as_str());
+    let (code, metrics) = http_get(port, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("certroll_renewals_total{outcome=\"generated\"} 1"),
+        "{metrics}"
+    );
+    let promote = (not_after - Duration::days(5)).timestamp();
+    assert!(
+        metrics.lines().any(|l| l.starts_with(
+            "certroll_renewal_promote_timestamp_seconds{type=\"OAuthTokenIssuer\",scope=\"global\",method=\"self-signed\"}"
+        ) && l.ends_with(&format!(" {promote}.0"))),
+        "{metrics}"
+    );
     assert_eq!(serve.stop(), 0);
     let history = env.ok(&["history", "--json"]).json();
     let renew = history
@@ -352,4 +406,56 @@ fn serve_renews_a_certificate_when_it_falls_due() {
         .expect("a renew row");
     assert_eq!(renew["actor"], "serve:renewal");
     assert_eq!(env.count("certificates"), 2);
+}
+
+fn actions_count(env: &Env, action: &str) -> usize {
+    history_actions(env).iter().filter(|a| *a == action).count()
+}
+
+#[test]
+fn the_previous_one_is_retired_after_its_overlap_once_every_server_has_the_current_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().display();
+    let env = Env::with_config(&format!(
+        "{POLICY}retire_previous_after_hours = 1\n\
+         [[server]]\nname = \"fe01.contoso.com\"\n\
+         [[target]]\nname = \"files\"\nscope = \"global\"\ntypes = [\"OAuthTokenIssuer\"]\n\
+         [[target.file]]\nkind = \"jwks\"\npath = \"{d}/jwks.json\"\n"
+    ));
+    env.import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"]);
+    env.import("oauth2.pfx", &["--type", "OAuthTokenIssuer"]);
+    let (t1, t2) = (thumbprint("oauth1.crt.pem"), thumbprint("oauth2.crt.pem"));
+    // Two hours on (this process's clock), with fe01 not yet deployed: kept.
+    let later = |args: &[&str]| {
+        Run::from(
+            env.command(args)
+                .env("CERTROLL_CLOCK_OFFSET_MS", "7200000")
+                .output()
+                .unwrap(),
+        )
+    };
+    let r = later(&["renew"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(env.get_json()[0]["previous"]["thumbprint"], t1.as_str());
+    // Not before its overlap either, deployed or not.
+    env.ok(&["agent", "--server", "fe01.contoso.com", "--once"]);
+    env.ok(&["renew"]);
+    assert_eq!(env.get_json()[0]["previous"]["thumbprint"], t1.as_str());
+    // fe01 has the current one and the overlap has passed: retired, once.
+    let r = later(&["renew"]);
+    assert!(
+        r.stdout
+            .contains(&format!("previous certificate {t1} retired")),
+        "{}",
+        r.stdout
+    );
+    let view = env.get_json();
+    assert!(view[0]["previous"].is_null(), "{view}");
+    assert_eq!(view[0]["current"]["thumbprint"], t2.as_str());
+    assert_eq!(outbox(&env, "certificate.retired"), 1);
+    assert_eq!(actions_count(&env, "retire"), 1);
+    // The JWKS follows: the retired key leaves it.
+    env.ok(&["agent", "--server", "fe01.contoso.com", "--once"]);
+    let jwks = std::fs::read_to_string(tmp.path().join("jwks.json")).unwrap();
+    assert!(jwks.contains(&t2) && !jwks.contains(&t1), "{jwks}");
 }
