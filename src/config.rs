@@ -49,6 +49,8 @@ struct RawConfig {
     #[serde(default)]
     renewal: BTreeMap<String, crate::cert::renewal::RenewalTable>,
     #[serde(default)]
+    acme: AcmeConfig,
+    #[serde(default)]
     serve: ServeConfig,
     #[serde(default)]
     notify: NotifyConfig,
@@ -66,6 +68,101 @@ struct RawConfig {
     http: HttpConfig,
     #[serde(default)]
     store: StoreConfig,
+}
+
+/// `[acme]`: the ACME CA (RFC 8555) of the `acme` renewal method and of
+/// `certroll request --acme`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    /// The CA's directory, e.g. https://acme-v02.api.letsencrypt.org/directory.
+    pub directory_url: Option<String>,
+    /// Contact URIs of the account (mailto:...).
+    pub contact: Vec<String>,
+    /// PEM roots to trust for the CA's own HTTPS (a private ACME CA).
+    pub ca_file: Option<PathBuf>,
+    /// External account binding (enterprise ACME CAs): the key id, and a
+    /// file holding the base64url HMAC key.
+    pub eab_kid: Option<String>,
+    pub eab_hmac_key_file: Option<PathBuf>,
+    /// `http-01` (answered by serve's [http] listener, or files in
+    /// `webroot`) or `dns-01` (through `dns_hook`).
+    pub challenge: String,
+    pub webroot: Option<PathBuf>,
+    /// certbot's --manual-auth-hook convention: run with CERTBOT_DOMAIN,
+    /// CERTBOT_VALIDATION and CERTBOT_TOKEN in its environment.
+    pub dns_hook: Option<String>,
+    pub dns_cleanup_hook: Option<String>,
+    /// How long an order may take, challenges and issuance together.
+    pub timeout_seconds: u32,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        AcmeConfig {
+            directory_url: None,
+            contact: Vec::new(),
+            ca_file: None,
+            eab_kid: None,
+            eab_hmac_key_file: None,
+            challenge: "http-01".into(),
+            webroot: None,
+            dns_hook: None,
+            dns_cleanup_hook: None,
+            timeout_seconds: 120,
+        }
+    }
+}
+
+impl AcmeConfig {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(u) = &self.directory_url
+            && !u.starts_with("https://")
+        {
+            return Err(format!(
+                "[acme] directory_url: '{u}' is not an https:// URL"
+            ));
+        }
+        match self.challenge.as_str() {
+            "http-01" => {}
+            "dns-01" if self.dns_hook.is_none() => {
+                return Err("[acme] challenge = \"dns-01\" needs a dns_hook".into());
+            }
+            "dns-01" => {}
+            other => {
+                return Err(format!(
+                    "[acme] challenge: '{other}': use http-01 or dns-01"
+                ));
+            }
+        }
+        if self.eab_kid.is_some() != self.eab_hmac_key_file.is_some() {
+            return Err("[acme] eab_kid and eab_hmac_key_file go together".into());
+        }
+        for (key, path) in [
+            ("ca_file", &self.ca_file),
+            ("eab_hmac_key_file", &self.eab_hmac_key_file),
+            ("webroot", &self.webroot),
+        ] {
+            if let Some(p) = path
+                && !(p.is_absolute() && p.exists())
+            {
+                return Err(format!(
+                    "[acme] {key}: {} is not an absolute path that exists",
+                    p.display()
+                ));
+            }
+        }
+        if !(10..=3600).contains(&self.timeout_seconds) {
+            return Err("[acme] timeout_seconds must be from 10 to 3600".into());
+        }
+        for c in &self.contact {
+            if !c.starts_with("mailto:") {
+                return Err(format!("[acme] contact: '{c}' is not a mailto: URI"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[store]`: where the store lives. Without `url`, SQLite in the data
@@ -278,6 +375,7 @@ pub struct Config {
     pub store: StoreConfig,
     /// Rollover policies (`[renewal.<Type>]`); nothing renews without one.
     pub renewal: BTreeMap<UsageType, crate::cert::renewal::RenewalPolicy>,
+    pub acme: AcmeConfig,
 }
 
 /// The system's time zone, as cron takes it: TZ (an IANA name, or a path
@@ -410,9 +508,9 @@ impl Config {
                     "[renewal.{name}] method = \"self-signed\": {t} certificates must come from a CA (set self_signed_allowed in [policy.{t}] to allow it, or use method = \"request\")"
                 )));
             }
-            if p.method == crate::cert::renewal::Method::Acme {
+            if p.method == crate::cert::renewal::Method::Acme && raw.acme.directory_url.is_none() {
                 return Err(invalid(format!(
-                    "[renewal.{name}] method = \"acme\" is not available in this version: use \"request\" or \"self-signed\""
+                    "[renewal.{name}] method = \"acme\" needs [acme] directory_url"
                 )));
             }
             renewal.insert(t, p);
@@ -493,6 +591,7 @@ impl Config {
             }
         }
         raw.store.validate().map_err(&invalid)?;
+        raw.acme.validate().map_err(&invalid)?;
         if let Some(addr) = &raw.http.listen {
             addr.parse::<std::net::SocketAddr>().map_err(|_| {
                 invalid(format!(
@@ -517,6 +616,7 @@ impl Config {
             http: raw.http,
             store: raw.store,
             renewal,
+            acme: raw.acme,
         })
     }
 
@@ -699,6 +799,7 @@ mod tests {
         assert_eq!(example.deploy, defaults.deploy);
         assert!(example.servers.is_empty() && example.targets.is_empty());
         assert_eq!(example.http, defaults.http);
+        assert_eq!(example.acme, defaults.acme);
         for name in defaults.types.names() {
             let t = UsageType::from_canonical(name);
             assert_eq!(example.policy(&t), defaults.policy(&t), "{name}");
@@ -781,6 +882,18 @@ mod tests {
                 header_timeout_seconds: 1,
                 connection_timeout_seconds: 1,
             },
+            acme: AcmeConfig {
+                directory_url: Some("https://h/dir".into()),
+                contact: vec![],
+                ca_file: Some(PathBuf::new()),
+                eab_kid: Some(String::new()),
+                eab_hmac_key_file: Some(PathBuf::new()),
+                challenge: String::new(),
+                webroot: Some(PathBuf::new()),
+                dns_hook: Some(String::new()),
+                dns_cleanup_hook: Some(String::new()),
+                timeout_seconds: 1,
+            },
             store: StoreConfig {
                 url: Some("postgres://u@h/d".into()),
                 password_file: Some(PathBuf::new()),
@@ -794,7 +907,7 @@ mod tests {
         let table = toml::Value::try_from(&every).unwrap();
         let sections = [
             "policy", "serve", "notify", "expiry", "check", "deploy", "server", "target", "http",
-            "store", "renewal",
+            "store", "renewal", "acme",
         ];
         let mut keys: Vec<&String> = table
             .as_table()
@@ -809,7 +922,9 @@ mod tests {
                 .unwrap()
                 .keys(),
         );
-        for section in ["serve", "expiry", "check", "deploy", "http", "store"] {
+        for section in [
+            "serve", "expiry", "check", "deploy", "http", "store", "acme",
+        ] {
             keys.extend(table[section].as_table().unwrap().keys());
         }
         keys.extend(table["server"][0].as_table().unwrap().keys());

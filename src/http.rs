@@ -110,6 +110,40 @@ async fn well_known(State(st): State<AppState>) -> Response {
     }
 }
 
+/// An ACME http-01 answer published in the store (by whichever process
+/// orders the certificate): the key authorisation as plain text.
+async fn acme_challenge(
+    State(st): State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Response {
+    // RFC 8555 8.3: a token is base64url, at least 128 bits.
+    if token.is_empty()
+        || token.len() > 256
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return error(StatusCode::NOT_FOUND, "no such challenge".into());
+    }
+    let r = blocking(move || {
+        let store = st
+            .store
+            .lock()
+            .map_err(|_| "store lock poisoned".to_string())?;
+        store
+            .acme_challenge(&token, st.clock.now())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    match r {
+        Ok(Some(answer)) => {
+            ([(header::CONTENT_TYPE, "application/octet-stream")], answer).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such challenge".into()),
+        Err(resp) => resp,
+    }
+}
+
 async fn one_slot(State(st): State<AppState>, Query(q): Query<SlotQuery>) -> Response {
     let t = match st.config().types.parse(&q.usage_type) {
         Ok(t) => t,
@@ -305,6 +339,7 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .route("/.well-known/acme-challenge/{token}", get(acme_challenge))
         .with_state(state);
     tracing::info!(addr = %listener.local_addr()?, "HTTP listener ready");
     accept_loop(listener, app, &limits, &registry, shutdown).await;

@@ -99,16 +99,20 @@ pub struct RequestArgs {
     pub output: Option<PathBuf>,
 
     /// Make a self-signed certificate now instead of a request (types with self_signed_allowed)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "acme")]
     pub self_signed: bool,
+
+    /// Order the certificate now from the [acme] CA (RFC 8555) instead of writing a request
+    #[arg(long)]
+    pub acme: bool,
 
     /// Validity in days: of the self-signed certificate [default: 365]; of a request, what to
     /// expect of the CA (kept with the request: a shorter answer needs --force at import)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub days: Option<u32>,
 
-    /// With --self-signed: assign the certificate now
-    #[arg(long, requires = "self_signed", conflicts_with = "effective_date")]
+    /// With --self-signed or --acme: assign the certificate now
+    #[arg(long, conflicts_with = "effective_date")]
     pub assign: bool,
 
     #[command(flatten)]
@@ -270,16 +274,30 @@ pub fn run(app: &App, args: RequestArgs) -> Result<()> {
     let slots = app.slots(&types, &args.scope)?;
     app.check_slots(&slots, args.force)?;
     let at = args.when.instant(app)?;
-    if at.is_some() && !args.self_signed {
+    let issues = args.self_signed || args.acme;
+    if args.assign && !issues {
+        return Err(UsageError(
+            "--assign needs --self-signed or --acme: a request has no certificate yet".into(),
+        )
+        .into());
+    }
+    if args.acme && app.config.acme.directory_url.is_none() {
+        return Err(UsageError(
+            "--acme: no ACME CA is configured: set [acme] directory_url".into(),
+        )
+        .into());
+    }
+    if at.is_some() && !issues {
         return Err(UsageError(
             "--effective-date and --roll schedule a certificate: a request has none yet (import the CA's response with them)".into(),
         )
         .into());
     }
     if let Some(t) = &args.template {
-        if args.self_signed {
+        if issues {
             return Err(UsageError(
-                "--template names a CA's template: a self-signed certificate has no CA".into(),
+                "--template names an enterprise CA's template: not for --self-signed or --acme"
+                    .into(),
             )
             .into());
         }
@@ -301,7 +319,7 @@ pub fn run(app: &App, args: RequestArgs) -> Result<()> {
         )
     });
     let key = keygen::generate(spec.key).map_err(|e| anyhow!("{e}"))?;
-    if args.self_signed {
+    if issues {
         return self_signed(app, &args, &types, &slots, at, &spec, key, &friendly);
     }
 
@@ -372,34 +390,56 @@ fn self_signed(
     key: crate::cert::key::PrivateKey,
     friendly: &str,
 ) -> Result<()> {
-    let ctx = app.ctx();
-    // An hour back, so that servers with a slow clock accept it at once.
-    let now = chrono::SubsecRound::trunc_subsecs(ctx.now, 0);
-    let not_before = now - Duration::hours(1);
-    let not_after = now + Duration::days(args.days.unwrap_or(365).into());
-    let der =
-        request::self_signed(spec, &key, not_before, not_after).map_err(|e| anyhow!("{e}"))?;
-    let cert = CertInfo::from_der(&der).map_err(|e| anyhow!("{e}"))?;
+    let mut ctx = app.ctx();
     let mut store = app.open_store()?;
-    let mut all = findings(app, types, &cert, &[], true, at.unwrap_or(ctx.now))?;
+    let (cert, chain, source) = if args.acme {
+        let issued = crate::ops::acme::order(&mut store, &app.config.acme, spec, &key, &ctx)
+            .map_err(|e| anyhow!("ACME: {e}; nothing was stored"))?;
+        // The order took a while: the certificate is judged (and assigned)
+        // as of now, after its issuance.
+        ctx.now = app.now();
+        (
+            issued.cert,
+            issued.chain,
+            "ordered by certroll from its ACME CA",
+        )
+    } else {
+        // An hour back, so that servers with a slow clock accept it at once.
+        let now = chrono::SubsecRound::trunc_subsecs(ctx.now, 0);
+        let not_before = now - Duration::hours(1);
+        let not_after = now + Duration::days(args.days.unwrap_or(365).into());
+        let der =
+            request::self_signed(spec, &key, not_before, not_after).map_err(|e| anyhow!("{e}"))?;
+        (
+            CertInfo::from_der(&der).map_err(|e| anyhow!("{e}"))?,
+            Vec::new(),
+            "self-signed by certroll",
+        )
+    };
+    let mut all = findings(app, types, &cert, &chain, true, at.unwrap_or(ctx.now))?;
     if let Some(at) = at {
         all.extend(lead_time_findings(app, &store, slots, at)?);
     }
     enforce(&all, args.force)?;
     let new = NewCert {
         cert: &cert,
-        chain: &[],
+        chain: &chain,
         key: Some(&key),
         friendly_name: Some(friendly),
-        source_file: Some("self-signed by certroll"),
+        source_file: Some(source),
         request: None,
     };
     if let Some(out) = &args.output {
         // Written before the store changes: a failure leaves nothing behind.
         write_public(out, &crate::cert::pem::encode("CERTIFICATE", &cert.der))?;
     }
+    let kind = if args.acme {
+        format!("issued by {}", cert.issuer)
+    } else {
+        "self-signed".to_string()
+    };
     let line = format!(
-        "self-signed: {} {} ({}, private key, {})",
+        "{kind}: {} {} ({}, private key, {})",
         cert.thumbprint,
         cert.label(),
         output::key_desc(&cert),

@@ -3,6 +3,7 @@
 //! and decide; the store's transactions make the change. Above `store`,
 //! `schedule` and `deploy`; below `service` and `cli`.
 
+pub mod acme;
 pub mod renew;
 pub mod renewer;
 

@@ -145,12 +145,14 @@ fn pool_servers(config: &Config, scope: &Scope) -> Vec<String> {
 /// The next certificate of `c` by its policy's method, made in memory
 /// (nothing stored), checked against the type's policy at `at`.
 fn make(
+    store: &mut Store,
     config: &Config,
     c: &Candidate,
     current: &CertInfo,
     at: DateTime<Utc>,
-    now: DateTime<Utc>,
+    ctx: &OpCtx,
 ) -> Result<Made, Refusal> {
+    let now = ctx.now;
     let t = &c.slot.usage_type;
     let spec = renewal::next_spec(
         &c.policy,
@@ -164,16 +166,26 @@ fn make(
     let key = crate::cert::keygen::generate(spec.key)
         .map_err(|e| Refusal(format!("cannot make a key: {e}")))?;
     match c.policy.method {
-        Method::SelfSigned => {
-            // An hour back, so that servers with a slow clock accept it at once.
-            let now = chrono::SubsecRound::trunc_subsecs(now, 0);
-            let not_before = now - chrono::Duration::hours(1);
-            let not_after = now + chrono::Duration::days(c.policy.validity_days.into());
-            let der = crate::cert::request::self_signed(&spec, &key, not_before, not_after)
-                .map_err(|e| Refusal(e.to_string()))?;
-            let cert = CertInfo::from_der(&der).map_err(|e| Refusal(e.to_string()))?;
-            let findings = super::findings(config, std::slice::from_ref(t), &cert, &[], true, at)
-                .map_err(|e| Refusal(e.to_string()))?;
+        Method::SelfSigned | Method::Acme => {
+            let (cert, chain) = if c.policy.method == Method::Acme {
+                let issued = super::acme::order(store, &config.acme, &spec, &key, ctx)
+                    .map_err(|e| Refusal(format!("ACME: {e}")))?;
+                (issued.cert, issued.chain)
+            } else {
+                // An hour back, so that servers with a slow clock accept it at once.
+                let now = chrono::SubsecRound::trunc_subsecs(now, 0);
+                let not_before = now - chrono::Duration::hours(1);
+                let not_after = now + chrono::Duration::days(c.policy.validity_days.into());
+                let der = crate::cert::request::self_signed(&spec, &key, not_before, not_after)
+                    .map_err(|e| Refusal(e.to_string()))?;
+                (
+                    CertInfo::from_der(&der).map_err(|e| Refusal(e.to_string()))?,
+                    Vec::new(),
+                )
+            };
+            let findings =
+                super::findings(config, std::slice::from_ref(t), &cert, &chain, true, at)
+                    .map_err(|e| Refusal(e.to_string()))?;
             let errors: Vec<String> = findings
                 .iter()
                 .filter(|f| f.severity == crate::cert::policy::Severity::Error)
@@ -182,22 +194,23 @@ fn make(
             if !errors.is_empty() {
                 return Err(Refusal(errors.join("; ")));
             }
-            Ok(Made::Cert { cert, key })
+            Ok(Made::Cert { cert, chain, key })
         }
         Method::Request => {
             let csr =
                 crate::cert::request::csr_pem(&spec, &key).map_err(|e| Refusal(e.to_string()))?;
             Ok(Made::Request { spec, key, csr })
         }
-        Method::Acme => Err(Refusal(
-            "the acme method is not available in this version".into(),
-        )),
     }
 }
 
+/// What a step made, in memory until its transaction (one a renewal: the
+/// size of its variants does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Made {
     Cert {
         cert: CertInfo,
+        chain: Vec<CertInfo>,
         key: crate::cert::key::PrivateKey,
     },
     Request {
@@ -251,24 +264,28 @@ pub fn act(
             return failed(store, c, current, &e, &ctx);
         }
     }
-    let made = match make(config, c, current, promote_at, now) {
+    let made = match make(store, config, c, current, promote_at, &ctx) {
         Ok(m) => m,
         Err(Refusal(e)) => return failed(store, c, current, &e, &ctx),
     };
     let result = match &made {
-        Made::Cert { cert, key } => {
+        Made::Cert { cert, chain, key } => {
             let friendly = format!(
                 "{} {} renewal {}",
                 c.slot.usage_type,
                 c.slot.scope,
                 now.with_timezone(&config.timezone).format("%Y-%m-%d")
             );
+            let source = match c.policy.method {
+                Method::Acme => "ordered by certroll from its ACME CA (renewal)",
+                _ => "self-signed by certroll (renewal)",
+            };
             let new = NewCert {
                 cert,
-                chain: &[],
+                chain,
                 key: Some(key),
                 friendly_name: Some(&friendly),
-                source_file: Some("self-signed by certroll (renewal)"),
+                source_file: Some(source),
                 request: None,
             };
             store

@@ -20,6 +20,7 @@ const TABLES: &[&str] = &[
     "deployments",
     "requests",
     "renewals",
+    "acme_accounts",
 ];
 
 /// Tables whose `id` is an identity the target must continue after.

@@ -11,6 +11,7 @@
 //! Layout of the data directory: `certroll.db` (mode 0600) and `master.key`
 //! (mode 0600), which seals every private key (see [`keyring`]).
 
+mod acme;
 mod audit;
 mod certs;
 mod copy;

@@ -286,6 +286,22 @@ CREATE INDEX renewals_by_for_cert ON renewals (for_cert_id);
 CREATE INDEX renewals_by_cert ON renewals (cert_id) WHERE cert_id IS NOT NULL;
 CREATE INDEX renewals_by_request ON renewals (request_id) WHERE request_id IS NOT NULL;
 "#,
+    // v9: ACME. An account per directory URL, its credentials (key and
+    // URL) sealed under the master key like a private key; and the
+    // http-01 answers waiting for the CA to fetch them from any engine's
+    // listener.
+    r#"
+CREATE TABLE acme_accounts (
+    directory_url   TEXT COLLATE "C" PRIMARY KEY,
+    credentials_enc BYTEA NOT NULL,
+    created_at      TEXT COLLATE "C" NOT NULL
+);
+CREATE TABLE acme_challenges (
+    token             TEXT COLLATE "C" PRIMARY KEY,
+    key_authorization TEXT NOT NULL,
+    expires_at        TEXT COLLATE "C" NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes (the same as SQLite's).

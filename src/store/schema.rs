@@ -282,6 +282,22 @@ CREATE INDEX renewals_by_for_cert ON renewals (for_cert_id);
 CREATE INDEX renewals_by_cert ON renewals (cert_id) WHERE cert_id IS NOT NULL;
 CREATE INDEX renewals_by_request ON renewals (request_id) WHERE request_id IS NOT NULL;
 "#,
+    // v9: ACME. An account per directory URL, its credentials (key and
+    // URL) sealed under the master key like a private key; and the
+    // http-01 answers waiting for the CA to fetch them from any engine's
+    // listener.
+    r#"
+CREATE TABLE acme_accounts (
+    directory_url   TEXT PRIMARY KEY,
+    credentials_enc BLOB NOT NULL,
+    created_at      TEXT NOT NULL
+) STRICT;
+CREATE TABLE acme_challenges (
+    token             TEXT PRIMARY KEY,
+    key_authorization TEXT NOT NULL,
+    expires_at        TEXT NOT NULL
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -1,6 +1,7 @@
 //! Integration tests: the real `certroll` binary against fixtures made by
 //! OpenSSL (tests/data/gen-fixtures.sh), one module per capability.
 
+mod acme;
 mod alerts;
 mod bad_input;
 mod chain;

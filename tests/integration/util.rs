@@ -401,9 +401,15 @@ impl Env {
 
     /// Starts certroll with `all` and waits until its log says `ready`.
     pub fn spawn_until(&self, all: &[&str], ready: &str) -> Serve {
+        self.spawn_until_env(all, ready, &[])
+    }
+
+    /// As `spawn_until`, with these environment variables set.
+    pub fn spawn_until_env(&self, all: &[&str], ready: &str, envs: &[(&str, &str)]) -> Serve {
         use std::io::BufRead;
         let mut child = self
             .command(all)
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
