@@ -662,3 +662,184 @@ on_both_cli!(a_request_waits_is_listed_and_cancelled, |env: &Env| {
         "{actions:?}"
     );
 });
+
+on_both!(renewal_steps_rollback_retire_and_acme_state, |store, f| {
+    let slot = pools(1).remove(0);
+    let (a, b) = (&f.a.cert.thumbprint, &f.b.cert.thumbprint);
+    let c = at(t0());
+    store
+        .assign(Some(&new_cert(&f.a)), a, std::slice::from_ref(&slot), &c)
+        .unwrap();
+    // Failures count up, each with its next attempt; a slot whose current
+    // certificate is another is refused.
+    let next = |n: u32| t0() + Duration::minutes(10 * i64::from(n));
+    assert_eq!(store.renewal_failed(&slot, a, "boom", next, &c).unwrap(), 1);
+    assert_eq!(
+        store
+            .renewal_failed(&slot, a, "boom again", next, &c)
+            .unwrap(),
+        2
+    );
+    assert!(matches!(
+        store.renewal_failed(&slot, b, "x", next, &c),
+        Err(certroll::store::StoreError::Refused(_))
+    ));
+    let rec = store.renewal_records().unwrap()[&slot].clone();
+    assert_eq!(
+        (rec.attempts, rec.last_error.as_deref()),
+        (2, Some("boom again"))
+    );
+    assert_eq!(rec.next_attempt_at, Some(t0() + Duration::minutes(20)));
+    assert_eq!(&rec.for_thumbprint, a);
+    // The overdue alert once.
+    let data = serde_json::json!({});
+    assert!(
+        store
+            .renewal_overdue(&slot, a, "late", data.clone(), &c)
+            .unwrap()
+    );
+    assert!(!store.renewal_overdue(&slot, a, "late", data, &c).unwrap());
+    // A request for the CA, once.
+    let key = f.a.key.as_ref().unwrap();
+    let req = certroll::store::NewRequest {
+        usage_type: "OAuthTokenIssuer",
+        scope: &slot.scope.to_string(),
+        subject: "CN=p0.contoso.com",
+        sans: &["p0.contoso.com".to_string()],
+        key_algorithm: "RSA 2048",
+        friendly_name: None,
+        template: None,
+        key,
+        csr: "-----BEGIN CERTIFICATE REQUEST-----\n-----END CERTIFICATE REQUEST-----\n",
+        validity_days: Some(365),
+    };
+    let id = store.renew_with_request(&slot, a, &req, &c).unwrap();
+    assert!(matches!(
+        store.renew_with_request(&slot, a, &req, &c),
+        Err(certroll::store::StoreError::Refused(_))
+    ));
+    let rec = store.renewal_records().unwrap()[&slot].clone();
+    assert_eq!(
+        (rec.request_id, rec.request_open, rec.attempts),
+        (Some(id), true, 0)
+    );
+    // The next certificate made and scheduled, with its record.
+    let renewed = store
+        .renew_with_cert(
+            &slot,
+            a,
+            Some(&new_cert(&f.b)),
+            b,
+            t0() + Duration::days(1),
+            false,
+            "self-signed",
+            &c,
+        )
+        .unwrap();
+    assert!(renewed.job_id.is_some());
+    let s = state(store, &slot);
+    assert_eq!(s.pending.as_ref().map(|p| &p.thumbprint), Some(b));
+    assert_eq!(
+        store.renewal_records().unwrap()[&slot].made.as_ref(),
+        Some(b)
+    );
+    // Not twice: a roll is pending.
+    assert!(
+        store
+            .renew_with_cert(
+                &slot,
+                a,
+                None,
+                b,
+                t0() + Duration::days(2),
+                false,
+                "self-signed",
+                &c
+            )
+            .is_err()
+    );
+    for kind in [
+        "renewal.failed",
+        "renewal.overdue",
+        "renewal.requested",
+        "renewal.generated",
+    ] {
+        assert!(kinds(store).iter().any(|k| k == kind), "{kind}");
+    }
+    // b current, a previous; rolled back; the rollback scheduled back.
+    store
+        .assign(
+            None,
+            b,
+            std::slice::from_ref(&slot),
+            &at(t0() + Duration::hours(1)),
+        )
+        .unwrap();
+    let c2 = at(t0() + Duration::hours(2));
+    let report = store.rollback(&slot, (b, a), false, &c2).unwrap();
+    assert!(
+        report
+            .describe()
+            .starts_with("rollback of the assignment of"),
+        "{}",
+        report.describe()
+    );
+    let s = state(store, &slot);
+    assert_eq!(
+        (s.current.as_ref(), s.previous.as_ref()),
+        (Some(a), Some(b))
+    );
+    assert!(
+        store.rollback(&slot, (b, a), false, &c2).is_err(),
+        "changed meanwhile"
+    );
+    let (report, sched) = store
+        .schedule_rollback(&slot, (a, b), t0() + Duration::days(3), false, &c2)
+        .unwrap();
+    assert!(report.describe().starts_with("rollback of the rollback of"));
+    let job = sched.job_ids[0];
+    assert_eq!(
+        state(store, &slot).pending.map(|p| p.thumbprint).as_ref(),
+        Some(b)
+    );
+    store.cancel_job(job, &c2).unwrap();
+    // The previous one retired.
+    store
+        .retire_previous(&slot, (a, b), "retired after 1 h", &c2)
+        .unwrap();
+    assert_eq!(state(store, &slot).previous, None);
+    assert!(store.retire_previous(&slot, (a, b), "again", &c2).is_err());
+    let actions: Vec<String> = store
+        .history(&HistoryFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    for action in ["renew-failed", "renew", "rollback", "retire"] {
+        assert!(actions.iter().any(|a| a == action), "{action}: {actions:?}");
+    }
+    // ACME: the first account kept wins; answers expire and go.
+    let url = "https://acme.contoso.com/dir";
+    assert!(store.acme_account(url).unwrap().is_none());
+    assert!(store.save_acme_account(url, b"{\"id\":1}", &c).unwrap());
+    assert!(!store.save_acme_account(url, b"{\"id\":2}", &c).unwrap());
+    assert_eq!(
+        &store.acme_account(url).unwrap().unwrap()[..],
+        b"{\"id\":1}"
+    );
+    store
+        .put_acme_challenge("tok-1", "tok-1.ka", t0(), t0() + Duration::hours(1))
+        .unwrap();
+    assert_eq!(
+        store.acme_challenge("tok-1", t0()).unwrap().as_deref(),
+        Some("tok-1.ka")
+    );
+    assert_eq!(
+        store
+            .acme_challenge("tok-1", t0() + Duration::hours(2))
+            .unwrap(),
+        None
+    );
+    store.remove_acme_challenge("tok-1").unwrap();
+    assert_eq!(store.acme_challenge("tok-1", t0()).unwrap(), None);
+});
