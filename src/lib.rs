@@ -48,6 +48,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod deploy;
+pub mod failpoint;
 pub mod http;
 pub mod input;
 pub mod logging;

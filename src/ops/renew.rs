@@ -268,6 +268,7 @@ pub fn act(
         Ok(m) => m,
         Err(Refusal(e)) => return failed(store, c, current, &e, &ctx),
     };
+    crate::failpoint::crash_point("renewal.made");
     let result = match &made {
         Made::Cert { cert, chain, key } => {
             let friendly = format!(

@@ -133,9 +133,13 @@ impl Renewer {
     ) -> Result<DateTime<Utc>, StoreError> {
         let renew_lead = now + self.settings.lease / 3;
         let was = self.leading;
-        self.leading = self
-            .store
-            .lead(RENEWAL_LEADER, &self.owner, self.settings.lease, now)?;
+        self.leading = crate::schedule::engine::take_lead(
+            &mut self.store,
+            RENEWAL_LEADER,
+            &self.owner,
+            self.settings.lease,
+            now,
+        )?;
         if !self.leading {
             if was {
                 warn!("no longer leading the renewal duty: another engine runs it");

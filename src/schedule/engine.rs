@@ -204,6 +204,29 @@ fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
+/// Takes or renews the leader row `name` for `owner`. A row held by a
+/// process of this host that no longer runs (a crash, kill -9) is taken at
+/// once rather than after its expiry.
+pub fn take_lead(
+    store: &mut Store,
+    name: &str,
+    owner: &str,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    if store.lead(name, owner, ttl, now)? {
+        return Ok(true);
+    }
+    match store.leader(name)? {
+        Some((holder, _)) if holder_is_dead(&holder, owner) => {
+            info!(duty = name, holder = %holder, "the leader's process is gone: taking the lead");
+            store.concede(name, &holder)?;
+            store.lead(name, owner, ttl, now)
+        }
+        _ => Ok(false),
+    }
+}
+
 /// Whether the lease holder `owner` is a process of this host that no
 /// longer runs (or an earlier run of this very pid).
 fn holder_is_dead(owner: &str, me: &str) -> bool {
@@ -480,7 +503,7 @@ impl Engine {
         }
         self.lead_checked = Some(now);
         let was = self.leading;
-        self.leading = match self.store.lead(DUTIES_LEADER, &self.owner, ttl, now) {
+        self.leading = match take_lead(&mut self.store, DUTIES_LEADER, &self.owner, ttl, now) {
             Ok(held) => held,
             Err(e) => {
                 if was {

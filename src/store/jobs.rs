@@ -527,7 +527,9 @@ impl Store {
             })
             .collect();
         before_commit();
+        crate::failpoint::crash_point("roll.before-commit");
         tx.commit()?;
+        crate::failpoint::crash_point("roll.committed");
         Ok(Some(results))
     }
 

@@ -187,7 +187,9 @@ impl Store {
             json!({"thumbprint": thumbprint, "replaces": for_thumbprint, "method": method,
                    "effective_at": when, "job_id": job_id}),
         )?;
+        crate::failpoint::crash_point("renewal.before-commit");
         tx.commit()?;
+        crate::failpoint::crash_point("renewal.committed");
         Ok(Renewed { schedule, job_id })
     }
 

@@ -459,3 +459,101 @@ fn the_previous_one_is_retired_after_its_overlap_once_every_server_has_the_curre
     let jwks = std::fs::read_to_string(tmp.path().join("jwks.json")).unwrap();
     assert!(jwks.contains(&t2) && !jwks.contains(&t1), "{jwks}");
 }
+
+/// Runs certroll with the crash point `at` set; asserts it crashed there.
+fn crash_at(env: &Env, at: &str, args: &[&str]) {
+    let out = env
+        .command(args)
+        .env("CERTROLL_CRASH_AT", at)
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "{args:?} did not crash at {at}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_crash_at_each_step_of_a_renewal_leaves_one_certificate_and_one_roll() {
+    for point in ["renewal.made", "renewal.before-commit", "renewal.committed"] {
+        let env = Env::with_config(POLICY);
+        // 4 days left: due, and promoted 10 minutes after it is made.
+        current_for_days(&env, 4);
+        crash_at(&env, point, &["renew"]);
+        let committed = point == "renewal.committed";
+        assert_eq!(
+            env.count("certificates"),
+            if committed { 2 } else { 1 },
+            "{point}"
+        );
+        assert_eq!(env.count("jobs"), i64::from(committed), "{point}");
+        // Restarted: the duty runs again.
+        env.ok(&["renew"]);
+        env.ok(&["renew"]);
+        assert_eq!(env.count("certificates"), 2, "{point}: one new certificate");
+        assert_eq!(env.count("jobs"), 1, "{point}: one roll");
+        assert_eq!(outbox(&env, "renewal.generated"), 1, "{point}");
+        assert_eq!(actions_count(&env, "renew"), 1, "{point}");
+
+        // The roll itself, crashed before and after its commit.
+        let pending = env.get_json()[0]["pending"]["thumbprint"].clone();
+        if point == "renewal.made" {
+            crash_at(
+                &env,
+                "roll.before-commit",
+                &["roll", "--now", "--type", "OAuthTokenIssuer"],
+            );
+            assert_eq!(
+                env.get_json()[0]["pending"]["thumbprint"],
+                pending,
+                "unchanged"
+            );
+        } else {
+            crash_at(
+                &env,
+                "roll.committed",
+                &["roll", "--now", "--type", "OAuthTokenIssuer"],
+            );
+            assert_eq!(
+                env.get_json()[0]["current"]["thumbprint"],
+                pending,
+                "rolled"
+            );
+        }
+        // Restarted: the lease of a crashed run is recovered (its holder is
+        // gone) and the roll happens exactly once.
+        let _ = env.run(&["roll", "--now", "--type", "OAuthTokenIssuer"]);
+        assert_eq!(
+            env.get_json()[0]["current"]["thumbprint"],
+            pending,
+            "{point}"
+        );
+        assert_eq!(
+            sql_i64(&env, "SELECT count(*) FROM jobs WHERE state = 'succeeded'"),
+            1,
+            "{point}"
+        );
+        assert_eq!(outbox(&env, "roll.succeeded"), 1, "{point}");
+        // And the renewal makes nothing more for the new current one yet.
+        env.ok(&["renew"]);
+        assert_eq!(env.count("certificates"), 2, "{point}");
+    }
+}
+
+#[test]
+fn serve_killed_before_a_renewal_commits_makes_it_once_when_restarted() {
+    let env = Env::with_config(POLICY);
+    current_for_days(&env, 10);
+    crash_at(&env, "renewal.before-commit", &["serve"]);
+    assert_eq!(env.count("certificates"), 1, "nothing half made");
+    let serve = env.serve();
+    wait_until(30, "the renewal after the restart", || {
+        outbox(&env, "renewal.generated") == 1
+    });
+    assert_eq!(serve.stop(), 0);
+    assert_eq!(env.count("certificates"), 2);
+    assert_eq!(env.count("jobs"), 1);
+}
