@@ -37,6 +37,12 @@ impl Drop for Pebble {
 impl Pebble {
     /// Starts both; pebble's http-01 validations go to `http_port`.
     pub fn start(dir: &Path, http_port: u16) -> Pebble {
+        Pebble::start_with(dir, http_port, None)
+    }
+
+    /// As `start`; with `eab` (key id, base64url HMAC key) pebble requires
+    /// external account binding with that key.
+    pub fn start_with(dir: &Path, http_port: u16, eab: Option<(&str, &str)>) -> Pebble {
         require_tool("pebble", "pebble");
         require_tool("pebble-challtestsrv", "pebble");
         require_tool("curl", "curl");
@@ -124,7 +130,11 @@ impl Pebble {
                 "httpPort": http_port,
                 "tlsPort": tls,
                 "ocspResponderURL": "",
-                "externalAccountBindingRequired": false,
+                "externalAccountBindingRequired": eab.is_some(),
+                "externalAccountMACKeys": eab.map_or_else(
+                    || serde_json::json!({}),
+                    |(kid, key)| serde_json::json!({ kid: key })
+                ),
             }})
             .to_string(),
         )
@@ -536,4 +546,68 @@ fn request_acme_orders_and_assigns_at_once() {
         "x.contoso.com",
     ])
     .assert_one_line_error(2, &["[acme] directory_url"]);
+}
+
+#[test]
+fn an_enterprise_ca_with_account_binding_validates_files_in_a_webroot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let pebble = Pebble::start_with(tmp.path(), http, Some(("kid-1", key)));
+    // The web server of the names: files under a webroot, served by
+    // Python's http.server (not certroll).
+    let webroot = tmp.path().join("www");
+    std::fs::create_dir_all(&webroot).unwrap();
+    let mut web = Command::new("/usr/bin/python3")
+        .args([
+            "-m",
+            "http.server",
+            &http.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(&webroot)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    wait_until(20, "the web server", || {
+        TcpStream::connect(("127.0.0.1", http)).is_ok()
+    });
+    let eab_file = tmp.path().join("eab.key");
+    std::fs::write(&eab_file, format!("{key}\n")).unwrap();
+    // Without the binding the CA refuses the account, in one line.
+    let unbound = Env::with_config(&config(
+        &pebble,
+        free_port(),
+        &format!("webroot = \"{}\"\n", webroot.display()),
+    ));
+    current_www(&unbound, tmp.path());
+    let r = unbound.run(&["renew", "--now"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("creating the ACME account"),
+        "{}",
+        r.stdout
+    );
+    let env = Env::with_config(&config(
+        &pebble,
+        free_port(),
+        &format!(
+            "webroot = \"{}\"\neab_kid = \"kid-1\"\neab_hmac_key_file = \"{}\"\n",
+            webroot.display(),
+            eab_file.display()
+        ),
+    ));
+    current_www(&env, tmp.path());
+    let out = env.ok(&["renew", "--now", "--json"]).json();
+    let _ = web.kill();
+    let _ = web.wait();
+    assert_eq!(out[0]["outcome"], "generated", "{out}");
+    // The answers are taken down again.
+    let left: Vec<_> = std::fs::read_dir(webroot.join(".well-known/acme-challenge"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
