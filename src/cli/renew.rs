@@ -18,11 +18,11 @@ use crate::ops::renew::{self, Outcome};
 #[command(after_help = "Examples:\n  \
 certroll renew --what-if\n  \
 certroll renew --now --type OAuthTokenIssuer\n  \
-certroll renew            # what serve's renewal duty does, once (for a timer on hosts without serve)\n\n\
+certroll renew            # one pass of serve's renewal duty (hosts without serve)\n\n\
 Policies are the configuration's [renewal.<Type>] tables; nothing renews without one. \
 A roll made by a renewal is an ordinary scheduled roll: 'certroll jobs', 'certroll get' and \
-'certroll timeline' show it, and 'certroll jobs cancel' cancels it (the renewal then makes no other \
-for that certificate until the next pass finds nothing pending).")]
+'certroll timeline' show it. Cancelling it ('certroll jobs cancel') leaves the slot with nothing \
+pending, so the next pass makes another: remove the policy to stop renewing.")]
 pub struct RenewArgs {
     /// Only these usage types (comma-separated)
     #[arg(long = "type", value_name = "T[,T..]", value_parser = crate::cli::TypesArg, hide_possible_values = true)]
