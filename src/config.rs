@@ -508,10 +508,20 @@ impl Config {
                     "[renewal.{name}] method = \"self-signed\": {t} certificates must come from a CA (set self_signed_allowed in [policy.{t}] to allow it, or use method = \"request\")"
                 )));
             }
-            if p.method == crate::cert::renewal::Method::Acme && raw.acme.directory_url.is_none() {
-                return Err(invalid(format!(
-                    "[renewal.{name}] method = \"acme\" needs [acme] directory_url"
-                )));
+            if p.method == crate::cert::renewal::Method::Acme {
+                if raw.acme.directory_url.is_none() {
+                    return Err(invalid(format!(
+                        "[renewal.{name}] method = \"acme\" needs [acme] directory_url"
+                    )));
+                }
+                if raw.acme.challenge == "http-01"
+                    && raw.acme.webroot.is_none()
+                    && raw.http.listen.is_none()
+                {
+                    return Err(invalid(format!(
+                        "[renewal.{name}] method = \"acme\" with http-01 needs [http] listen (serve answers the CA) or [acme] webroot"
+                    )));
+                }
             }
             renewal.insert(t, p);
         }
@@ -968,6 +978,10 @@ mod tests {
             "[renewal.OAuthTokenIssuer]\nmethod = \"self-signed\"\ngenerate_before_days = 4",
             "[renewal.OAuthTokenIssuer]\nmethod = \"request\"\ngenerate_before_days = 30\ngenerate_at_percent = 70",
             "[renewal.OAuthTokenIssuer]\nmethod = \"request\"\nscopes = [\"planet\"]",
+            "[renewal.Default]\nmethod = \"acme\"",
+            "[acme]\ndirectory_url = \"https://ca.contoso.com/dir\"\n[renewal.Default]\nmethod = \"acme\"",
+            "[acme]\ndirectory_url = \"http://ca.contoso.com/dir\"",
+            "[acme]\nchallenge = \"dns-01\"",
         ] {
             let err = parse(bad).unwrap_err().to_string();
             assert!(err.starts_with("test.toml: "), "{bad}: {err}");

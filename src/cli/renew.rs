@@ -142,7 +142,21 @@ pub fn run(app: &App, args: RenewArgs) -> Result<()> {
         let all = renew::survey(&store, &app.config, now, &types, scope.as_ref())?;
         if args.json {
             return output::print_json(&Value::Array(
-                all.iter().map(output::renewal_json).collect(),
+                all.iter()
+                    .map(|c| {
+                        let mut v = output::renewal_json(c);
+                        match renew::next_spec(&app.config, c) {
+                            Some(Ok(spec)) => {
+                                v["names"] = json!(spec.sans);
+                                v["subject"] = json!(spec.subject.to_rfc4514());
+                                v["key"] = json!(spec.key.to_string());
+                            }
+                            Some(Err(e)) => v["refused"] = json!(e),
+                            None => {}
+                        }
+                        v
+                    })
+                    .collect(),
             ));
         }
         if all.is_empty() {
@@ -164,6 +178,15 @@ pub fn run(app: &App, args: RenewArgs) -> Result<()> {
                 )
             });
             say!("{}  {cur}  {state}: {detail}{flags}", c.slot);
+            match renew::next_spec(&app.config, c) {
+                Some(Ok(spec)) if c.pending.is_none() => say!(
+                    "    next: {}, names {}",
+                    spec.subject.to_rfc4514(),
+                    spec.sans.join(", ")
+                ),
+                Some(Err(e)) => say!("    next: refused by the type's policy: {e}"),
+                _ => {}
+            }
         }
         return Ok(());
     }

@@ -142,6 +142,23 @@ fn pool_servers(config: &Config, scope: &Scope) -> Vec<String> {
     }
 }
 
+/// What `c`'s next certificate is made from (names, key), by the rule the
+/// renewal applies; `Err` says why the type's policy would refuse it.
+pub fn next_spec(
+    config: &Config,
+    c: &Candidate,
+) -> Option<Result<crate::cert::request::RequestSpec, String>> {
+    let current = &c.current.as_ref()?.info;
+    Some(renewal::next_spec(
+        &c.policy,
+        config.policy(&c.slot.usage_type),
+        current,
+        &c.slot.scope,
+        config.sip_domain.as_deref(),
+        &pool_servers(config, &c.slot.scope),
+    ))
+}
+
 /// The next certificate of `c` by its policy's method, made in memory
 /// (nothing stored), checked against the type's policy at `at`.
 fn make(

@@ -195,9 +195,16 @@ fn what_if_shows_the_dates_now_renews_once_and_a_pass_does_nothing_more() {
     assert_eq!(day(&p["generate_at"]), not_after - Duration::days(20));
     assert_eq!(day(&p["promote_at"]), not_after - Duration::days(5));
     assert_eq!(day(&p["critical_at"]), not_after - Duration::days(2));
+    // Named like the current one, a new key of the policy's kind.
+    assert_eq!(p["names"], serde_json::json!(["contoso.com"]), "{plan}");
+    assert_eq!(p["key"], "EC P-256");
     let text = env.ok(&["renew", "--what-if"]).stdout;
     assert!(
         text.contains("waiting: makes the next (self-signed) at"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    next: CN=contoso.com, names contoso.com"),
         "{text}"
     );
     // get, certs --json and timeline show the same dates.
