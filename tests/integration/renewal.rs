@@ -564,3 +564,27 @@ fn serve_killed_before_a_renewal_commits_makes_it_once_when_restarted() {
     assert_eq!(env.count("certificates"), 2);
     assert_eq!(env.count("jobs"), 1);
 }
+
+#[test]
+fn two_engines_on_postgres_renew_a_slot_once() {
+    let policy = POLICY.trim_start_matches("sip_domain = \"contoso.com\"\n");
+    let (env, _db) = Env::postgres(policy);
+    current_for_days(&env, 10);
+    let a = env.serve();
+    let b = env.serve();
+    wait_until(30, "the renewal", || outbox(&env, "renewal.generated") >= 1);
+    // Both engines run the duty's loop; one leads it.
+    wait_until(10, "both renewal loops", || {
+        a.log().contains("renewal duty started") && b.log().contains("renewal duty started")
+    });
+    let leaders = [&a, &b]
+        .iter()
+        .filter(|s| s.log().contains("leading the renewal duty"))
+        .count();
+    assert_eq!(leaders, 1, "{}\n{}", a.log(), b.log());
+    assert_eq!(a.stop(), 0);
+    assert_eq!(b.stop(), 0);
+    assert_eq!(outbox(&env, "renewal.generated"), 1);
+    assert_eq!(sql_i64(&env, "SELECT count(*) FROM certificates"), 2);
+    assert_eq!(sql_i64(&env, "SELECT count(*) FROM jobs"), 1);
+}
