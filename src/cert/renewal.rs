@@ -354,6 +354,11 @@ pub enum Decision {
         thumbprint: String,
         promote_at: DateTime<Utc>,
     },
+    /// The certificate this renewal made is no longer pending although the
+    /// slot still has the certificate it renewed: its roll was cancelled,
+    /// or the slot was rolled back to it. Nothing is made again without an
+    /// operator (`renew --now`); the overdue and critical alerts still come.
+    Withdrawn { thumbprint: String },
     /// The last attempt failed; the next is at `until`.
     BackingOff {
         until: DateTime<Utc>,
@@ -405,6 +410,8 @@ pub fn decide(policy: &RenewalPolicy, facts: Facts<'_>, now: DateTime<Utc>) -> P
             thumbprint: r.answer.clone().unwrap_or_default(),
             promote_at: policy.promotion(current, now),
         }
+    } else if let Some(made) = record.and_then(|r| r.made.clone()) {
+        Decision::Withdrawn { thumbprint: made }
     } else if let Some(id) = record.filter(|r| r.request_open).and_then(|r| r.request_id) {
         Decision::AwaitingAnswer { request_id: id }
     } else if now < timing.generate_at {
@@ -680,5 +687,32 @@ mod tests {
         p.critical_before_days = 2;
         p.validity_days = 15;
         assert!(p.validate().unwrap_err().contains("validity_days"));
+    }
+
+    #[test]
+    fn a_withdrawn_renewal_is_not_made_again_by_itself() {
+        let p = RenewalPolicy::defaults(Method::SelfSigned);
+        let c = cert(at(2026, 1, 1), at(2027, 1, 1));
+        let r = Record {
+            for_thumbprint: c.thumbprint.clone(),
+            made: Some("ef".repeat(20)),
+            ..Record::default()
+        };
+        let plan = decide(
+            &p,
+            Facts {
+                current: Some(&c),
+                pending: None,
+                record: Some(&r),
+            },
+            at(2026, 12, 28),
+        );
+        assert_eq!(
+            plan.decision,
+            Decision::Withdrawn {
+                thumbprint: "ef".repeat(20)
+            }
+        );
+        assert!(plan.overdue, "still alerted");
     }
 }

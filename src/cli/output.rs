@@ -400,6 +400,13 @@ pub fn renewal_text(c: &Candidate) -> (&'static str, String) {
                 when(*promote_at)
             ),
         ),
+        Decision::Withdrawn { thumbprint } => (
+            "withdrawn",
+            format!(
+                "its renewal {} is no longer pending (its roll cancelled, or the slot rolled back): nothing is made again until 'certroll renew --now'",
+                short(thumbprint)
+            ),
+        ),
         Decision::BackingOff {
             until,
             attempts,

@@ -21,8 +21,9 @@ certroll renew --now --type OAuthTokenIssuer\n  \
 certroll renew            # one pass of serve's renewal duty (hosts without serve)\n\n\
 Policies are the configuration's [renewal.<Type>] tables; nothing renews without one. \
 A roll made by a renewal is an ordinary scheduled roll: 'certroll jobs', 'certroll get' and \
-'certroll timeline' show it. Cancelling it ('certroll jobs cancel') leaves the slot with nothing \
-pending, so the next pass makes another: remove the policy to stop renewing.")]
+'certroll timeline' show it. Cancelling it ('certroll jobs cancel'), or rolling the slot back to the \
+certificate it renewed, withdraws the renewal: nothing is made again for that certificate until \
+'certroll renew --now' (the overdue and critical alerts still come).")]
 pub struct RenewArgs {
     /// Only these usage types (comma-separated)
     #[arg(long = "type", value_name = "T[,T..]", value_parser = crate::cli::TypesArg, hide_possible_values = true)]

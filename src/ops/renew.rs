@@ -259,7 +259,7 @@ pub fn act(
     };
     let promote_at = match &c.plan.decision {
         Decision::Generate { promote_at } => *promote_at,
-        Decision::NotYet(_) | Decision::BackingOff { .. } if force => {
+        Decision::NotYet(_) | Decision::BackingOff { .. } | Decision::Withdrawn { .. } if force => {
             c.policy.promotion(current, now)
         }
         Decision::ScheduleAnswer {

@@ -258,6 +258,18 @@ fn what_if_shows_the_dates_now_renews_once_and_a_pass_does_nothing_more() {
         history.contains(&format!("self-signed: renews {cur}")),
         "{history}"
     );
+
+    // The operator cancels the renewal's roll: withdrawn, not made again
+    // behind their back; --now makes another.
+    let job = out[0]["job_id"].as_i64().unwrap().to_string();
+    env.ok(&["jobs", "cancel", &job]);
+    assert!(env.ok(&["renew"]).stdout.contains("nothing is due"));
+    assert_eq!(env.count("certificates"), 2);
+    let plan = env.ok(&["renew", "--what-if", "--json"]).json();
+    assert_eq!(plan[0]["state"], "withdrawn", "{plan}");
+    let again = env.ok(&["renew", "--now", "--json"]).json();
+    assert_eq!(again[0]["outcome"], "generated", "{again}");
+    assert_eq!(env.count("certificates"), 3);
 }
 
 #[test]
