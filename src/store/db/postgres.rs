@@ -183,9 +183,28 @@ impl PostgresTarget {
         (toml, password)
     }
 
-    /// Drops the scratch database `name`.
+    /// Drops the scratch database `name`. The connections this user left
+    /// to it are ended first; not with `WITH (FORCE)`, which fails (a user
+    /// that is no superuser may not end it) when an autovacuum worker
+    /// happens to be in the database, and which a plain DROP waits out.
     pub fn drop_scratch_database(&self, name: &str) -> Result<(), StoreError> {
-        PgConn::connect(self)?.batch(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        let conn = PgConn::connect(self)?;
+        let mut tries = 0;
+        loop {
+            conn.exec(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = ?1 AND pid <> pg_backend_pid() AND usename = current_user",
+                &[Value::Text(name)],
+            )?;
+            match conn.batch(&format!("DROP DATABASE IF EXISTS {name}")) {
+                // A backend being ended may still be there for a moment.
+                Err(e) if tries < 20 && e.to_string().contains("being accessed by other users") => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                r => return r,
+            }
+        }
     }
 }
 
