@@ -3,7 +3,8 @@
 //! pool at a time (the `renewal` leader row, like the other duties). It
 //! runs a pass of [`crate::ops::renew`] when one falls due (the next
 //! threshold, retry or promotion date the last pass found), when the store
-//! changed (a roll made a new certificate current), and at least hourly.
+//! changed (a roll made a new certificate current: at most every 30 s), and
+//! at least hourly.
 
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
@@ -24,8 +25,11 @@ pub const RENEWAL_LEADER: &str = "renewal";
 /// A pass runs at least this often, whatever the last one found.
 const AT_LEAST: Duration = Duration::hours(1);
 
-/// A change of the store starts a pass at most this often.
-const AFTER_CHANGE: Duration = Duration::seconds(2);
+/// A change of the store starts a pass at most this often: a busy pool
+/// commits many times a second, and a pass reads every slot under a policy,
+/// while what a change brings (a new current certificate after a roll) is
+/// due days later.
+const AFTER_CHANGE: Duration = Duration::seconds(30);
 
 /// The audit trail's actor of the duty's steps.
 pub const ACTOR: &str = "serve:renewal";
