@@ -52,6 +52,8 @@ pub enum Case {
     Delivery,
     /// An idle `certroll serve`, then scrapes of its /metrics
     Idle,
+    /// The renewal duty over many slots under a rollover policy
+    Renewal,
 }
 
 impl BenchPlan {
@@ -473,6 +475,49 @@ pub fn run(
         let loc = crate::store::Location::sqlite(&root.join("idle"));
         idle(out, plan, bin, &loc, None, "", &a, &b)?;
     }
+
+    // 6. The renewal duty's survey and a pass with nothing due.
+    if plan.runs(Case::Renewal) {
+        let loc = crate::store::Location::sqlite(&root.join("renewal"));
+        renewal(out, plan.idle_n, &loc, &a)?;
+    }
+    Ok(())
+}
+
+/// The renewal duty over `n` slots under a self-signed policy, none due:
+/// what `renew --what-if` (and `get`, `check`, `/metrics`) read, and a pass
+/// of serve's duty that finds nothing to do.
+fn renewal(
+    out: &mut dyn std::io::Write,
+    n: usize,
+    loc: &crate::store::Location,
+    a: &Entry,
+) -> Result<()> {
+    let (mut store, _) = prepared_at(loc, "r", n, a)?;
+    let config = Config::parse(
+        "[policy.OAuthTokenIssuer]\nmin_remaining_days = 0\nscopes = []\n\
+         [renewal.OAuthTokenIssuer]\nmethod = \"self-signed\"\ngenerate_before_days = 6\n\
+         promote_before_days = 5\ncritical_before_days = 1\n",
+        Path::new("bench.toml"),
+    )?;
+    // The bench certificate lives far longer than six days: nothing is due.
+    let now = Utc::now();
+    let t = std::time::Instant::now();
+    let all = crate::ops::renew::survey(&store, &config, now, &[], None)?;
+    let survey = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let report = crate::ops::renew::pass(&mut store, &config, now, "bench")?;
+    let pass = t.elapsed().as_secs_f64();
+    writeln!(
+        out,
+        "\nthe renewal duty over {} slots under a policy (nothing due):",
+        all.len()
+    )?;
+    writeln!(
+        out,
+        "  survey (renew --what-if, get, check, /metrics) {survey:.3} s; a pass of serve's duty {pass:.3} s ({} steps)",
+        report.outcomes.len()
+    )?;
     Ok(())
 }
 
