@@ -203,19 +203,7 @@ fn build_spec(
     sip_domains.extend(args.sip_domains.iter().cloned());
     // A pool's certificate goes to each of its servers: it names them too.
     let mut extra = args.sans.clone();
-    if let Scope::Pool(pool) = scope {
-        extra.extend(
-            app.config
-                .servers
-                .iter()
-                .filter(|s| {
-                    s.pool
-                        .as_deref()
-                        .is_some_and(|p| p.eq_ignore_ascii_case(pool))
-                })
-                .map(|s| s.name.clone()),
-        );
-    }
+    extra.extend(crate::ops::renew::pool_servers(&app.config, scope));
     let sans = request::compose_sans(&cn, &extra, &sip_domains, args.all_sip_domains)
         .map_err(|e| UsageError(e.to_string()))?;
     let mut ekus: Vec<String> = Vec::new();

@@ -125,8 +125,8 @@ impl Outcome {
 struct Refusal(String);
 
 /// The servers of `pool` in the configuration (a pool's certificate names
-/// each of them).
-fn pool_servers(config: &Config, scope: &Scope) -> Vec<String> {
+/// each of them): the wizard's rule, for requests and renewals alike.
+pub fn pool_servers(config: &Config, scope: &Scope) -> Vec<String> {
     match scope {
         Scope::Pool(pool) => config
             .servers

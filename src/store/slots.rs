@@ -544,6 +544,27 @@ pub struct Undone {
     pub job: Option<i64>,
 }
 
+/// The slot's row id and state (locked on PostgreSQL), which must still
+/// hold `expect` (current, previous) as the caller checked it; else
+/// refused, "`nothing`".
+fn as_checked(
+    tx: &impl Exec,
+    slot: &SlotKey,
+    expect: (&str, &str),
+    nothing: &str,
+) -> Result<(i64, SlotState), StoreError> {
+    let (slot_id, state) =
+        load_state(tx, slot)?.ok_or_else(|| StoreError::NoSuchSlot(slot.to_string()))?;
+    if state.current.as_deref() != Some(expect.0) || state.previous.as_deref() != Some(expect.1) {
+        return Err(StoreError::Refused(format!(
+            "{slot} changed meanwhile (current {}, previous {}); {nothing}",
+            state.current.as_deref().unwrap_or("none"),
+            state.previous.as_deref().unwrap_or("none")
+        )));
+    }
+    Ok((slot_id, state))
+}
+
 /// What a rollback of a slot would do, and the roll it would undo.
 #[derive(Clone, Debug)]
 pub struct RollbackReport {
@@ -605,16 +626,7 @@ impl Store {
         ctx: &OpCtx,
     ) -> Result<RollbackReport, StoreError> {
         let tx = self.conn.begin()?;
-        let (slot_id, state) =
-            load_state(&tx, slot)?.ok_or_else(|| StoreError::NoSuchSlot(slot.to_string()))?;
-        if state.current.as_deref() != Some(expect.0) || state.previous.as_deref() != Some(expect.1)
-        {
-            return Err(StoreError::Refused(format!(
-                "{slot} changed meanwhile (current {}, previous {}); nothing rolled back",
-                state.current.as_deref().unwrap_or("none"),
-                state.previous.as_deref().unwrap_or("none")
-            )));
-        }
+        let (slot_id, state) = as_checked(&tx, slot, expect, "nothing rolled back")?;
         let plan = slot::rollback(&state, remove_bad);
         let slot::RollbackPlan::Change(t) = &plan else {
             return Err(StoreError::Refused(plan.refusal(slot).unwrap_or_default()));
@@ -662,16 +674,7 @@ impl Store {
         ctx: &OpCtx,
     ) -> Result<(RollbackReport, super::ScheduleReport), StoreError> {
         let tx = self.conn.begin()?;
-        let (slot_id, state) =
-            load_state(&tx, slot)?.ok_or_else(|| StoreError::NoSuchSlot(slot.to_string()))?;
-        if state.current.as_deref() != Some(expect.0) || state.previous.as_deref() != Some(expect.1)
-        {
-            return Err(StoreError::Refused(format!(
-                "{slot} changed meanwhile (current {}, previous {}); nothing scheduled",
-                state.current.as_deref().unwrap_or("none"),
-                state.previous.as_deref().unwrap_or("none")
-            )));
-        }
+        let (slot_id, state) = as_checked(&tx, slot, expect, "nothing scheduled")?;
         let plan = slot::rollback(&state, false);
         if let Some(why) = plan.refusal(slot) {
             return Err(StoreError::Refused(why));
@@ -727,13 +730,7 @@ impl Store {
         ctx: &OpCtx,
     ) -> Result<(), StoreError> {
         let tx = self.conn.begin()?;
-        let (slot_id, state) = existing_state(&tx, slot)?;
-        if state.current.as_deref() != Some(expect.0) || state.previous.as_deref() != Some(expect.1)
-        {
-            return Err(StoreError::Refused(format!(
-                "{slot} changed meanwhile; nothing retired"
-            )));
-        }
+        let (slot_id, state) = as_checked(&tx, slot, expect, "nothing retired")?;
         let RemovePlan::Change(t) = slot::remove(&state, Role::Previous) else {
             return Err(StoreError::Refused(format!(
                 "{slot} has no previous certificate"
