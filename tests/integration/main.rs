@@ -20,6 +20,7 @@ mod peers;
 mod pg;
 mod pg_store;
 mod policy;
+mod prometheus;
 mod renewal;
 mod request;
 mod rollback;
