@@ -585,6 +585,14 @@ fn the_debian_package_holds_the_service_its_docs_and_a_conffile() {
             "./usr/share/fish/vendor_completions.d/certroll.fish",
         ),
         ("-rw-r--r--", "./usr/share/doc/certroll/README.md"),
+        (
+            "-rw-r--r--",
+            "./usr/share/certroll/prometheus/certroll.rules.yml",
+        ),
+        (
+            "-rw-r--r--",
+            "./usr/share/certroll/grafana/certroll-dashboard.json",
+        ),
     ] {
         assert!(
             list.lines()
