@@ -17,7 +17,9 @@ use crate::store::JobState;
     after_help = "Exit codes (monitoring plugins): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the store or \
 configuration cannot be read, no store, nothing assigned, a usage error, or -t passed). Thresholds: warning_days and critical_days in [check]; a deployment \
 still failing after [deploy] lagging_after_minutes is a WARNING, and so is a certificate request \
-waiting longer than [check] request_warning_days.\n\n\
+waiting longer than [check] request_warning_days. Under a rollover policy ([renewal.<Type>]) a slot is a \
+WARNING while its last renewal attempt has failed or once its promotion date passed with nothing pending, \
+and CRITICAL past critical_before_days.\n\n\
 The summary line ends with performance data: | days_left_min=N;WARN:;CRIT:;; slots=N slots_warning=N \
 slots_critical=N rolls_scheduled=N rolls_failed=N notifications_dead=N servers_out_of_date=N requests_waiting=N."
 )]

@@ -31,7 +31,9 @@ certroll request --type OAuthTokenIssuer --subject-cn oauth.contoso.com --organi
 --country US --output oauth.csr\n  \
 # hand oauth.csr to the CA; when it answers:\n  \
 certroll import --path oauth.p7b --type OAuthTokenIssuer --effective-date 7/1/2027 --roll\n  \
-certroll request --type OAuthTokenIssuer --self-signed --days 730 --effective-date +7d --roll\n\n\
+certroll request --type OAuthTokenIssuer --self-signed --days 730 --effective-date +7d --roll\n  \
+certroll request --type WebServicesExternal --acme --subject-cn www.contoso.com --assign\n\n\
+--acme orders the certificate from the [acme] CA with this request's CSR (the key stays in certroll).\n\n\
 The configured sip_domain is always added to the names; --all-sip-domains adds sip.<domain> for it and \
 each --sip-domain. For --scope pool:FQDN the subject defaults to the pool and the names include each \
 configured [[server]] of the pool; for server:FQDN, to the server. Extended key usages: the type's required_ekus, else serverAuth and clientAuth.")]
