@@ -240,15 +240,7 @@ fn renewal_facts(
         .into_iter()
         .filter_map(|c| {
             let t = c.plan.timing?;
-            let failures = c
-                .record
-                .as_ref()
-                .filter(|r| {
-                    c.current
-                        .as_ref()
-                        .is_some_and(|cur| cur.info.thumbprint == r.for_thumbprint)
-                })
-                .map_or(0, |r| r.attempts);
+            let failures = c.record.as_ref().map_or(0, |r| r.attempts);
             Some(crate::metrics::RenewalFacts {
                 method: c.policy.method.as_str(),
                 generate_at: t.generate_at,

@@ -424,11 +424,7 @@ pub fn renewal_text(c: &Candidate) -> (&'static str, String) {
 pub fn renewal_json(c: &Candidate) -> Value {
     let (state, detail) = renewal_text(c);
     let t = c.plan.timing;
-    let r = c.record.as_ref().filter(|r| {
-        c.current
-            .as_ref()
-            .is_some_and(|cur| cur.info.thumbprint == r.for_thumbprint)
-    });
+    let r = c.record.as_ref();
     json!({
         "type": c.slot.usage_type,
         "scope": c.slot.scope.to_string(),

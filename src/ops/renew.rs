@@ -24,6 +24,8 @@ pub struct Candidate {
     pub pending: Option<Pending>,
     /// The previous certificate's thumbprint, and since when it is previous.
     pub previous: Option<(String, Option<DateTime<Utc>>)>,
+    /// The stored record of the renewal of `current` (none for a record
+    /// about an earlier current certificate).
     pub record: Option<renewal::Record>,
     pub plan: Plan,
 }
@@ -51,7 +53,12 @@ pub fn survey(
                 thumbprint: c.info.thumbprint.clone(),
                 effective_at: *at,
             });
-            let record = records.get(&view.key).cloned();
+            // A record about an earlier current certificate says nothing.
+            let record = records.get(&view.key).cloned().filter(|r| {
+                view.current
+                    .as_ref()
+                    .is_some_and(|c| c.info.thumbprint == r.for_thumbprint)
+            });
             let plan = renewal::decide(
                 policy,
                 Facts {
@@ -482,7 +489,7 @@ pub fn pass(
             .and_then(|(_, since)| renewal::retire_at(&c.policy, *since))
             .filter(|t| *t > now);
         if let Some(t) = retire_at {
-            report.next = Some(report.next.map_or(t, |n: DateTime<Utc>| n.min(t)));
+            report.wake_at(t);
         }
         let outcome = act(store, config, &c, now, actor, false)?;
         if let Outcome::Failed {
@@ -490,7 +497,7 @@ pub fn pass(
         } = &outcome
         {
             let t = *next_attempt_at;
-            report.next = Some(report.next.map_or(t, |n: DateTime<Utc>| n.min(t)));
+            report.wake_at(t);
         }
         if outcome != Outcome::Nothing {
             report.outcomes.push((c.slot.clone(), outcome));
@@ -509,7 +516,7 @@ pub fn pass(
             .map(|t| t.promote_at)
             .filter(|t| *t > now);
         for t in [next, overdue_at].into_iter().flatten() {
-            report.next = Some(report.next.map_or(t, |n: DateTime<Utc>| n.min(t)));
+            report.wake_at(t);
         }
     }
     Ok(report)
@@ -570,6 +577,13 @@ fn retire(
         })),
         Err(StoreError::Refused(_)) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+impl PassReport {
+    /// The next step falls due at `t` at the latest.
+    fn wake_at(&mut self, t: DateTime<Utc>) {
+        self.next = Some(self.next.map_or(t, |n| n.min(t)));
     }
 }
 

@@ -200,6 +200,16 @@ impl Pebble {
         p
     }
 
+    /// The [acme] keys of dns-01 through [`Pebble::dns_hooks`].
+    pub fn dns_01(&self, dir: &Path) -> String {
+        let (set, clear) = self.dns_hooks(dir);
+        format!(
+            "challenge = \"dns-01\"\ndns_hook = \"{}\"\ndns_cleanup_hook = \"{}\"\n",
+            set.display(),
+            clear.display()
+        )
+    }
+
     /// A dns-01 hook (certbot's convention) that sets the TXT record in
     /// challtestsrv, and its cleanup.
     pub fn dns_hooks(&self, dir: &Path) -> (PathBuf, PathBuf) {
@@ -425,16 +435,7 @@ fn renew_now_orders_by_dns_01_through_a_hook() {
     let tmp = tempfile::tempdir().unwrap();
     let http = free_port();
     let pebble = Pebble::start(tmp.path(), http);
-    let (set, clear) = pebble.dns_hooks(tmp.path());
-    let env = Env::with_config(&config(
-        &pebble,
-        http,
-        &format!(
-            "challenge = \"dns-01\"\ndns_hook = \"{}\"\ndns_cleanup_hook = \"{}\"\n",
-            set.display(),
-            clear.display()
-        ),
-    ));
+    let env = Env::with_config(&config(&pebble, http, &pebble.dns_01(tmp.path())));
     current_www(&env, tmp.path());
     // No listener runs: only DNS can answer.
     let out = env
@@ -503,16 +504,7 @@ fn request_acme_orders_and_assigns_at_once() {
     let tmp = tempfile::tempdir().unwrap();
     let http = free_port();
     let pebble = Pebble::start(tmp.path(), http);
-    let (set, clear) = pebble.dns_hooks(tmp.path());
-    let env = Env::with_config(&config(
-        &pebble,
-        http,
-        &format!(
-            "challenge = \"dns-01\"\ndns_hook = \"{}\"\ndns_cleanup_hook = \"{}\"\n",
-            set.display(),
-            clear.display()
-        ),
-    ));
+    let env = Env::with_config(&config(&pebble, http, &pebble.dns_01(tmp.path())));
     let r = env.ok(&[
         "request",
         "--type",
