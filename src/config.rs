@@ -296,12 +296,15 @@ pub struct HttpConfig {
     /// A connection is closed this long after it opened, whatever it does
     /// (a client that reads an answer too slowly).
     pub connection_timeout_seconds: u32,
+    /// The HTTP API under /api/v1/ (accounts from `certroll user add`).
+    pub api: bool,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: None,
+            api: false,
             metrics_max_slots: 10_000,
             max_connections: 512,
             header_timeout_seconds: 10,
@@ -891,6 +894,7 @@ mod tests {
                 max_connections: 1,
                 header_timeout_seconds: 1,
                 connection_timeout_seconds: 1,
+                api: true,
             },
             acme: AcmeConfig {
                 directory_url: Some("https://h/dir".into()),

@@ -10,6 +10,7 @@
 //!   a second and every loop of the service runs; 503 with the reasons
 //!   otherwise.
 //! - `/metrics`: Prometheus text exposition (see [`crate::metrics`]).
+//! - `/api/v1/`: with `[http] api = true`, the HTTP API (see [`crate::api`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -300,15 +301,9 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
         .map_err(|e| anyhow::anyhow!("[http] listen {addr}: {e}"))
 }
 
-/// Serves on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    configs: tokio::sync::watch::Receiver<Arc<Config>>,
-    loc: crate::store::Location,
-    registry: Arc<Registry>,
-    clock: Arc<dyn crate::clock::Clock>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+/// The listener's store. With `[http] api` on, refused while the store
+/// has no account: there is no default credential.
+pub async fn open_store(loc: crate::store::Location, api: bool) -> anyhow::Result<Store> {
     // Opened off the async threads (the PostgreSQL client blocks). A probe
     // or scrape that waits longer for a lock says "not ready".
     let store = tokio::task::spawn_blocking(move || {
@@ -317,15 +312,34 @@ pub async fn serve(
         Ok::<_, crate::store::StoreError>(store)
     })
     .await??;
+    if api && store.user_count()? == 0 {
+        anyhow::bail!(
+            "[http] api is on, but the store has no account, and there is no default one: add one with 'certroll user add NAME --role admin' (or set api = false)"
+        );
+    }
+    Ok(store)
+}
+
+/// Serves on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    configs: tokio::sync::watch::Receiver<Arc<Config>>,
+    store: Store,
+    registry: Arc<Registry>,
+    clock: Arc<dyn crate::clock::Clock>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let limits = configs.borrow().http.clone();
+    let api_on = configs.borrow().http.api;
+    let store = Arc::new(Mutex::new(store));
     let state = AppState {
-        store: Arc::new(Mutex::new(store)),
-        clock,
-        configs,
+        store: store.clone(),
+        clock: clock.clone(),
+        configs: configs.clone(),
         registry: registry.clone(),
         last_probe: Arc::default(),
     };
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/.well-known/jwks.json", get(well_known))
         .route("/jwks.json", get(one_slot))
         .route("/healthz", get(healthz))
@@ -333,6 +347,11 @@ pub async fn serve(
         .route("/metrics", get(metrics_text))
         .route("/.well-known/acme-challenge/{token}", get(acme_challenge))
         .with_state(state);
+    if api_on {
+        app = app.merge(crate::api::router(crate::api::ApiState::new(
+            store, configs, clock,
+        )));
+    }
     tracing::info!(addr = %listener.local_addr()?, "HTTP listener ready");
     accept_loop(listener, app, &limits, &registry, shutdown).await;
     Ok(())

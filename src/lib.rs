@@ -42,6 +42,8 @@
 //! - [`sdnotify`]: READY=1 / STOPPING=1 for systemd's `Type=notify`.
 //! - [`logging`]: tracing to stderr, text or JSON, `-v`/`-q`/`RUST_LOG`.
 
+pub mod api;
+pub mod auth;
 pub mod bench;
 pub mod cert;
 pub mod cli;
@@ -51,9 +53,11 @@ pub mod deploy;
 pub mod failpoint;
 pub mod http;
 pub mod input;
+pub mod json;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod openapi;
 pub mod ops;
 pub mod schedule;
 pub mod sdnotify;

@@ -269,10 +269,11 @@ impl Http {
         };
         // Bound now: a taken port stops serve at start.
         let listener = crate::http::bind(parsed).await?;
+        let store = crate::http::open_store(loc.clone(), config.http.api).await?;
         let task = tokio::spawn(crate::http::serve(
             listener,
             configs.clone(),
-            loc.clone(),
+            store,
             registry.clone(),
             clock.clone(),
             until,

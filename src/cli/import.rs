@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use super::output::{self, describe_assign, short};
 use super::password::{self, PasswordArgs};
-use super::set::{enforce, findings, lead_time_findings, print_schedule, refuse_conflicts};
+use super::set::{enforce, findings, lead_time_findings, print_schedule};
 use super::{App, SlotArgs, UsageError, WhenArgs, read_input};
 use crate::cert::CertInfo;
 use crate::cert::bundle::{self, Entry, ImportError, Input, Parsed};
@@ -245,7 +245,7 @@ pub fn run(app: &App, args: ImportArgs) -> Result<()> {
     if let Some(at) = at {
         args.when.check_staging(app, &store, &slots)?;
         let plans = store.plan_schedule(&cert.thumbprint, &slots, at, args.force)?;
-        refuse_conflicts(&plans)?;
+        crate::ops::set::refuse_conflicts(&app.config, &plans)?;
         let (changes, job_ids) = if args.what_if {
             (plans, Vec::new())
         } else {

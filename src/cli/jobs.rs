@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::output::{self, short};
 use super::{App, UsageError};
@@ -55,28 +55,7 @@ pub enum JobsCommand {
     },
 }
 
-/// The job object of the contract.
-pub fn job_json(j: &Job) -> Value {
-    json!({
-        "id": j.id,
-        "scope": j.slot.scope.to_string(),
-        "type": j.slot.usage_type.to_string(),
-        "thumbprint": j.thumbprint,
-        "due_at": output::time(j.due_at),
-        "state": j.state.as_str(),
-        "attempts": j.attempts,
-        "started_at": j.started_at.map(output::time),
-        "finished_at": j.finished_at.map(output::time),
-        "last_error": j.last_error,
-        "run_after": output::time(j.run_after),
-        "lateness_ms": j.lateness_us.map(|us| us as f64 / 1000.0),
-        "lease_owner": j.lease_owner,
-        "lease_expires_at": j.lease_expires_at.map(output::time),
-        "created_at": output::time(j.created_at),
-        "created_by": j.created_by,
-        "finished_by": j.finished_by,
-    })
-}
+pub use crate::json::job_json;
 
 fn job_line(j: &Job) -> String {
     let mut s = format!(

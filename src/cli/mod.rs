@@ -41,6 +41,7 @@ mod set;
 mod status;
 mod store_cmd;
 mod timeline;
+mod user;
 
 use std::path::{Path, PathBuf};
 
@@ -185,6 +186,8 @@ pub enum Command {
     Agent(status::AgentArgs),
     /// The store itself: copy an SQLite store into PostgreSQL
     Store(store_cmd::StoreArgs),
+    /// Accounts and API tokens of the HTTP API and console
+    User(user::UserArgs),
     /// Measure the roll queue on this machine, in a scratch store (takes about 5 minutes; --quick: seconds)
     Bench(bench::BenchArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
@@ -246,19 +249,8 @@ impl WhenArgs {
     /// With --require-staged, refuses slots that no configured server
     /// stages (nothing could ever release the roll).
     pub fn check_staging(&self, app: &App, store: &Store, slots: &[SlotKey]) -> Result<()> {
-        if !self.require_staged {
-            return Ok(());
-        }
-        let units = crate::deploy::deployer::units(store, &app.config, None)?;
-        for slot in slots {
-            if crate::deploy::plan::stagers(&units, slot).is_empty() {
-                return Err(UsageError(format!(
-                    "--require-staged: no configured server stages {slot}: give a [[target.file]] covering its servers a pending_path"
-                ))
-                .into());
-            }
-        }
-        Ok(())
+        crate::ops::set::check_staging(&app.config, store, slots, self.require_staged)
+            .map_err(set::op_error)
     }
 
     /// The instant of a scheduled roll, or `None` to assign now.
@@ -400,58 +392,12 @@ impl App {
     /// that names none of them, with the nearest names (`force` allows a
     /// scope for servers not configured yet).
     pub fn check_slots(&self, slots: &[SlotKey], force: bool) -> Result<()> {
-        let refusals: Vec<String> = slots
-            .iter()
-            .filter_map(|s| {
-                crate::cert::policy::scope_refusal(
-                    &s.usage_type,
-                    self.config.policy(&s.usage_type),
-                    &s.scope,
-                )
-            })
-            .collect();
-        if !refusals.is_empty() {
-            return Err(anyhow::anyhow!("{}", refusals.join("; ")));
-        }
-        let servers = &self.config.servers;
-        let Some(scope) = slots.first().map(|s| &s.scope) else {
-            return Ok(());
-        };
-        if servers.is_empty() || matches!(scope, Scope::Global) {
-            return Ok(());
-        }
-        let known: Vec<String> = servers
-            .iter()
-            .flat_map(|s| s.scopes())
-            .filter(|k| k.kind() == scope.kind())
-            .map(|k| k.to_string())
-            .collect();
-        if known
-            .iter()
-            .any(|k| Scope::parse(k).is_ok_and(|k| k.key() == scope.key()))
+        if let Some(note) =
+            crate::ops::set::check_scope(&self.config, slots, force).map_err(set::op_error)?
         {
-            return Ok(());
+            tell!("warning: {note}");
         }
-        if force {
-            tell!("warning: {scope} names no configured [[server]]: assigned anyway (--force)");
-            return Ok(());
-        }
-        let mut near: Vec<(f64, &String)> = known
-            .iter()
-            .map(|k| (strsim::normalized_levenshtein(k, &scope.to_string()), k))
-            .collect();
-        near.sort_by(|a, b| b.0.total_cmp(&a.0));
-        near.dedup_by(|a, b| a.1 == b.1);
-        let names: Vec<&str> = near.iter().take(3).map(|(_, k)| k.as_str()).collect();
-        let hint = if names.is_empty() {
-            format!("no configured server has a {}", scope.kind())
-        } else {
-            format!("the nearest: {}", names.join(", "))
-        };
-        Err(UsageError(format!(
-            "--scope {scope} names no configured [[server]] ({hint}); --force assigns it anyway, for servers not configured yet"
-        ))
-        .into())
+        Ok(())
     }
 
     pub fn parse_types(&self, list: &str) -> Result<Vec<UsageType>> {
@@ -510,6 +456,7 @@ fn dispatch(app: &App, command: Command) -> Result<()> {
         Command::Jobs(args) => jobs::run(app, args),
         Command::Bench(args) => bench::run(app, args),
         Command::Store(args) => store_cmd::run(app, args),
+        Command::User(args) => user::run(app, args),
         Command::Notifications(args) => notifications::run(app, args),
         Command::Notify(args) => notifications::run_notify(app, args),
         Command::Check(args) => check::run(app, args),

@@ -7,17 +7,15 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::cert::renewal::Decision;
-use crate::cert::slot::{AssignPlan, RemovePlan, SchedulePlan, Transition};
+use crate::cert::slot::{AssignPlan, SchedulePlan};
 use crate::cert::{CertInfo, SlotKey};
 use crate::ops::renew::Candidate;
-use crate::store::{SlotChange, SlotView, StoredCert};
+use crate::store::StoredCert;
 
-/// RFC 3339 UTC, as every time is printed: whole seconds, with the
-/// fraction only when there is one (a relative `+2s` instant keeps its
-/// milliseconds, so it can be given back exactly).
-pub fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-}
+pub use crate::json::{
+    assign_change_json, cert_json, info_json, remove_change_json, schedule_change_json, slot_json,
+    time,
+};
 
 static ZONE: std::sync::OnceLock<chrono_tz::Tz> = std::sync::OnceLock::new();
 
@@ -49,100 +47,6 @@ pub fn when_both(t: DateTime<Utc>) -> String {
         utc
     } else {
         format!("{local} ({utc})")
-    }
-}
-
-/// The certificate object of the contract.
-pub fn cert_json(c: &StoredCert) -> Value {
-    let mut v = info_json(&c.info);
-    let o = v.as_object_mut().expect("an object");
-    o.insert("has_private_key".into(), json!(c.has_private_key));
-    o.insert("friendly_name".into(), json!(c.friendly_name));
-    o.insert("source_file".into(), json!(c.source_file));
-    o.insert("imported_at".into(), json!(time(c.imported_at)));
-    o.insert(
-        "chain".into(),
-        json!(
-            c.chain
-                .iter()
-                .map(|x| json!({"thumbprint": x.thumbprint, "subject": x.subject}))
-                .collect::<Vec<_>>()
-        ),
-    );
-    v
-}
-
-/// The facts of a parsed certificate (not yet stored).
-pub fn info_json(c: &CertInfo) -> Value {
-    json!({
-        "thumbprint": c.thumbprint,
-        "sha256": c.sha256,
-        "subject": c.subject,
-        "issuer": c.issuer,
-        "sans": c.sans,
-        "serial": c.serial,
-        "not_before": time(c.not_before),
-        "not_after": time(c.not_after),
-        "key_algorithm": c.key_algorithm.to_string(),
-        "key_bits": c.key_bits,
-        "signature_algorithm": c.signature_algorithm,
-    })
-}
-
-/// The slot object of the contract.
-pub fn slot_json(s: &SlotView) -> Value {
-    json!({
-        "scope": s.key.scope.to_string(),
-        "type": s.key.usage_type.to_string(),
-        "current": s.current.as_ref().map(cert_json),
-        "previous": s.previous.as_ref().map(cert_json),
-        "pending": s.pending.as_ref().map(|(c, at)| {
-            let mut v = cert_json(c);
-            v["effective_at"] = json!(time(*at));
-            v
-        }),
-        "updated_at": time(s.updated_at),
-    })
-}
-
-fn transition_json(t: &Transition) -> Value {
-    let roles = |s: &crate::cert::slot::SlotState| {
-        json!({
-            "current": s.current,
-            "previous": s.previous,
-            "pending": s.pending.as_ref().map(|p| &p.thumbprint),
-        })
-    };
-    json!({"before": roles(&t.before), "after": roles(&t.after), "dropped": t.dropped()})
-}
-
-pub fn assign_change_json(c: &SlotChange<AssignPlan>) -> Value {
-    let mut v = json!({"scope": c.slot.scope.to_string(), "type": c.slot.usage_type.to_string()});
-    match &c.plan {
-        AssignPlan::AlreadyCurrent => v["outcome"] = json!("already-current"),
-        AssignPlan::Change(t) => {
-            v["outcome"] = json!("assigned");
-            merge(&mut v, transition_json(t));
-        }
-    }
-    v
-}
-
-pub fn remove_change_json(c: &SlotChange<RemovePlan>) -> Value {
-    let mut v = json!({"scope": c.slot.scope.to_string(), "type": c.slot.usage_type.to_string()});
-    match &c.plan {
-        RemovePlan::Nothing => v["outcome"] = json!("nothing-to-remove"),
-        RemovePlan::Change(t) => {
-            v["outcome"] = json!("removed");
-            merge(&mut v, transition_json(t));
-        }
-    }
-    v
-}
-
-fn merge(into: &mut Value, from: Value) {
-    if let (Some(a), Value::Object(b)) = (into.as_object_mut(), from) {
-        a.extend(b);
     }
 }
 
@@ -248,25 +152,6 @@ pub fn describe_assign(
             s
         }
     }
-}
-
-pub fn schedule_change_json(c: &SlotChange<SchedulePlan>, job_id: Option<i64>) -> Value {
-    let mut v = json!({"scope": c.slot.scope.to_string(), "type": c.slot.usage_type.to_string()});
-    match &c.plan {
-        SchedulePlan::AlreadyCurrent => v["outcome"] = json!("already-current"),
-        SchedulePlan::AlreadyPending => v["outcome"] = json!("already-pending"),
-        SchedulePlan::Conflict(p) => {
-            v["outcome"] = json!("conflict");
-            v["pending"] =
-                json!({"thumbprint": p.thumbprint, "effective_at": time(p.effective_at)});
-        }
-        SchedulePlan::Change(t) => {
-            v["outcome"] = json!("scheduled");
-            v["job_id"] = json!(job_id);
-            merge(&mut v, transition_json(t));
-        }
-    }
-    v
 }
 
 /// Human text for a scheduling plan.

@@ -17,7 +17,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::output::{self, describe_assign, short};
-use super::set::{enforce, findings, lead_time_findings, print_schedule, refuse_conflicts};
+use super::set::{enforce, findings, lead_time_findings, print_schedule};
 use super::{App, UsageError, WhenArgs};
 use crate::cert::keygen::{self, KeySpec};
 use crate::cert::request::{self, RequestSpec, Subject};
@@ -162,12 +162,7 @@ pub enum RequestsCommand {
     },
 }
 
-fn request_json(r: &CertRequest) -> Value {
-    let mut v = serde_json::to_value(r).expect("JSON");
-    v["created_at"] = json!(output::time(r.created_at));
-    v["closed_at"] = json!(r.closed_at.map(output::time));
-    v
-}
+use crate::json::request_json;
 
 fn request_line(r: &CertRequest) -> String {
     let mut line = format!(
@@ -438,7 +433,7 @@ fn self_signed(
     if let Some(at) = at {
         args.when.check_staging(app, &store, slots)?;
         let plans = store.plan_schedule(&cert.thumbprint, slots, at, args.force)?;
-        refuse_conflicts(&plans)?;
+        crate::ops::set::refuse_conflicts(&app.config, &plans)?;
         let report = store.schedule_with(
             Some(&new),
             &cert.thumbprint,

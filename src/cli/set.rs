@@ -5,14 +5,14 @@
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use clap::Args;
-use serde_json::json;
 
 use super::output::{self, describe_assign, describe_schedule};
-use super::{App, Reported, WhenArgs};
+use super::{App, Reported, UsageError, WhenArgs};
 use crate::cert::policy::{Finding, Severity};
 use crate::cert::slot::SchedulePlan;
 use crate::cert::{CertInfo, SlotKey, UsageType};
-use crate::store::{SlotChange, Store, StoreError};
+use crate::ops::set::{OpError, Refusal, SetChange, SetRequest};
+use crate::store::{SlotChange, Store};
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
@@ -81,130 +81,105 @@ pub(super) fn lead_time_findings(
 }
 
 /// Prints each finding on its own line; refuses (exit 1) on any error, and
-/// on warnings without `--force`. When there are errors only they are
-/// printed: the warnings would not change the outcome.
+/// on warnings without `--force` (the rule: [`crate::ops::set::enforce`]).
+/// When there are errors only they are printed: the warnings would not
+/// change the outcome.
 pub(super) fn enforce(findings: &[Finding], force: bool) -> Result<()> {
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
-    let warnings = findings.len() - errors;
-    for f in findings
-        .iter()
-        .filter(|f| errors == 0 || f.severity == Severity::Error)
-    {
+    match crate::ops::set::enforce(findings, force) {
+        Ok(accepted) => {
+            print_accepted(&accepted);
+            Ok(())
+        }
+        Err(r) => Err(print_refusal(&r)),
+    }
+}
+
+/// "warning: ..." for each warning accepted with --force.
+pub(super) fn print_accepted(accepted: &[Finding]) {
+    for f in accepted {
+        tell!("warning: {f}");
+    }
+}
+
+/// Prints a refusal's findings; the error that ends the command (exit 1).
+pub(super) fn print_refusal(r: &Refusal) -> anyhow::Error {
+    for f in &r.shown {
         match f.severity {
             Severity::Error => tell!("error: {f}"),
-            Severity::Warning if force => tell!("warning: {f}"),
             Severity::Warning => tell!("warning: {f} (use --force to accept)"),
         }
     }
-    if errors > 0 || (warnings > 0 && !force) {
-        if errors == 0 {
-            tell!("error: refused: {warnings} warning(s) need --force; nothing changed");
-        }
-        return Err(Reported(super::EXIT_FAILED).into());
+    if r.need_force > 0 {
+        tell!(
+            "error: refused: {} warning(s) need --force; nothing changed",
+            r.need_force
+        );
     }
-    Ok(())
+    Reported(super::EXIT_FAILED).into()
 }
 
-/// Refuses (exit 1) when a slot already has another pending roll and
-/// `--force` was not given.
-pub(super) fn refuse_conflicts(plans: &[SlotChange<SchedulePlan>]) -> Result<()> {
-    for c in plans {
-        if let SchedulePlan::Conflict(p) = &c.plan {
-            return Err(StoreError::Refused(format!(
-                "{} already has pending certificate {} effective {}; --force replaces it",
-                c.slot,
-                p.thumbprint,
-                output::when(p.effective_at)
-            ))
-            .into());
-        }
+/// An operation's error as the command line reports it: a usage error
+/// (exit 2), a refusal with its findings (exit 1), or the error itself.
+pub(super) fn op_error(e: OpError) -> anyhow::Error {
+    match e {
+        OpError::Invalid(m) => UsageError(m).into(),
+        OpError::Refused(r) => print_refusal(&r),
+        other => other.into(),
     }
-    Ok(())
 }
 
 pub fn run(app: &App, args: SetArgs) -> Result<()> {
     let types = app.parse_types(&args.types)?;
-    let slots = app.slots(&types, &args.scope)?;
-    app.check_slots(&slots, args.force)?;
+    let scope = crate::cert::Scope::parse(&args.scope)?;
     let at = args.when.instant(app)?;
+    let req = SetRequest {
+        types,
+        scope,
+        thumbprint: args.thumbprint.clone(),
+        at,
+        force: args.force,
+        require_staged: args.when.require_staged,
+        what_if: args.what_if,
+    };
     let mut store = app.open_store()?;
-    let cert = store.find_cert(&args.thumbprint)?;
-    let ctx = app.ctx();
-    let thumbprint = cert.info.thumbprint.clone();
-
-    let Some(at) = at else {
-        enforce(
-            &findings(
-                app,
-                &types,
-                &cert.info,
-                &cert.chain,
-                cert.has_private_key,
-                ctx.now,
-            )?,
-            args.force,
-        )?;
-        let changes = if args.what_if {
-            store.plan_assign(&thumbprint, &slots)?
-        } else {
-            store.assign(None, &thumbprint, &slots, &ctx)?.changes
-        };
-        if args.json {
-            return output::print_json(&json!({
-                "what_if": args.what_if,
-                "certificate": output::cert_json(&cert),
-                "changes": changes.iter().map(output::assign_change_json).collect::<Vec<_>>(),
-            }));
+    let out = crate::ops::set::set(&app.config, &mut store, &req, &app.ctx()).map_err(op_error)?;
+    for n in &out.notes {
+        tell!("warning: {n}");
+    }
+    print_accepted(&out.warnings);
+    let thumbprint = &out.cert.info.thumbprint;
+    match out.change {
+        SetChange::Assigned(changes) => {
+            if args.json {
+                return output::print_json(&crate::json::assign_json(
+                    &changes,
+                    args.what_if,
+                    &out.cert,
+                ));
+            }
+            let prefix = if args.what_if { "what if: " } else { "" };
+            for c in &changes {
+                say!(
+                    "{prefix}{}",
+                    describe_assign(&c.slot, &c.plan, thumbprint, args.what_if)
+                );
+            }
+            Ok(())
         }
-        let prefix = if args.what_if { "what if: " } else { "" };
-        for c in &changes {
-            say!(
-                "{prefix}{}",
-                describe_assign(&c.slot, &c.plan, &thumbprint, args.what_if)
-            );
-        }
-        return Ok(());
-    };
-
-    let mut all = findings(
-        app,
-        &types,
-        &cert.info,
-        &cert.chain,
-        cert.has_private_key,
-        at,
-    )?;
-    all.extend(lead_time_findings(app, &store, &slots, at)?);
-    enforce(&all, args.force)?;
-    args.when.check_staging(app, &store, &slots)?;
-    let plans = store.plan_schedule(&thumbprint, &slots, at, args.force)?;
-    refuse_conflicts(&plans)?;
-    let (changes, job_ids) = if args.what_if {
-        (plans, Vec::new())
-    } else {
-        let report = store.schedule_with(
-            None,
-            &thumbprint,
-            &slots,
+        SetChange::Scheduled {
             at,
-            args.force,
-            args.when.require_staged,
-            &ctx,
-        )?;
-        (report.changes, report.job_ids)
-    };
-    print_schedule(
-        &changes,
-        &job_ids,
-        &thumbprint,
-        at,
-        args.what_if,
-        args.json,
-        Some(output::cert_json(&cert)),
-    )
+            changes,
+            job_ids,
+        } => print_schedule(
+            &changes,
+            &job_ids,
+            thumbprint,
+            at,
+            args.what_if,
+            args.json,
+            Some(output::cert_json(&out.cert)),
+        ),
+    }
 }
 
 /// Prints the outcome of scheduling (shared with `import`).
@@ -217,28 +192,12 @@ pub(super) fn print_schedule(
     json: bool,
     cert: Option<serde_json::Value>,
 ) -> Result<()> {
-    let mut jobs = job_ids.iter();
-    let with_jobs: Vec<(&SlotChange<SchedulePlan>, Option<i64>)> = changes
-        .iter()
-        .map(|c| {
-            let id = match (&c.plan, what_if) {
-                (SchedulePlan::Change(_), false) => jobs.next().copied(),
-                _ => None,
-            };
-            (c, id)
-        })
-        .collect();
     if json {
-        let mut v = json!({
-            "what_if": what_if,
-            "effective_at": output::time(at),
-            "changes": with_jobs.iter().map(|(c, id)| output::schedule_change_json(c, *id)).collect::<Vec<_>>(),
-        });
-        if let Some(c) = cert {
-            v["certificate"] = c;
-        }
-        return output::print_json(&v);
+        return output::print_json(&crate::json::schedule_json(
+            changes, job_ids, at, what_if, cert,
+        ));
     }
+    let with_jobs = crate::json::with_job_ids(changes, job_ids, what_if);
     let prefix = if what_if { "what if: " } else { "" };
     for (c, id) in with_jobs {
         say!(

@@ -6,6 +6,7 @@
 pub mod acme;
 pub mod renew;
 pub mod renewer;
+pub mod set;
 
 use chrono::{DateTime, Utc};
 

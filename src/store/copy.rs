@@ -7,7 +7,8 @@ use super::{Store, StoreError};
 
 /// The tables in an order that satisfies their foreign keys. `meta` is
 /// copied apart (the schema version is the target's own); `leaders` are
-/// not copied (each engine takes them anew).
+/// not copied (each engine takes them anew), nor `sessions` (their users
+/// log in again).
 const TABLES: &[&str] = &[
     "certificates",
     "slots",
@@ -21,6 +22,8 @@ const TABLES: &[&str] = &[
     "requests",
     "renewals",
     "acme_accounts",
+    "users",
+    "api_tokens",
 ];
 
 /// Tables whose `id` is an identity the target must continue after.

@@ -26,6 +26,7 @@ mod renewals;
 mod requests;
 mod schema;
 mod slots;
+mod users;
 
 use std::fmt;
 use std::fs::{DirBuilder, OpenOptions};
@@ -52,6 +53,7 @@ pub use renewals::Renewed;
 pub use requests::{CertRequest, NewRequest};
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use slots::{AssignReport, RollbackReport, SlotView};
+pub use users::{Principal, Session, TokenInfo, User};
 
 use crate::cert::SlotKey;
 pub use db::Backend;

@@ -298,6 +298,35 @@ CREATE TABLE acme_challenges (
     expires_at        TEXT NOT NULL
 ) STRICT;
 "#,
+    // v10: accounts of the HTTP API and console. Only hashes are kept:
+    // the password's Argon2id PHC string, an API token's SHA-256, a
+    // session id's SHA-256 (with the session's CSRF token).
+    r#"
+CREATE TABLE users (
+    name          TEXT PRIMARY KEY,
+    role          TEXT NOT NULL,
+    password_hash TEXT,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+) STRICT;
+CREATE TABLE api_tokens (
+    id          TEXT PRIMARY KEY,
+    user_name   TEXT NOT NULL REFERENCES users (name),
+    token_hash  TEXT NOT NULL,
+    label       TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    expires_at  TEXT
+) STRICT;
+CREATE INDEX api_tokens_by_user ON api_tokens (user_name);
+CREATE TABLE sessions (
+    id_hash     TEXT PRIMARY KEY,
+    user_name   TEXT NOT NULL REFERENCES users (name),
+    csrf_token  TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    expires_at  TEXT NOT NULL
+) STRICT;
+CREATE INDEX sessions_by_user ON sessions (user_name);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -843,3 +843,86 @@ on_both!(renewal_steps_rollback_retire_and_acme_state, |store, f| {
     store.remove_acme_challenge("tok-1").unwrap();
     assert_eq!(store.acme_challenge("tok-1", t0()).unwrap(), None);
 });
+
+on_both!(accounts_tokens_and_sessions, |store, _f| {
+    use certroll::auth::{self, Role as AccountRole};
+    let ctx = at(t0());
+    assert_eq!(store.user_count().unwrap(), 0);
+    let hash = auth::hash_password("correct horse battery").unwrap();
+    store
+        .add_user("alice", AccountRole::Admin, Some(&hash), &ctx)
+        .unwrap();
+    store
+        .add_user("bob", AccountRole::Viewer, None, &ctx)
+        .unwrap();
+    let taken = store.add_user("alice", AccountRole::Viewer, None, &ctx);
+    assert!(taken.unwrap_err().to_string().contains("exists already"));
+    let (role, stored) = store.user_password("alice").unwrap().unwrap();
+    assert_eq!(role, AccountRole::Admin);
+    assert!(auth::verify_password("correct horse battery", &stored.unwrap()).unwrap());
+
+    // A token acts as its account until it expires or is revoked; only its
+    // hash is stored.
+    let token = auth::new_token().unwrap();
+    store
+        .add_token("bob", &token, "ci", Some(t0() + Duration::days(1)), &ctx)
+        .unwrap();
+    let who = store.token_principal(&token.token, t0()).unwrap().unwrap();
+    assert_eq!((who.user.as_str(), who.role), ("bob", AccountRole::Viewer));
+    assert!(
+        store
+            .token_principal(&token.token, t0() + Duration::days(2))
+            .unwrap()
+            .is_none()
+    );
+    let forged = format!("certroll_{}_{}", token.id, "x".repeat(43));
+    assert!(store.token_principal(&forged, t0()).unwrap().is_none());
+    assert_eq!(store.tokens(Some("bob")).unwrap().len(), 1);
+
+    // Sessions end at their expiry, at logout, and with a new password.
+    let later = t0() + Duration::hours(8);
+    store
+        .open_session("alice", "session-one", "csrf-one", later, &ctx)
+        .unwrap();
+    let s = store.session("session-one", t0()).unwrap().unwrap();
+    assert_eq!(
+        (s.principal.user.as_str(), s.csrf_token.as_str()),
+        ("alice", "csrf-one")
+    );
+    assert!(store.session("session-one", later).unwrap().is_none());
+    store.close_session("session-one", &ctx).unwrap();
+    assert!(store.session("session-one", t0()).unwrap().is_none());
+    store
+        .open_session("alice", "session-two", "csrf-two", later, &ctx)
+        .unwrap();
+    let new_hash = auth::hash_password("another long password").unwrap();
+    store
+        .update_user("alice", Some(AccountRole::Operator), Some(&new_hash), &ctx)
+        .unwrap();
+    assert!(store.session("session-two", t0()).unwrap().is_none());
+
+    store.revoke_token(&token.id, &ctx).unwrap();
+    assert!(store.token_principal(&token.token, t0()).unwrap().is_none());
+    store.remove_user("bob", &ctx).unwrap();
+    assert_eq!(store.user_count().unwrap(), 1);
+    let actions: Vec<String> = store
+        .history(&HistoryFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "user-added",
+            "user-added",
+            "token-added",
+            "login",
+            "logout",
+            "login",
+            "user-changed",
+            "token-revoked",
+            "user-removed"
+        ]
+    );
+});

@@ -3,6 +3,7 @@
 
 mod acme;
 mod alerts;
+mod api;
 mod bad_input;
 mod chain;
 mod commands;

@@ -640,13 +640,34 @@ pub fn cert_valid_until(dir: &Path, not_after: chrono::DateTime<chrono::Utc>) ->
 /// A plain HTTP/1.1 GET on loopback: (status, body). The body is checked
 /// against Content-Length, so a truncated answer is an error, not a body.
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(port, "GET", path, &[], None).map(|(status, _, body)| (status, body))
+}
+
+/// One HTTP/1.1 request on loopback with these headers and body: (status,
+/// the head's header lines, body).
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<(u16, Vec<String>, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body.unwrap_or(""));
+    s.write_all(req.as_bytes())?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     if raw.is_empty() {
@@ -681,7 +702,8 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
             body.len()
         )));
     }
-    Ok((status, body.to_string()))
+    let lines = head.lines().skip(1).map(str::to_string).collect();
+    Ok((status, lines, body.to_string()))
 }
 
 /// A new certificate for the oauth1 fixture's key (a renewal with the same
