@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -203,6 +204,45 @@ fn ok(status: StatusCode, v: Value) -> Response {
         v.to_string(),
     )
         .into_response()
+}
+
+/// Query parameters, refused as a JSON error naming the parameter.
+struct Query<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| ApiError::bad(format!("the query: {}", e.body_text())))
+    }
+}
+
+/// A path parameter, refused as a JSON error.
+struct Path<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| ApiError::bad(format!("the path: {}", e.body_text())))
+    }
+}
+
+/// A request body (at most axum's 2 MiB), refused as a JSON error.
+struct Body(Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ApiError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(Body)
+            .map_err(|e| ApiError::new(e.status(), format!("the request body: {}", e.body_text())))
+    }
 }
 
 /// What a request needs.
@@ -395,8 +435,11 @@ struct SlotsQuery {
     offset: Option<usize>,
 }
 
-async fn slots(State(st): State<ApiState>, headers: HeaderMap, q: Query<SlotsQuery>) -> Response {
-    let q = q.0;
+async fn slots(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<SlotsQuery>,
+) -> Response {
     call(
         st,
         headers,
@@ -416,8 +459,11 @@ async fn slots(State(st): State<ApiState>, headers: HeaderMap, q: Query<SlotsQue
     .await
 }
 
-async fn certificates(State(st): State<ApiState>, headers: HeaderMap, q: Query<Page>) -> Response {
-    let q = q.0;
+async fn certificates(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<Page>,
+) -> Response {
     call(
         st,
         headers,
@@ -460,8 +506,11 @@ struct JobsQuery {
     offset: Option<usize>,
 }
 
-async fn jobs(State(st): State<ApiState>, headers: HeaderMap, q: Query<JobsQuery>) -> Response {
-    let q = q.0;
+async fn jobs(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<JobsQuery>,
+) -> Response {
     call(
         st,
         headers,
@@ -557,9 +606,8 @@ struct HistoryQuery {
 async fn history(
     State(st): State<ApiState>,
     headers: HeaderMap,
-    q: Query<HistoryQuery>,
+    Query(q): Query<HistoryQuery>,
 ) -> Response {
-    let q = q.0;
     call(
         st,
         headers,
@@ -593,9 +641,8 @@ struct RequestsQuery {
 async fn requests(
     State(st): State<ApiState>,
     headers: HeaderMap,
-    q: Query<RequestsQuery>,
+    Query(q): Query<RequestsQuery>,
 ) -> Response {
-    let q = q.0;
     call(
         st,
         headers,
@@ -735,11 +782,11 @@ async fn set(st: ApiState, headers: HeaderMap, bytes: Bytes, roll: bool) -> Resp
     .await
 }
 
-async fn assign(State(st): State<ApiState>, headers: HeaderMap, bytes: Bytes) -> Response {
+async fn assign(State(st): State<ApiState>, headers: HeaderMap, Body(bytes): Body) -> Response {
     set(st, headers, bytes, false).await
 }
 
-async fn schedule(State(st): State<ApiState>, headers: HeaderMap, bytes: Bytes) -> Response {
+async fn schedule(State(st): State<ApiState>, headers: HeaderMap, Body(bytes): Body) -> Response {
     set(st, headers, bytes, true).await
 }
 
@@ -869,7 +916,7 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-async fn login_api(State(st): State<ApiState>, bytes: Bytes) -> Response {
+async fn login_api(State(st): State<ApiState>, Body(bytes): Body) -> Response {
     let r = tokio::task::spawn_blocking(move || {
         let b: LoginBody = body(&bytes)?;
         login(&st, &b.name, &b.password)

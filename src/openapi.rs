@@ -6,13 +6,17 @@
 use serde_json::{Value, json};
 
 fn error_responses(codes: &[&str]) -> serde_json::Map<String, Value> {
+    // Any operation may meet an unreachable store.
+    let codes: Vec<&str> = codes.iter().copied().chain(["503"]).collect();
     let text = |c: &str| match c {
         "400" => "bad request: the message says which field and why",
         "401" => "not authenticated",
         "403" => "the role does not allow it, or the CSRF token is missing or wrong",
         "404" => "no such object",
         "409" => "refused by the policy or the slot's state; nothing changed",
+        "413" => "the request body is too large",
         "429" => "too many failed logins",
+        "503" => "the store is unreachable",
         _ => "error",
     };
     codes
@@ -42,7 +46,7 @@ fn write_op(
     ok: Value,
     created: bool,
 ) -> Value {
-    let mut responses = error_responses(&["400", "401", "403", "404", "409"]);
+    let mut responses = error_responses(&["400", "401", "403", "404", "409", "413"]);
     let body = json!({"description": "OK", "content": {"application/json": {"schema": ok}}});
     responses.insert("200".into(), body.clone());
     if created {

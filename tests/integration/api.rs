@@ -441,3 +441,57 @@ fn the_openapi_document_describes_every_endpoint() {
         (404, "no such API endpoint: see /api/v1/openapi.json")
     );
 }
+
+/// Schemathesis (PyPI; tests/run installs it into
+/// target/test-tools/schemathesis) against the OpenAPI document, as a
+/// viewer and as an operator, bounded in examples with a fixed seed: no
+/// 500, no answer outside the documented statuses, content types and
+/// schemas.
+#[test]
+fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
+    let local = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/test-tools/schemathesis/bin/schemathesis");
+    let st = if local.exists() {
+        local
+    } else {
+        require_tool(
+            "schemathesis",
+            "schemathesis (python3 -m venv target/test-tools/schemathesis && target/test-tools/schemathesis/bin/pip install schemathesis)",
+        );
+        "schemathesis".into()
+    };
+    let (api, serve) = Api::new();
+    api.env
+        .import("oauth1-openssl3.pfx", &["--type", "OAuthTokenIssuer"]);
+    api.env.import("oauth2.pfx", &[]);
+    let url = format!("http://127.0.0.1:{}/api/v1/openapi.json", api.port);
+    for token in [&api.viewer, &api.operator] {
+        let out = std::process::Command::new(&st)
+            .args(["run", &url, "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .args([
+                "--checks",
+                "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+                "--phases",
+                "examples,coverage,fuzzing",
+                "--max-examples",
+                "30",
+                "--seed",
+                "1",
+                "--generation-database",
+                "none",
+                "-w",
+                "1",
+            ])
+            .current_dir(api.env.dir.path())
+            .output()
+            .expect("run schemathesis");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "schemathesis found problems:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(!serve.log().contains("panicked"), "{}", serve.log());
+}
