@@ -39,6 +39,8 @@ const LOGIN_FAILURES_TOTAL: u32 = 30;
 /// The most rows one listing returns.
 pub const MAX_LIMIT: usize = 1000;
 const DEFAULT_LIMIT: usize = 100;
+/// The furthest a listing pages.
+pub const MAX_OFFSET: usize = 100_000_000;
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -394,18 +396,28 @@ impl Page {
         if limit == 0 || limit > MAX_LIMIT {
             return Err(ApiError::bad(format!("limit: from 1 to {MAX_LIMIT}")));
         }
-        Ok((limit, self.offset.unwrap_or(0)))
+        let offset = self.offset.unwrap_or(0);
+        if offset > MAX_OFFSET {
+            return Err(ApiError::bad(format!("offset: at most {MAX_OFFSET}")));
+        }
+        Ok((limit, offset))
     }
 }
 
-fn page<T>(items: Vec<T>, page: &Page, f: impl Fn(&T) -> Value) -> Result<Value, ApiError> {
-    let (limit, offset) = page.bounds()?;
-    let total = items.len();
-    Ok(json!({
+/// A page the store cut: `items` of `total`, from `offset`.
+fn paged<T>(total: i64, offset: usize, items: &[T], f: impl Fn(&T) -> Value) -> Value {
+    json!({
         "total": total,
         "offset": offset,
-        "items": items.iter().skip(offset).take(limit).map(f).collect::<Vec<_>>(),
-    }))
+        "items": items.iter().map(f).collect::<Vec<_>>(),
+    })
+}
+
+/// A page cut from everything read (listings the store does not page yet).
+fn page<T>(items: Vec<T>, page: &Page, f: impl Fn(&T) -> Value) -> Result<Value, ApiError> {
+    let (limit, offset) = page.bounds()?;
+    let taken: Vec<&T> = items.iter().skip(offset).take(limit).collect();
+    Ok(paged(items.len() as i64, offset, &taken, |t| f(t)))
 }
 
 fn types(config: &Config, t: Option<&str>) -> Result<Vec<UsageType>, ApiError> {
@@ -448,12 +460,16 @@ async fn slots(
         Box::new(move |store, config, _, _| {
             let types = types(config, q.usage_type.as_deref())?;
             let scope = scope(q.scope.as_deref())?;
-            let views = store.slots(&types, scope.as_ref())?;
-            let p = Page {
+            let (limit, offset) = Page {
                 limit: q.limit,
                 offset: q.offset,
-            };
-            Ok((StatusCode::OK, page(views, &p, crate::json::slot_json)?))
+            }
+            .bounds()?;
+            let (total, views) = store.slots_page(&types, scope.as_ref(), limit, offset)?;
+            Ok((
+                StatusCode::OK,
+                paged(total, offset, &views, crate::json::slot_json),
+            ))
         }),
     )
     .await
@@ -470,8 +486,12 @@ async fn certificates(
         "certificates",
         Need::Read,
         Box::new(move |store, _, _, _| {
-            let certs = store.certs(None)?;
-            Ok((StatusCode::OK, page(certs, &q, crate::json::cert_json)?))
+            let (limit, offset) = q.bounds()?;
+            let (total, certs) = store.certs_page(limit, offset)?;
+            Ok((
+                StatusCode::OK,
+                paged(total, offset, &certs, crate::json::cert_json),
+            ))
         }),
     )
     .await
@@ -544,17 +564,31 @@ async fn jobs(
     .await
 }
 
-async fn job(State(st): State<ApiState>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+/// One job, read or changed by `f`, answered as the job object.
+async fn job_call(
+    st: ApiState,
+    headers: HeaderMap,
+    what: &'static str,
+    need: Need,
+    id: i64,
+    f: fn(&mut Store, i64, &OpCtx) -> Result<crate::store::Job, StoreError>,
+) -> Response {
     call(
         st,
         headers,
-        "job",
-        Need::Read,
-        Box::new(move |store, _, _, _| {
-            let j = store.job(id)?.ok_or(StoreError::NoSuchJob(id))?;
-            Ok((StatusCode::OK, crate::json::job_json(&j)))
+        what,
+        need,
+        Box::new(move |store, _, ctx, _| {
+            Ok((StatusCode::OK, crate::json::job_json(&f(store, id, ctx)?)))
         }),
     )
+    .await
+}
+
+async fn job(State(st): State<ApiState>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+    job_call(st, headers, "job", Need::Read, id, |store, id, _| {
+        store.job(id)?.ok_or(StoreError::NoSuchJob(id))
+    })
     .await
 }
 
@@ -563,15 +597,13 @@ async fn cancel_job(
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Response {
-    call(
+    job_call(
         st,
         headers,
         "cancel job",
         Need::Write,
-        Box::new(move |store, _, ctx, _| {
-            let j = store.cancel_job(id, ctx)?;
-            Ok((StatusCode::OK, crate::json::job_json(&j)))
-        }),
+        id,
+        |store, id, ctx| store.cancel_job(id, ctx),
     )
     .await
 }
@@ -581,15 +613,13 @@ async fn retry_job(
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Response {
-    call(
+    job_call(
         st,
         headers,
         "retry job",
         Need::Write,
-        Box::new(move |store, _, ctx, _| {
-            let j = store.retry_job(id, ctx)?;
-            Ok((StatusCode::OK, crate::json::job_json(&j)))
-        }),
+        id,
+        |store, id, ctx| store.retry_job(id, ctx),
     )
     .await
 }

@@ -94,7 +94,7 @@ fn paging() -> Vec<Value> {
         ),
         query(
             "offset",
-            json!({"type": "integer", "minimum": 0}),
+            json!({"type": "integer", "minimum": 0, "maximum": crate::api::MAX_OFFSET}),
             "skip this many items",
         ),
     ]

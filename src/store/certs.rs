@@ -277,6 +277,28 @@ impl Store {
         }
     }
 
+    /// One page of the stored certificates, soonest expiry first, and how
+    /// many there are in all.
+    pub fn certs_page(
+        &self,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(i64, Vec<StoredCert>), StoreError> {
+        let total = self
+            .conn
+            .row("SELECT count(*) FROM certificates", vals![], |r| r.int(0))?
+            .unwrap_or(0);
+        let rows = self.conn.rows(
+            &format!(
+                "SELECT {CERT_COLUMNS} FROM certificates
+                 ORDER BY not_after, thumbprint LIMIT {limit} OFFSET {offset}"
+            ),
+            vals![],
+            cert_from_row,
+        )?;
+        Ok((total, rows))
+    }
+
     /// Every stored certificate, soonest expiry first; with `expiring_before`,
     /// only those whose `not_after` is at or before it.
     pub fn certs(

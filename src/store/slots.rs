@@ -81,6 +81,11 @@ fn query_state(
     conn.row(&format!("{STATE_SQL}{cond}{lock}"), args, state_from_row)
 }
 
+/// A slot that holds at least one certificate (the others are shown
+/// nowhere).
+const HOLDS_ANY: &str =
+    "(current_cert IS NOT NULL OR previous_cert IS NOT NULL OR pending_cert IS NOT NULL)";
+
 impl Store {
     /// The slot's current, previous and pending thumbprints, if it exists.
     pub fn slot_state(&self, slot: &SlotKey) -> Result<Option<SlotState>, StoreError> {
@@ -413,15 +418,49 @@ impl Store {
         types: &[UsageType],
         scope: Option<&Scope>,
     ) -> Result<Vec<SlotView>, StoreError> {
-        let mut sql = String::from(
+        self.slot_views(types, scope, None)
+    }
+
+    /// One page of [`Store::slots`]: at most `limit` slots after the first
+    /// `offset`, and how many there are in all.
+    pub fn slots_page(
+        &self,
+        types: &[UsageType],
+        scope: Option<&Scope>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(i64, Vec<SlotView>), StoreError> {
+        let (cond, args) = super::db::slot_filter("", types, scope, 1);
+        let params: Vec<Value<'_>> = args.iter().map(Value::from).collect();
+        let total = self
+            .conn
+            .row(
+                &format!("SELECT count(*) FROM slots WHERE {HOLDS_ANY}{cond}"),
+                &params,
+                |r| r.int(0),
+            )?
+            .unwrap_or(0);
+        Ok((total, self.slot_views(types, scope, Some((limit, offset)))?))
+    }
+
+    fn slot_views(
+        &self,
+        types: &[UsageType],
+        scope: Option<&Scope>,
+        page: Option<(usize, usize)>,
+    ) -> Result<Vec<SlotView>, StoreError> {
+        let mut sql = format!(
             "SELECT scope, usage_type, current_cert, previous_cert, pending_cert, effective_at, updated_at,
                     previous_since
              FROM slots
-             WHERE (current_cert IS NOT NULL OR previous_cert IS NOT NULL OR pending_cert IS NOT NULL)",
+             WHERE {HOLDS_ANY}"
         );
         let (cond, args) = super::db::slot_filter("", types, scope, 1);
         sql.push_str(&cond);
         sql.push_str(" ORDER BY usage_type, scope_key");
+        if let Some((limit, offset)) = page {
+            sql.push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
+        }
         let params: Vec<Value<'_>> = args.iter().map(Value::from).collect();
         let rows = self.conn.rows(&sql, &params, |r| {
             Ok((

@@ -231,6 +231,28 @@ fn every_endpoint_answers_by_role_and_writes_go_through_the_policy() {
     let (s, v) = api.as_token(&api.operator, "POST", "/api/v1/assign", Some(assign));
     assert_eq!(s, 200, "{v}");
     assert_eq!(env.get_json()[0]["current"]["thumbprint"], json!(t1));
+    let (_, v) = api.as_token(
+        &api.viewer,
+        "GET",
+        "/api/v1/slots?type=OAuthTokenIssuer",
+        None,
+    );
+    assert_eq!(
+        (
+            v["total"].as_i64(),
+            v["items"][0]["current"]["thumbprint"].as_str()
+        ),
+        (Some(1), Some(t1.as_str())),
+        "{v}"
+    );
+    let (_, v) = api.as_token(&api.viewer, "GET", "/api/v1/slots?limit=5&offset=1", None);
+    assert_eq!(
+        (v["total"].as_i64(), v["items"].as_array().map(Vec::len)),
+        (Some(1), Some(0)),
+        "{v}"
+    );
+    let (s, v) = api.as_token(&api.viewer, "GET", "/api/v1/slots?offset=99999999999", None);
+    assert_eq!((s, error_of(&v)), (400, "offset: at most 100000000"));
     let history = env.ok(&["history", "--json"]).json();
     let last = history.as_array().unwrap().last().unwrap().clone();
     assert_eq!(

@@ -926,3 +926,19 @@ on_both!(accounts_tokens_and_sessions, |store, _f| {
         ]
     );
 });
+
+on_both!(slots_and_certificates_page_in_the_store, |store, f| {
+    let slots = scheduled(store, f, 5);
+    let (total, page) = store.slots_page(&[], None, 2, 1).unwrap();
+    assert_eq!(total, 5);
+    let all = store.slots(&[], None).unwrap();
+    let keys =
+        |v: &[certroll::store::SlotView]| v.iter().map(|s| s.key.clone()).collect::<Vec<_>>();
+    assert_eq!(keys(&page), keys(&all[1..3]));
+    let (total, page) = store.slots_page(&[], Some(&slots[4].scope), 10, 0).unwrap();
+    assert_eq!((total, keys(&page)), (1, vec![slots[4].clone()]));
+    assert_eq!(store.slots_page(&[], None, 10, 5).unwrap().1.len(), 0);
+    let (total, certs) = store.certs_page(1, 1).unwrap();
+    let every = store.certs(None).unwrap();
+    assert_eq!((total, certs[0].id), (2, every[1].id));
+});
