@@ -275,6 +275,13 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// The token of an `Authorization: Bearer TOKEN` value (the scheme's
+/// name is case-insensitive, RFC 9110 11.1).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// Who presents these headers: a bearer token, else a session cookie.
 fn authenticate(
     store: &Store,
@@ -283,12 +290,11 @@ fn authenticate(
 ) -> Result<Caller, ApiError> {
     let unauthorised = |why: &str| ApiError::new(StatusCode::UNAUTHORIZED, why);
     if let Some(v) = headers.get(header::AUTHORIZATION) {
-        let token = v
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| unauthorised("authentication needed: Authorization: Bearer TOKEN"))?;
-        return match store.token_principal(token.trim(), now)? {
+        let token =
+            v.to_str().ok().and_then(bearer).ok_or_else(|| {
+                unauthorised("authentication needed: Authorization: Bearer TOKEN")
+            })?;
+        return match store.token_principal(token, now)? {
             Some(principal) => Ok(Caller {
                 principal,
                 session: None,
@@ -1033,4 +1039,47 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/schedule", post(schedule))
         .route("/api/v1/{*rest}", get(not_found).post(not_found))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_schemes_are_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer"), None);
+    }
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; certroll_session=xyz"),
+        );
+        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("xyz"));
+        assert_eq!(cookie(&h, "b"), Some("2"));
+        assert_eq!(cookie(&h, "c"), None);
+    }
+
+    #[test]
+    fn failed_logins_are_limited_per_name_and_in_all_for_a_minute() {
+        let t = Utc::now();
+        let mut l = Limiter::default();
+        for _ in 0..LOGIN_FAILURES_PER_NAME {
+            assert_eq!(l.blocked("a", t), None);
+            l.failed("a", t);
+        }
+        assert!(l.blocked("a", t).is_some());
+        assert_eq!(l.blocked("b", t), None);
+        assert_eq!(l.blocked("a", t + Duration::seconds(61)), None);
+        for i in 0..LOGIN_FAILURES_TOTAL {
+            l.failed(&format!("n{i}"), t + Duration::seconds(61));
+        }
+        assert!(l.blocked("fresh", t + Duration::seconds(62)).is_some());
+    }
 }

@@ -197,7 +197,9 @@ pub enum Command {
     /// Run the background service: rolls each pending certificate at its instant
     #[command(
         after_help = "Runs until SIGINT or SIGTERM, then finishes the roll in progress and exits 0. \
-Logs go to stderr (journald under systemd)."
+Logs go to stderr (journald under systemd). With [http] listen it serves /healthz, /readyz, /metrics \
+and the JWKS; with [http] api = true also the HTTP API under /api/v1/ (accounts from 'certroll user add'; \
+it refuses to start without one)."
     )]
     Serve,
 }
