@@ -63,6 +63,12 @@ impl ApiState {
             limiter: Arc::default(),
         }
     }
+
+    fn store(&self) -> Result<std::sync::MutexGuard<'_, Store>, ApiError> {
+        self.store
+            .lock()
+            .map_err(|_| ApiError::internal("store lock poisoned"))
+    }
 }
 
 /// Failed logins in the current minute, per account name and in all.
@@ -124,6 +130,10 @@ impl ApiError {
     fn bad(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
+
+    fn internal(message: impl ToString) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message.to_string())
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -154,19 +164,12 @@ impl From<OpError> for ApiError {
                 findings: Some(json!(
                     r.shown
                         .iter()
-                        .map(|f| json!({
-                            "severity": match f.severity {
-                                crate::cert::policy::Severity::Error => "error",
-                                crate::cert::policy::Severity::Warning => "warning",
-                            },
-                            "rule": f.rule,
-                            "message": f.to_string(),
-                        }))
+                        .map(crate::json::finding_json)
                         .collect::<Vec<_>>()
                 )),
             },
             OpError::Store(e) => e.into(),
-            OpError::Config(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            OpError::Config(e) => ApiError::internal(e),
         }
     }
 }
@@ -177,15 +180,7 @@ impl IntoResponse for ApiError {
         if let Some(f) = self.findings {
             body["findings"] = f;
         }
-        let mut resp = (
-            self.status,
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            body.to_string(),
-        )
-            .into_response();
+        let mut resp = ok(self.status, body);
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -361,10 +356,7 @@ async fn call(
     let r = tokio::task::spawn_blocking(move || {
         let now = st.clock.now();
         let config = st.configs.borrow().clone();
-        let mut store = st
-            .store
-            .lock()
-            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store lock poisoned"))?;
+        let mut store = st.store()?;
         let caller = authenticate(&store, &headers, now)
             .and_then(|c| authorise(&c, need, &headers).map(|()| c))
             .inspect_err(|e| {
@@ -372,7 +364,7 @@ async fn call(
             })?;
         let ctx = OpCtx {
             now,
-            actor: format!("api:{}", caller.principal.user),
+            actor: actor(&caller.principal.user),
         };
         f(&mut store, &config, &ctx, &caller)
     })
@@ -380,8 +372,13 @@ async fn call(
     match r {
         Ok(Ok((status, v))) => ok(status, v),
         Ok(Err(e)) => e.into_response(),
-        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
     }
+}
+
+/// Who the audit trail says made a change through the API.
+fn actor(user: &str) -> String {
+    format!("api:{user}")
 }
 
 /// A JSON body, with the one-line reason when it is not the expected one.
@@ -748,9 +745,8 @@ fn set_request(
         (true, None) => return Err(ApiError::bad("effective_date: needed to schedule a roll")),
         (true, Some(when)) => {
             let tz = match &b.timezone {
-                Some(name) => name.parse::<chrono_tz::Tz>().map_err(|_| {
-                    ApiError::bad(format!("timezone: unknown IANA time zone '{name}'"))
-                })?,
+                Some(name) => crate::schedule::when::parse_zone(name)
+                    .map_err(|e| ApiError::bad(format!("timezone: {e}")))?,
                 None => config.timezone,
             };
             Some(
@@ -880,7 +876,7 @@ pub fn login(st: &ApiState, name: &str, password: &str) -> Result<Login, ApiErro
     let limited = st
         .limiter
         .lock()
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "limiter poisoned"))?
+        .map_err(|_| ApiError::internal("limiter poisoned"))?
         .blocked(name, now);
     if let Some(secs) = limited {
         tracing::warn!(account = %crate::text::escape(name), "login refused: too many failed attempts");
@@ -889,16 +885,11 @@ pub fn login(st: &ApiState, name: &str, password: &str) -> Result<Login, ApiErro
             format!("too many failed logins: try again in {secs} s"),
         ));
     }
-    let found = {
-        let store = st
-            .store
-            .lock()
-            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store lock poisoned"))?;
-        store.user_password(name)?
-    };
+    let found = st.store()?.user_password(name)?;
     let verified = match &found {
-        Some((_, Some(hash))) => auth::verify_password(password, hash)
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
+        Some((_, Some(hash))) => {
+            auth::verify_password(password, hash).map_err(ApiError::internal)?
+        }
         _ => {
             // As costly as a real check, so that timing does not tell
             // which names exist.
@@ -916,18 +907,14 @@ pub fn login(st: &ApiState, name: &str, password: &str) -> Result<Login, ApiErro
             "wrong account name or password",
         ));
     };
-    let id = auth::new_secret()
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let csrf = auth::new_secret()
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let id = auth::new_secret().map_err(ApiError::internal)?;
+    let csrf = auth::new_secret().map_err(ApiError::internal)?;
     let expires_at = now + Duration::hours(SESSION_HOURS);
     let ctx = OpCtx {
         now,
-        actor: format!("api:{name}"),
+        actor: actor(name),
     };
-    st.store
-        .lock()
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store lock poisoned"))?
+    st.store()?
         .open_session(name, &id, &csrf, expires_at, &ctx)?;
     tracing::info!(account = name, "login");
     Ok(Login {
@@ -974,7 +961,7 @@ async fn login_api(State(st): State<ApiState>, Body(bytes): Body) -> Response {
             resp
         }
         Ok(Err(e)) => e.into_response(),
-        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
     }
 }
 

@@ -458,9 +458,8 @@ impl Config {
         };
         let timezone = match raw.timezone.as_deref() {
             None => system_zone(),
-            Some(name) => name
-                .parse::<Tz>()
-                .map_err(|_| invalid(format!("timezone: unknown IANA time zone '{name}'")))?,
+            Some(name) => crate::schedule::when::parse_zone(name)
+                .map_err(|e| invalid(format!("timezone: {e}")))?,
         };
         let sip_domain = match raw.sip_domain {
             None => None,

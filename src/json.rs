@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::cert::CertInfo;
+use crate::cert::policy::{Finding, Severity};
 use crate::cert::slot::{AssignPlan, RemovePlan, SchedulePlan, Transition};
 use crate::store::{CertRequest, Job, SlotChange, SlotView, StoredCert};
 
@@ -208,5 +209,17 @@ pub fn assign_json(changes: &[SlotChange<AssignPlan>], what_if: bool, cert: &Sto
         "what_if": what_if,
         "certificate": cert_json(cert),
         "changes": changes.iter().map(assign_change_json).collect::<Vec<_>>(),
+    })
+}
+
+/// A policy finding: its severity, rule and the one-line message.
+pub fn finding_json(f: &Finding) -> Value {
+    json!({
+        "severity": match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        },
+        "rule": f.rule,
+        "message": f.to_string(),
     })
 }

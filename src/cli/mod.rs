@@ -261,9 +261,8 @@ impl WhenArgs {
             return Ok(None);
         };
         let tz = match &self.timezone {
-            Some(name) => name
-                .parse::<chrono_tz::Tz>()
-                .map_err(|_| UsageError(format!("--timezone: unknown IANA time zone '{name}'")))?,
+            Some(name) => crate::schedule::when::parse_zone(name)
+                .map_err(|e| UsageError(format!("--timezone: {e}")))?,
             None => app.config.timezone,
         };
         crate::schedule::when::parse_when(when, tz, app.now())

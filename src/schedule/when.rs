@@ -82,6 +82,13 @@ pub fn days_after(now: DateTime<Utc>, days: u64) -> Option<DateTime<Utc>> {
     now.checked_add_signed(d).filter(|t| in_range(*t))
 }
 
+/// An IANA time zone by name ("Europe/London"), as the configuration's
+/// `timezone`, `--timezone` and the API's `timezone` give it.
+pub fn parse_zone(name: &str) -> Result<Tz, String> {
+    name.parse::<Tz>()
+        .map_err(|_| format!("unknown IANA time zone '{name}'"))
+}
+
 /// Parses `input` to a UTC instant strictly after `now`.
 pub fn parse_when(input: &str, tz: Tz, now: DateTime<Utc>) -> Result<DateTime<Utc>, WhenError> {
     if input.trim().starts_with('-') {

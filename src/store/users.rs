@@ -57,6 +57,18 @@ fn audit(tx: &impl Exec, ctx: &OpCtx, action: &str, detail: &str) -> Result<(), 
     Ok(())
 }
 
+fn user_exists(tx: &impl Exec, name: &str) -> Result<bool, StoreError> {
+    Ok(tx
+        .row("SELECT 1 FROM users WHERE name = ?1", vals![name], |r| {
+            r.int(0)
+        })?
+        .is_some())
+}
+
+fn no_account(name: &str) -> StoreError {
+    StoreError::Refused(format!("no account '{name}'"))
+}
+
 impl Store {
     pub fn user_count(&self) -> Result<i64, StoreError> {
         Ok(self
@@ -94,12 +106,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         auth::check_name(name).map_err(|e| StoreError::Refused(e.to_string()))?;
         let tx = self.conn.begin()?;
-        if tx
-            .row("SELECT 1 FROM users WHERE name = ?1", vals![name], |r| {
-                r.int(0)
-            })?
-            .is_some()
-        {
+        if user_exists(&tx, name)? {
             return Err(StoreError::Refused(format!(
                 "account '{name}' exists already"
             )));
@@ -128,7 +135,7 @@ impl Store {
             r.text(0)
         })?
         else {
-            return Err(StoreError::Refused(format!("no account '{name}'")));
+            return Err(no_account(name));
         };
         let now = ts(ctx.now);
         let mut what = Vec::new();
@@ -162,7 +169,7 @@ impl Store {
         tx.exec("DELETE FROM api_tokens WHERE user_name = ?1", vals![name])?;
         tx.exec("DELETE FROM sessions WHERE user_name = ?1", vals![name])?;
         if tx.exec("DELETE FROM users WHERE name = ?1", vals![name])? == 0 {
-            return Err(StoreError::Refused(format!("no account '{name}'")));
+            return Err(no_account(name));
         }
         audit(
             &tx,
@@ -192,13 +199,8 @@ impl Store {
         ctx: &OpCtx,
     ) -> Result<(), StoreError> {
         let tx = self.conn.begin()?;
-        if tx
-            .row("SELECT 1 FROM users WHERE name = ?1", vals![user], |r| {
-                r.int(0)
-            })?
-            .is_none()
-        {
-            return Err(StoreError::Refused(format!("no account '{user}'")));
+        if !user_exists(&tx, user)? {
+            return Err(no_account(user));
         }
         tx.exec(
             "INSERT INTO api_tokens (id, user_name, token_hash, label, created_at, expires_at)
